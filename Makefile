@@ -1,0 +1,43 @@
+# labkit: `make demo` runs the main experiment; `make test` runs the test suite.
+# Both create .venv on first use: torch (CPU build here) first, then labkit through the
+# pinned versions in constraints.txt. GPU sites: make TORCH_SPEC="torch==2.13.0" with their index.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch==2.13.0
+PY          := $(VENV)/bin/python
+PIP         := $(PY) -m pip --disable-pip-version-check -q
+STAMP       := $(VENV)/.labkit-installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test check lint format constraints clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -c constraints.txt -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(VENV)/bin/labkit run experiments/digits_mlp.yaml
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: venv
+	$(VENV)/bin/ruff check labkit tests benchmarks
+	$(VENV)/bin/ruff format --check labkit tests benchmarks
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format labkit tests benchmarks
+	$(VENV)/bin/ruff check --fix labkit tests benchmarks
+
+constraints: venv
+	( sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable \
+	  | grep -v -E '^(torch|labkit)==' ) > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) runs mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache

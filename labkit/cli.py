@@ -1,0 +1,139 @@
+"""The ``labkit`` command. Thin: parse at the edge, hand typed objects inward.
+
+Heavy libraries (torch, Lightning, MLflow) are imported inside the commands that need them, so
+``labkit --help`` answers at once on a login node.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from labkit import __version__
+from labkit.errors import LabkitError
+
+if TYPE_CHECKING:
+    from labkit.runner import RunResult
+
+app = typer.Typer(
+    name="labkit",
+    help="Experiment files in, tracked Lightning runs out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Progress(str, Enum):
+    auto = "auto"
+    rich = "rich"
+    plain = "plain"
+    none = "none"
+
+
+FileArg = Annotated[str, typer.Argument(metavar="FILE", help="The experiment file (YAML).", show_default=False)]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[KEY=VALUE]...",
+        help="Dotted overrides merged over the file, e.g. trainer.max_epochs=3 model.hidden=[64,64] seed=7.",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"labkit: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """LabkitError → one message, exit 2. Anything else is a bug: traceback, exit 1."""
+    try:
+        yield
+    except LabkitError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception:
+        traceback.print_exc()
+        _fail("the command failed with the error above (a bug, not a problem with your input)", 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"labkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Experiment files in, tracked Lightning runs out."""
+
+
+@app.command()
+def run(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    progress: Annotated[
+        Progress, typer.Option(help="Rich bars on a terminal, plain lines in logs (auto), or none.")
+    ] = Progress.auto,
+) -> None:
+    """Train, validate and test an experiment; log it to MLflow; print the run id."""
+    with _errors():
+        from labkit.config import load_experiment
+
+        exp = load_experiment(file, overrides or [])
+        from labkit.runner import run as run_experiment
+
+        command = shlex.join(["labkit", *sys.argv[1:]])
+        result = run_experiment(exp, progress=progress.value, command=command, source=Path(file).resolve())
+        _summary(result)
+
+
+@app.command()
+def check(file: FileArg, overrides: OverridesArg = None) -> None:
+    """Validate an experiment and print it fully resolved (defaults filled in); train nothing."""
+    with _errors():
+        from labkit.config import dump_experiment, load_experiment
+
+        print(dump_experiment(load_experiment(file, overrides or [])), end="")
+
+
+def _summary(result: RunResult) -> None:
+    rows = [("run id", result.run_id)]
+    rows += [(key, f"{value:.4f}") for key, value in sorted(result.metrics.items())]
+    rows += [
+        ("fit time", f"{result.fit_seconds:.1f} s"),
+        ("run dir", str(result.run_dir)),
+        ("open with", result.how_to_open()),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("labkit: run finished")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Read an experiment file, merge command-line overrides (OmegaConf), validate (pydantic).
+
+This is the edge: it is the one place that reads the environment (``MLFLOW_TRACKING_URI``) and
+the working directory to fill in defaults, so the :class:`Experiment` it returns is complete
+and everything below it can rely on its values alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from labkit.config._schema import Experiment
+from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
+
+__all__ = [
+    "DEFAULT_STORE",
+    "dump_experiment",
+    "flatten",
+    "format_validation_error",
+    "load_experiment",
+    "validate_experiment",
+]
+
+#: The embedded tracking store used when neither the file nor ``MLFLOW_TRACKING_URI`` names one:
+#: an SQLite database in the working directory, artifacts in ``./mlruns`` beside it.
+DEFAULT_STORE = "mlflow.db"
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
+_COMPONENT_WORD = {"model": "model", "data": "dataset", "task": "task kind"}
+
+
+def load_experiment(
+    path: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Experiment:
+    """Load ``path``, apply dotted ``overrides`` (``trainer.max_epochs=3``) and validate.
+
+    Defaults that depend on where labkit runs are filled in here: the tracking URI (from
+    ``MLFLOW_TRACKING_URI`` in ``environ``, else :data:`DEFAULT_STORE` in ``cwd``) and the
+    absolute runs root. Raises :class:`~labkit.errors.LabkitError` subclasses only.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    base = _read_file(Path(path))
+    try:
+        extra = OmegaConf.from_dotlist(_check_overrides(overrides))
+        merged = OmegaConf.merge(base, extra)
+        data = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: cannot apply overrides {list(overrides)}: {_first_line(exc)}") from None
+    assert isinstance(data, dict)
+    return validate_experiment(data, source=str(path), environ=environ, cwd=cwd)
+
+
+def validate_experiment(
+    data: Mapping[str, Any],
+    *,
+    source: str = "experiment",
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Experiment:
+    """Validate plain data as an :class:`Experiment` and fill in the environment's defaults."""
+    try:
+        exp = Experiment.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = format_validation_error(exc)
+        head = f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        raise ConfigError(head + "\n  " + "\n  ".join(problems)) from None
+    return _fill_defaults(exp, os.environ if environ is None else environ, Path(cwd or Path.cwd()))
+
+
+def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Experiment:
+    tracking = exp.tracking
+    uri = tracking.uri or environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{cwd / DEFAULT_STORE}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(cwd / uri.removeprefix('sqlite:///')).resolve()}"  # absolute: jobs move
+    runs_root = Path(exp.runs_root).expanduser()
+    update = {
+        "tracking": tracking.model_copy(
+            update={
+                "uri": uri,
+                "experiment": tracking.experiment or exp.name,
+                "run_name": tracking.run_name or exp.name,
+            }
+        ),
+        "runs_root": str(runs_root if runs_root.is_absolute() else (cwd / runs_root).resolve()),
+    }
+    return exp.model_copy(update=update)
+
+
+def _read_file(path: Path) -> Any:
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        hint = ""
+        if path.parent.is_dir():
+            hint = did_you_mean(path.name, (p.name for p in path.parent.glob("*.y*ml")))
+        what = "is a directory, not a file" if path.is_dir() else "not found"
+        raise ExperimentFileError(f"experiment file {what}: {path}{hint}")
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        raise ExperimentFileError(f"{path}: not valid YAML: {_first_line(exc, join=True)}") from None
+    except (OSError, UnicodeDecodeError, OmegaConfBaseException) as exc:
+        raise ExperimentFileError(f"{path}: cannot read: {_first_line(exc)}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ExperimentFileError(f"{path}: an experiment file must be a mapping of keys to values")
+    return cfg
+
+
+def _check_overrides(overrides: Iterable[str]) -> list[str]:
+    checked = []
+    for item in overrides:
+        if not _OVERRIDE.match(item):
+            raise ConfigError(
+                f"override {item!r} is not of the form KEY=VALUE with a dotted KEY, "
+                "e.g. trainer.max_epochs=3 or model.hidden=[64,64]"
+            )
+        checked.append(item)
+    return checked
+
+
+def _first_line(exc: BaseException, join: bool = False) -> str:
+    text = str(exc).strip()
+    return " ".join(text.split()) if join else (text.splitlines() or [type(exc).__name__])[0]
+
+
+# --------------------------------------------------------------------------- error messages
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One readable line per problem: ``dotted.key: what is wrong (and the valid choices)``."""
+    return [_format_one(err) for err in exc.errors(include_url=False)]
+
+
+def _format_one(err: Any) -> str:
+    loc, section = _walk(err["loc"])
+    where = ".".join(loc) or "experiment"
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        valid = sorted(section.model_fields) if section else []
+        hint = did_you_mean(loc[-1], valid)
+        return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
+    if kind == "union_tag_invalid":
+        word = _COMPONENT_WORD.get(where, where)
+        tags = [t.strip(" '") for t in ctx.get("expected_tags", "").split(",")]
+        names = sorted(t for t in tags if t != "class_path")
+        hint = did_you_mean(str(ctx.get("tag")), names)
+        return (f"{where}.name: unknown {word} {ctx.get('tag')!r}{hint}; valid: {', '.join(names)}"
+                + (" (or class_path: package.module.Class)" if "class_path" in tags else ""))
+    if kind == "union_tag_not_found":
+        return f"{where}: give a 'name' (or a 'class_path') saying which {_COMPONENT_WORD.get(where, where)} to use"
+    if kind == "literal_error":
+        choices = [c.strip(" '") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
+        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
+        return f"{where}: {_show(value)} is not valid{hint}; choose one of: {', '.join(choices)}"
+    if kind == "missing":
+        return f"{where}: required, but missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg[0].lower() + msg[1:]} (got {_show(value)})"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _walk(loc: Sequence[int | str]) -> tuple[list[str], type[BaseModel] | None]:
+    """Drop union tags from ``loc``; return it with the section class holding its last key."""
+    parts: list[str] = []
+    section: type[BaseModel] | None = Experiment
+    parent: type[BaseModel] | None = None
+    rest = [str(p) for p in loc]
+    while rest:
+        key = rest.pop(0)
+        parts.append(key)
+        parent = section
+        field = section.model_fields.get(key) if section else None
+        members = _members(field.annotation) if field else {}
+        if len(members) > 1 and rest and rest[0] in members:
+            section = members[rest.pop(0)]
+        else:
+            unique = set(members.values())
+            section = unique.pop() if len(unique) == 1 else None
+    return parts, parent
+
+
+def _members(annotation: Any) -> dict[str, type[BaseModel]]:
+    """The pydantic models an annotation can hold, keyed by their union tag (or class name)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *meta = typing.get_args(annotation)
+        found = _members(base)
+        tag = next((m.tag for m in meta if isinstance(m, Tag)), None)
+        if tag is not None and len(found) == 1:
+            return {tag: next(iter(found.values()))}
+        return found
+    if origin in (typing.Union, types.UnionType):
+        out: dict[str, type[BaseModel]] = {}
+        for arg in typing.get_args(annotation):
+            out.update(_members(arg))
+        return out
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {annotation.__name__: annotation}
+    return {}
+
+
+# --------------------------------------------------------------------------- output
+def dump_experiment(exp: Experiment) -> str:
+    """The resolved experiment as YAML, loadable again by :func:`load_experiment`."""
+    import yaml
+
+    return yaml.safe_dump(exp.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings as ``{"dotted.key": "value"}``; lists and numbers written as YAML/JSON."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value if isinstance(value, str) else json.dumps(value)
+    return out

@@ -1,0 +1,137 @@
+"""The experiment schema: what an experiment file may contain, validated by pydantic.
+
+An :class:`Experiment` is built once at the edge (CLI or Python API) and passed inward; it is
+frozen, so nothing below the edge can change it behind the user's back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from labkit.config._base import ClassPathSpec, Section, component_union
+from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec
+from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
+from labkit.tasks._specs import TASK_SPECS, ClassificationSpec
+
+__all__ = [
+    "CheckpointConfig",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "Experiment",
+    "ModelConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
+    "TaskConfig",
+    "TrackingConfig",
+    "TrainerConfig",
+]
+
+if TYPE_CHECKING:
+    ModelConfig = MLPSpec | CNNSpec | ClassPathSpec
+    DataConfig = DigitsSpec | ArraysSpec | ClassPathSpec
+    TaskConfig = ClassificationSpec
+else:  # the same unions, chosen at validation time by ``name`` / ``kind``
+    ModelConfig = component_union(*MODEL_SPECS)
+    DataConfig = component_union(*DATA_SPECS)
+    TaskConfig = component_union(*TASK_SPECS, key="kind", class_path=False)
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class SchedulerConfig(Section):
+    """Learning-rate schedule, stepped once per epoch."""
+
+    name: Literal["cosine", "step", "plateau"]
+    step_size: PositiveInt = Field(default=10, description="step: epochs between decays")
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/plateau: decay factor")
+    patience: NonNegativeInt = Field(default=5, description="plateau: epochs without improvement")
+    monitor: str = Field(default="val_loss", description="plateau: metric to watch")
+    min_lr: NonNegativeFloat = 0.0
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFloat = 1.0e-3
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: NonNegativeFloat = Field(default=0.9, description="sgd only")
+    nesterov: bool = Field(default=False, description="sgd only")
+    scheduler: SchedulerConfig | None = None
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: PositiveInt = 5
+    min_delta: NonNegativeFloat = 0.0
+
+
+class CheckpointConfig(Section):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    save_last: bool = True
+
+
+_Limit = PositiveInt | Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class TrainerConfig(Section):
+    """The Lightning ``Trainer`` options users touch; the rest labkit sets for them."""
+
+    max_epochs: PositiveInt = 10
+    min_epochs: NonNegativeInt = 0
+    max_time: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}:\d{2}:\d{2}$",
+                                 description='wall-time limit "DD:HH:MM:SS"')
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: PositiveInt | Literal["auto"] | tuple[NonNegativeInt, ...] = "auto"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = (
+        "32-true"
+    )
+    gradient_clip_val: PositiveFloat | None = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: PositiveInt = 1
+    check_val_every_n_epoch: PositiveInt = 1
+    log_every_n_steps: PositiveInt = 10
+    limit_train_batches: _Limit = 1.0
+    limit_val_batches: _Limit = 1.0
+    limit_test_batches: _Limit = 1.0
+    deterministic: bool = Field(default=True, description="bit-identical reruns on CPU")
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+class TrackingConfig(Section):
+    experiment: str | None = Field(default=None, min_length=1, description="default: the name")
+    uri: str | None = Field(
+        default=None, description="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+    )
+    run_name: str | None = Field(default=None, description="default: the experiment's name")
+    tags: dict[str, str] = Field(default_factory=dict)
+    log_checkpoint: bool = Field(default=True, description="upload the best checkpoint")
+
+
+class Experiment(Section):
+    """One experiment: what to train, on what, how, and where to log it."""
+
+    name: str = Field(pattern=_NAME, max_length=100)
+    seed: NonNegativeInt = 0
+    task: TaskConfig
+    model: ModelConfig
+    data: DataConfig
+    optimizer: OptimizerConfig = OptimizerConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    runs_root: str = Field(default="runs", min_length=1, description="where run directories go")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_task_kind(cls, data: Any) -> Any:
+        # ``task: classification`` is shorthand for ``task: {kind: classification}``
+        if isinstance(data, dict) and isinstance(data.get("task"), str):
+            data = {**data, "task": {"kind": data["task"]}}
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment as plain YAML-able data (what ``config.yaml`` of a run holds)."""
+        return self.model_dump(mode="json")

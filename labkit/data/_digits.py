@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import numpy as np
+
+from labkit.data._base import ArraySplitDataModule
+
+
+class DigitsDataModule(ArraySplitDataModule):
+    """scikit-learn's handwritten digits (shipped in its wheel; nothing is downloaded).
+
+    1797 grey-scale images of 8×8 pixels, values scaled from 0..16 to 0..1, shape ``(1, 8, 8)``.
+    """
+
+    source = "digits (scikit-learn)"
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return (digits.images[:, None, :, :] / 16.0).astype(np.float32), digits.target.astype(np.int64)

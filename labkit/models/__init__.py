@@ -1,0 +1,22 @@
+"""Plain ``torch.nn.Module`` models; no Lightning, no tracking.
+
+Every model takes ``in_shape`` (the shape of one sample) and ``out_features`` first, then its
+own options (the fields of its spec in :mod:`labkit.models._specs`). torch is imported only
+when a model class is first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
+
+__all__ = ["MLP", "SmallCNN"]
+
+if TYPE_CHECKING:
+    from labkit.models._cnn import SmallCNN
+    from labkit.models._mlp import MLP
+
+_LAZY = {"MLP": "labkit.models._mlp", "SmallCNN": "labkit.models._cnn"}
+
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -1,0 +1,40 @@
+"""Options of the registered models, as users write them under ``model:`` (no torch here)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, PositiveInt
+
+from labkit.config._base import ComponentSpec
+
+__all__ = ["MODEL_SPECS", "CNNSpec", "MLPSpec"]
+
+Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
+
+
+class MLPSpec(ComponentSpec):
+    """Fully connected network; the input is flattened, so any sample shape works."""
+
+    target: ClassVar[str] = "labkit.models._mlp:MLP"
+    name: Literal["mlp"]
+    hidden: tuple[PositiveInt, ...] = Field(default=(64, 64), description="width of each hidden layer")
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = False
+
+
+class CNNSpec(ComponentSpec):
+    """Small convolutional network for images ``(C, H, W)`` (or ``(H, W)``, one channel)."""
+
+    target: ClassVar[str] = "labkit.models._cnn:SmallCNN"
+    name: Literal["cnn"]
+    channels: tuple[PositiveInt, ...] = Field(default=(16, 32), min_length=1)
+    kernel_size: PositiveInt = 3
+    hidden: PositiveInt = Field(default=64, description="width of the dense layer after pooling")
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = True
+
+
+MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec)

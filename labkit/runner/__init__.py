@@ -1,0 +1,18 @@
+"""Running experiments: run directories, building the Trainer, the run lifecycle.
+
+``RunDir`` is plain Python; :func:`run` imports torch and Lightning when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
+from labkit.runner._rundir import RunDir
+
+__all__ = ["RunDir", "RunResult", "run"]
+
+if TYPE_CHECKING:
+    from labkit.runner._run import RunResult, run
+
+__getattr__ = lazy_getattr(__name__, {"RunResult": "labkit.runner._run", "run": "labkit.runner._run"})

@@ -1,0 +1,107 @@
+"""Turn the validated experiment into objects: datamodule, model, task."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import lightning.pytorch as pl
+from torch import nn
+
+from labkit.config import Experiment
+from labkit.config._base import ClassPathSpec, ComponentSpec
+from labkit.data._base import DataInfo
+from labkit.errors import DataError, RegistryError, did_you_mean
+
+__all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
+
+
+def import_object(path: str, field: str) -> Any:
+    """Import ``package.module.Name`` (or ``package.module:Name``); errors name ``field``."""
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RegistryError(f"{field}: cannot import module {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        names = [n for n in dir(module) if not n.startswith("_")]
+        raise RegistryError(
+            f"{field}: module {module_name!r} has no {attr!r}{did_you_mean(attr, names)}"
+        ) from None
+
+
+def _construct(cls: Any, kwargs: dict[str, Any], field: str) -> Any:
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        raise RegistryError(f"{field}: {getattr(cls, '__name__', cls)}{_sig(cls)} rejects {sorted(kwargs)}: {exc}") from None
+    except ValueError:  # no signature available (builtins): let the call decide
+        pass
+    return cls(**kwargs)
+
+
+def _sig(cls: Any) -> str:
+    try:
+        return str(inspect.signature(cls))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
+    spec = exp.data
+    if isinstance(spec, ClassPathSpec):
+        cls = import_object(spec.class_path, "data.class_path")
+        if not (isinstance(cls, type) and issubclass(cls, pl.LightningDataModule)):
+            raise RegistryError(f"data.class_path: {spec.class_path} is not a LightningDataModule class")
+        return _construct(cls, dict(spec.init_args), "data.init_args")  # type: ignore[no-any-return]
+    assert isinstance(spec, ComponentSpec)
+    cls = import_object(spec.target, "data.name")
+    return cls(**spec.options(), seed=exp.seed)  # type: ignore[no-any-return]
+
+
+def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
+    """Shape and classes of the data; checks the data (raises DataError) before any training."""
+    info = getattr(dm, "info", None)
+    if isinstance(info, DataInfo):
+        return info
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=exp.task.num_classes)
+
+
+def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
+    num_classes = exp.task.num_classes or info.num_classes
+    if num_classes is None:
+        raise DataError("cannot tell the number of classes from this data: set task.num_classes")
+    if info.num_classes is not None and info.num_classes > num_classes:
+        raise DataError(
+            f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {num_classes}"
+        )
+    spec = exp.model
+    if isinstance(spec, ClassPathSpec):
+        cls = import_object(spec.class_path, "model.class_path")
+        if isinstance(cls, type) and issubclass(cls, pl.LightningModule):
+            return _construct(cls, dict(spec.init_args), "model.init_args")  # type: ignore[no-any-return]
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise RegistryError(
+                f"model.class_path: {spec.class_path} is neither a torch.nn.Module nor a LightningModule"
+            )
+        known = {"in_shape": info.in_shape, "out_features": num_classes, "num_classes": num_classes}
+        params = inspect.signature(cls).parameters
+        kwargs = {k: v for k, v in known.items() if k in params} | dict(spec.init_args)
+        model = _construct(cls, kwargs, "model.init_args")
+    else:
+        assert isinstance(spec, ComponentSpec)
+        cls = import_object(spec.target, "model.name")
+        model = cls(in_shape=info.in_shape, out_features=num_classes, **spec.options())
+
+    task_cls = import_object(exp.task.target, "task.kind")
+    class_names = info.class_names if len(info.class_names) == num_classes else ()
+    return task_cls(  # type: ignore[no-any-return]
+        model, exp.optimizer, num_classes=num_classes, class_names=class_names, **exp.task.options()
+    )

@@ -1,0 +1,225 @@
+"""``labkit run``: one experiment → one run directory → one MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from labkit.config import Experiment, dump_experiment, flatten
+from labkit.runner._rundir import RunDir
+from labkit.tracking import git_state, redact_uri, software_versions
+from labkit.tracking._provenance import user
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from labkit.tracking import Tracker
+
+__all__ = ["RunResult", "run"]
+
+# Lightning's advice that does not apply to labkit's in-memory datasets
+_QUIET = (
+    r".*does not have many workers.*",
+    r".*The number of training batches .* is smaller than the logging interval.*",
+    r".*Consider setting `persistent_workers=True`.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+class _DropTips(logging.Filter):
+    """Lightning advertises cloud services at every start; a physicist's log needs none of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``labkit run`` reports at the end."""
+
+    run_id: str
+    run_key: str
+    run_dir: Path
+    tracking_uri: str
+    experiment_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    best_checkpoint: Path | None = None
+
+    def how_to_open(self) -> str:
+        uri = redact_uri(self.tracking_uri)
+        if uri.startswith(("http://", "https://")):
+            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        return f"mlflow ui --backend-store-uri {uri}"
+
+
+def run(
+    exp: Experiment,
+    *,
+    progress: str = "auto",
+    command: str | None = None,
+    source: Path | None = None,
+    stream: TextIO | None = None,
+) -> RunResult:
+    """Train, validate and test ``exp``; log everything to its run directory and to MLflow.
+
+    ``progress`` is ``auto``, ``rich``, ``plain`` or ``none``; ``source`` is the experiment file
+    (it locates the git checkout); ``command`` is recorded as the ``labkit.command`` tag.
+    """
+    import lightning.pytorch as pl
+
+    from labkit.runner._build import build_datamodule, build_task, data_info
+    from labkit.tracking import Tracker
+
+    stream = stream or sys.stderr
+    run_dir = RunDir.create(exp.runs_root, exp.name)
+    run_dir.config_file.write_text(dump_experiment(exp))
+    run_dir.update(experiment_file=str(source) if source else None, command=command)
+
+    tracker: Tracker | None = None
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    tips = _DropTips()
+    lightning_log.addFilter(tips)
+    with warnings.catch_warnings():
+        for pattern in _QUIET:
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            pl.seed_everything(exp.seed, workers=True, verbose=False)
+            datamodule = build_datamodule(exp)
+            info = data_info(datamodule, exp)  # checks the data before anything is logged
+            task = build_task(exp, info)
+
+            assert exp.tracking.uri and exp.tracking.experiment and exp.tracking.run_name
+            tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
+            params = flatten(exp.to_dict())
+            params["tracking.uri"] = redact_uri(exp.tracking.uri)
+            run_id = tracker.start(exp.tracking.run_name, params, _tags(exp, run_dir, source, command))
+            run_dir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=redact_uri(exp.tracking.uri))
+            if progress != "none":
+                n_params = sum(p.numel() for p in task.parameters() if p.requires_grad)
+                print(
+                    f"labkit: run {run_id} ({exp.name}): {type(task).__name__} with "
+                    f"{type(getattr(task, 'model', task)).__name__}, {n_params:,} trainable parameters, "
+                    f"data {info.sizes or info.in_shape}\n        run directory {run_dir.path}",
+                    file=stream,
+                    flush=True,
+                )
+            result = _train(exp, task, datamodule, tracker, run_dir, progress, stream)
+        except BaseException as exc:
+            _record_failure(tracker, run_dir, exc)
+            raise
+        finally:
+            lightning_log.removeFilter(tips)
+    run_dir.mark("FINISHED", metrics=result.metrics)
+    return RunResult(
+        run_id=run_id,
+        run_key=run_dir.run_key,
+        run_dir=run_dir.path,
+        tracking_uri=exp.tracking.uri,
+        experiment_id=tracker.experiment_id or "",
+        metrics=result.metrics,
+        fit_seconds=result.fit_seconds,
+        best_checkpoint=result.best_checkpoint,
+    )
+
+
+@dataclass
+class _Trained:
+    metrics: dict[str, float]
+    fit_seconds: float
+    best_checkpoint: Path | None
+
+
+def _train(
+    exp: Experiment,
+    task: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    tracker: Tracker,
+    run_dir: RunDir,
+    progress: str,
+    stream: TextIO,
+) -> _Trained:
+    from labkit.runner._trainer import build_trainer
+
+    trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream)
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
+        raise KeyboardInterrupt
+    best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
+    tested = trainer.test(task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False)
+    metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    tracker.log_values({"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch},
+                       step=trainer.global_step)
+
+    figures = getattr(task, "figures", dict)()
+    if figures:
+        run_dir.figures.mkdir(exist_ok=True)
+        for stem, fig in figures.items():
+            fig.savefig(run_dir.figures / f"{stem}.png", dpi=120)
+    _upload(exp, tracker, run_dir, best)
+    tracker.finish()
+    return _Trained(metrics, fit_seconds, best)
+
+
+def _upload(exp: Experiment, tracker: Tracker, run_dir: RunDir, best: Path | None) -> None:
+    tracker.log_artifact(run_dir.config_file)
+    if (run_dir.path / "git.diff").is_file():
+        tracker.log_artifact(run_dir.path / "git.diff")
+    if run_dir.figures.is_dir():
+        tracker.log_artifact(run_dir.figures, "figures")
+    if best is not None and exp.tracking.log_checkpoint:
+        tracker.log_artifact(best, "checkpoints")
+
+
+def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException) -> None:
+    """Write the error to the run directory, then mark the MLflow run (if started) FAILED."""
+    import traceback
+
+    (run_dir.path / "error.txt").write_text("".join(traceback.format_exception(exc)))
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    run_dir.mark(status, error=f"{type(exc).__name__}: {exc}")
+    if tracker is None or tracker.run_id is None:
+        return
+    try:
+        tracker.log_artifact(run_dir.path / "error.txt")
+    except Exception:  # noqa: BLE001 - the run is failing already; the tag below matters more
+        pass
+    tracker.fail(exc)
+
+
+def _tags(exp: Experiment, run_dir: RunDir, source: Path | None, command: str | None) -> dict[str, str]:
+    import platform
+
+    tags = {
+        "mlflow.user": user(),
+        "mlflow.source.name": str(source) if source else "labkit",
+        "mlflow.source.type": "LOCAL",
+        "labkit.run_key": run_dir.run_key,
+        "labkit.run_dir": str(run_dir.path),
+        "labkit.host": platform.node(),
+        "labkit.command": command or "",
+        "labkit.task": exp.task.kind,
+    }
+    tags.update({f"labkit.{name}_version": v for name, v in software_versions().items()})
+    tags["labkit.version"] = tags.pop("labkit.labkit_version")
+    git = git_state(*([source] if source else []), Path.cwd())
+    if git is not None:
+        tags["mlflow.source.git.commit"] = git.commit
+        tags["labkit.git_dirty"] = str(git.dirty).lower()
+        if git.branch:
+            tags["mlflow.source.git.branch"] = git.branch
+        if git.remote:
+            tags["mlflow.source.git.repoURL"] = git.remote
+        if git.dirty:
+            (run_dir.path / "git.diff").write_text(git.patch)
+    else:
+        tags["labkit.git_dirty"] = "unknown"
+    tags.update(exp.tracking.tags)
+    return tags

@@ -1,0 +1,67 @@
+"""The Lightning Trainer as the experiment's ``trainer`` section asks for it."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+from labkit.config import Experiment
+from labkit.runner._progress import progress_callback
+from labkit.runner._rundir import RunDir
+from labkit.tracking import Tracker
+
+__all__ = ["build_trainer"]
+
+
+def build_trainer(
+    exp: Experiment, run_dir: RunDir, tracker: Tracker, progress: str, stream: TextIO
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    t = exp.trainer
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir.checkpoints,
+        filename="best",
+        monitor=t.checkpoint.monitor,
+        mode=t.checkpoint.mode,
+        save_top_k=1,
+        save_last=t.checkpoint.save_last,
+        enable_version_counter=False,
+    )
+    callbacks: list[Callback] = [checkpoint]
+    if t.early_stopping is not None:
+        es = t.early_stopping
+        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
+    if exp.optimizer.scheduler is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    bar = progress_callback(progress, stream)
+    if bar is not None:
+        callbacks.append(bar)
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs,
+        min_epochs=t.min_epochs,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=list(t.devices) if isinstance(t.devices, tuple) else t.devices,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val,
+        gradient_clip_algorithm=t.gradient_clip_algorithm if t.gradient_clip_val else None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=_limit(t.limit_train_batches),
+        limit_val_batches=_limit(t.limit_val_batches),
+        limit_test_batches=_limit(t.limit_test_batches),
+        deterministic=t.deterministic,
+        logger=tracker,
+        callbacks=callbacks,
+        default_root_dir=run_dir.path,
+        enable_progress_bar=bar is not None,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    return trainer, checkpoint
+
+
+def _limit(value: float) -> float | None:
+    return None if value == 1.0 else value  # None: Lightning's default, without its notice

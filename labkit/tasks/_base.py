@@ -1,0 +1,69 @@
+"""What every labkit task shares: the optimiser set-up and the diagnostic-figure hook."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from labkit.config import OptimizerConfig
+
+__all__ = ["Task", "build_optimizer"]
+
+
+class Task(pl.LightningModule):
+    """A LightningModule wrapping a plain ``nn.Module``; it owns loss, metrics and figures.
+
+    Tasks only call ``self.log``; they never talk to a tracker. After testing, the runner asks
+    :meth:`figures` for diagnostic figures and stores them with the run.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: OptimizerConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_config = optimizer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def configure_optimizers(self) -> Any:
+        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        return build_optimizer(self.parameters(), self.optimizer_config, max(1, max_epochs or 1))
+
+    def figures(self) -> dict[str, Figure]:
+        """Diagnostic figures from the last test, by file stem (``confusion_matrix``...)."""
+        return {}
+
+
+def build_optimizer(params: Any, cfg: OptimizerConfig, max_epochs: int = 1) -> Any:
+    """The optimiser (and scheduler, if any) in the form ``configure_optimizers`` returns.
+
+    Schedulers step once per epoch; ``cosine`` decays to ``min_lr`` over ``max_epochs``.
+    """
+    if cfg.name == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    else:
+        cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        opt = cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = cfg.scheduler
+    if sched is None:
+        return opt
+    scheduler: Any
+    if sched.name == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs, eta_min=sched.min_lr)
+        return {"optimizer": opt, "lr_scheduler": scheduler}
+    if sched.name == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=sched.step_size, gamma=sched.gamma)
+        return {"optimizer": opt, "lr_scheduler": scheduler}
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=sched.gamma, patience=sched.patience, min_lr=sched.min_lr
+    )
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": sched.monitor}}
+

@@ -1,0 +1,19 @@
+"""Everything that talks to MLflow lives here (and only here).
+
+:class:`Tracker` imports mlflow and Lightning and is loaded on first use; the provenance helpers
+are plain Python.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
+from labkit.tracking._provenance import GitState, git_state, redact_uri, software_versions
+
+__all__ = ["GitState", "Tracker", "git_state", "redact_uri", "software_versions"]
+
+if TYPE_CHECKING:
+    from labkit.tracking._tracker import Tracker
+
+__getattr__ = lazy_getattr(__name__, {"Tracker": "labkit.tracking._tracker"})

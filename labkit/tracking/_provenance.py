@@ -1,0 +1,96 @@
+"""Where a run came from: git state, versions, host, user, command. No mlflow here."""
+
+from __future__ import annotations
+
+import getpass
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["GitState", "git_state", "redact_uri", "software_versions"]
+
+
+@dataclass(frozen=True)
+class GitState:
+    root: Path
+    commit: str
+    branch: str | None
+    dirty: bool
+    patch: str  #: ``git diff HEAD`` plus the list of untracked files, when dirty
+    remote: str | None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def git_state(*candidates: Path) -> GitState | None:
+    """The git checkout holding the first candidate that lies in one (``None`` outside git)."""
+    for start in candidates:
+        start = start if start.is_dir() else start.parent
+        root = _git(start, "rev-parse", "--show-toplevel")
+        commit = _git(start, "rev-parse", "HEAD")
+        if not root or not commit:
+            continue
+        top = Path(root.strip())
+        status = _git(top, "status", "--porcelain", "--untracked-files=normal") or ""
+        tracked = [line for line in status.splitlines() if not line.startswith("??")]
+        untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+        patch = ""
+        if tracked:
+            patch = _git(top, "diff", "HEAD", "--binary") or ""
+            if untracked:
+                patch += "\n# untracked files (not in this patch):\n" + "".join(f"#   {u}\n" for u in untracked)
+        branch = (_git(top, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+        remote = (_git(top, "config", "--get", "remote.origin.url") or "").strip()
+        return GitState(
+            root=top,
+            commit=commit.strip(),
+            branch=branch if branch and branch != "HEAD" else None,
+            dirty=bool(tracked),
+            patch=patch,
+            remote=redact_uri(remote) if remote else None,
+        )
+    return None
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of labkit, Python and the libraries that decide a run's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import labkit
+
+    found = {"labkit": labkit.__version__, "python": platform.python_version()}
+    for dist in ("torch", "lightning", "torchmetrics", "numpy", "mlflow"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (containers)
+        return "unknown"
+
+
+def redact_uri(uri: str) -> str:
+    """``scheme://user:secret@host/path`` → ``scheme://user:***@host/path``; others unchanged."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

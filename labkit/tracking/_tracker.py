@@ -1,0 +1,182 @@
+"""The Tracker: a Lightning logger plus the lifecycle of one MLflow run.
+
+Metric points are buffered and sent with ``log_batch`` (at most 1000 metrics, 100 params and
+100 tags a call, as MLflow allows), never one HTTP call per value. The buffer is flushed when
+it is full, every ``flush_seconds`` while training, and when the run ends.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from labkit.errors import TrackingError
+from labkit.tracking._provenance import redact_uri
+
+__all__ = ["Tracker"]
+
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+MAX_TAG_LENGTH = 8000  # MLflow stores tag values up to 8000 characters
+
+
+class Tracker(Logger):
+    """Logs one labkit run to MLflow.
+
+    Lifecycle: :meth:`start` creates the run (params and tags in batches), Lightning calls
+    :meth:`log_metrics` while training, and :meth:`finish` or :meth:`fail` flushes and ends it.
+    """
+
+    def __init__(self, uri: str, experiment: str, *, flush_seconds: float = 10.0) -> None:
+        super().__init__()
+        self.uri = uri
+        self.experiment_name = experiment
+        self.flush_seconds = flush_seconds
+        self.client = MlflowClient(tracking_uri=uri)
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._pending: list[Metric] = []
+        self._last_flush = time.monotonic()
+        self._epoch_step: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        """Create the run, log ``params`` and ``tags``; return the MLflow run id."""
+        try:
+            self.experiment_id = self._experiment_id()
+            run = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={"mlflow.runName": run_name}
+            )
+        except MlflowException as exc:
+            raise TrackingError(
+                f"cannot start a run in MLflow experiment {self.experiment_name!r} at "
+                f"{redact_uri(self.uri)}: {_first_line(exc)} (set tracking.uri or MLFLOW_TRACKING_URI)"
+            ) from None
+        self.run_id = run.info.run_id
+        self._send(params=[Param(k, v) for k, v in params.items()],
+                   tags=[RunTag(k, _clip(v)) for k, v in tags.items()])
+        return self.run_id
+
+    def finish(self) -> None:
+        """Flush what is pending and mark the run FINISHED."""
+        self._end(RunStatus.to_string(RunStatus.FINISHED))
+
+    def fail(self, exc: BaseException) -> None:
+        """Flush, record the error as tags and mark the run FAILED (KILLED on Ctrl-C)."""
+        if self.run_id is None:
+            return
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip() or type(exc).__name__
+        tags = [RunTag("labkit.error", _clip(text)), RunTag("labkit.error_type", type(exc).__name__)]
+        try:
+            self._send(tags=tags)
+        finally:
+            self._end(RunStatus.to_string(RunStatus.KILLED if interrupted else RunStatus.FAILED))
+
+    def _end(self, status: str) -> None:
+        if self.run_id is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"MLflow experiment {self.experiment_name!r} is deleted; restore it "
+                    "(mlflow experiments restore) or set tracking.experiment to another name"
+                )
+            return str(found.experiment_id)
+        location = None
+        if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
+            location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
+        try:
+            return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
+        except MlflowException:  # created concurrently by another process
+            found = self.client.get_experiment_by_name(self.experiment_name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    # ------------------------------------------------------------------ logging
+    def log_values(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Queue metric points outside Lightning (e.g. timings after the fit)."""
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self._maybe_flush()
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        assert self.run_id is not None, "start() the run first"
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def flush(self) -> None:
+        """Send every pending metric point now."""
+        pending, self._pending = self._pending, []
+        self._send(metrics=pending)
+        self._last_flush = time.monotonic()
+
+    def _maybe_flush(self) -> None:
+        if len(self._pending) >= MAX_METRICS or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def _send(
+        self, metrics: Iterable[Metric] = (), params: Iterable[Param] = (), tags: Iterable[RunTag] = ()
+    ) -> None:
+        assert self.run_id is not None
+        for chunk, kind in ((list(metrics), "metrics"), (list(params), "params"), (list(tags), "tags")):
+            size = {"metrics": MAX_METRICS, "params": MAX_PARAMS, "tags": MAX_TAGS}[kind]
+            for i in range(0, len(chunk), size):
+                self.client.log_batch(self.run_id, **{kind: chunk[i : i + size]})
+
+    # ------------------------------------------------------------------ Lightning Logger API
+    @property
+    def name(self) -> str:
+        return self.experiment_name
+
+    @property
+    def version(self) -> str:
+        return self.run_id or ""
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Ignored: labkit logs the whole resolved experiment as params in :meth:`start`."""
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        step = step or 0
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            if key == "epoch":  # Lightning adds it to every call: keep one point per step
+                if step == self._epoch_step:
+                    continue
+                self._epoch_step = step
+            self._pending.append(Metric(key, float(value), now, step))
+        self._maybe_flush()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Lightning's end of fit/test: flush only; the run itself ends in finish()/fail()."""
+        if self.run_id is not None:
+            self.flush()
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_TAG_LENGTH else value[: MAX_TAG_LENGTH - 15] + "\n[... clipped]"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -40,7 +40,10 @@ class Tracker(Logger):
         self.uri = uri
         self.experiment_name = experiment
         self.flush_seconds = flush_seconds
-        self.client = MlflowClient(tracking_uri=uri)
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+        except Exception as exc:  # noqa: BLE001 - e.g. an SQLite path that cannot be created
+            raise self._unusable(exc) from None
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self._pending: list[Metric] = []
@@ -55,15 +58,21 @@ class Tracker(Logger):
             run = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags={"mlflow.runName": run_name}
             )
-        except MlflowException as exc:
-            raise TrackingError(
-                f"cannot start a run in MLflow experiment {self.experiment_name!r} at "
-                f"{redact_uri(self.uri)}: {_first_line(exc)} (set tracking.uri or MLFLOW_TRACKING_URI)"
-            ) from None
+        except TrackingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - store back-ends raise many kinds; all mean "unusable"
+            raise self._unusable(exc) from None
         self.run_id = run.info.run_id
         self._send(params=[Param(k, v) for k, v in params.items()],
                    tags=[RunTag(k, _clip(v)) for k, v in tags.items()])
         return self.run_id
+
+    def _unusable(self, exc: Exception) -> TrackingError:
+        return TrackingError(
+            f"cannot start a run in MLflow experiment {self.experiment_name!r} at "
+            f"{redact_uri(self.uri)}: {type(exc).__name__}: {_first_line(exc)} "
+            "(set tracking.uri or MLFLOW_TRACKING_URI)"
+        )
 
     def finish(self) -> None:
         """Flush what is pending and mark the run FINISHED."""

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+# Small, fast settings used by tests that train: a few batches of digits, two epochs.
+SMOKE = ["trainer.max_epochs=2", "trainer.early_stopping=null"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test talks to a tracking server it did not start, or waits minutes on a dead one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh local MLflow tracking store (SQLite) in the test's directory."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def load(tmp_path: Path, store: str) -> Callable[..., object]:
+    """Load a shipped experiment with overrides, tracking into ``store`` and runs under tmp_path."""
+    from labkit.config import load_experiment
+
+    def _load(name: str = "digits_mlp", *overrides: str):  # type: ignore[no-untyped-def]
+        base = [f"tracking.uri={store}", f"runs_root={tmp_path / 'runs'}"]
+        return load_experiment(EXPERIMENTS / f"{name}.yaml", [*base, *overrides], cwd=tmp_path)
+
+    return _load
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from labkit.errors import TrackingError
+from labkit.tracking import Tracker, git_state, redact_uri
+
+
+class CountingClient:
+    """Counts the requests a Tracker makes, passing each to the real client."""
+
+    def __init__(self, real: MlflowClient) -> None:
+        self.real = real
+        self.batches: list[dict[str, int]] = []
+
+    def log_batch(self, run_id: str, metrics=(), params=(), tags=()):  # type: ignore[no-untyped-def]
+        self.batches.append({"metrics": len(metrics), "params": len(params), "tags": len(tags)})
+        return self.real.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def tracker(store: str) -> Tracker:
+    t = Tracker(store, "unit", flush_seconds=3600)
+    t.client = CountingClient(t.client)  # type: ignore[assignment]
+    return t
+
+
+def test_params_and_tags_sent_in_batches_of_100(tracker: Tracker, store: str) -> None:
+    params = {f"p{i:03d}": str(i) for i in range(250)}
+    run_id = tracker.start("r", params, {"labkit.x": "1"})
+    sizes = [b["params"] for b in tracker.client.batches if b["params"]]  # type: ignore[attr-defined]
+    assert sizes == [100, 100, 50]
+    run = MlflowClient(store).get_run(run_id)
+    assert run.data.params["p249"] == "249"
+    assert run.data.tags["mlflow.runName"] == "r"
+    assert run.data.tags["labkit.x"] == "1"
+
+
+def test_metrics_buffered_until_flush(tracker: Tracker, store: str) -> None:
+    run_id = tracker.start("r", {}, {})
+    tracker.client.batches.clear()  # type: ignore[attr-defined]
+    for step in range(2500):
+        tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    # two full batches went out on their own; the rest waits for the flush
+    assert [b["metrics"] for b in tracker.client.batches] == [1000, 1000]  # type: ignore[attr-defined]
+    tracker.finish()
+    assert [b["metrics"] for b in tracker.client.batches] == [1000, 1000, 500]  # type: ignore[attr-defined]
+    client = MlflowClient(store)
+    history = client.get_metric_history(run_id, "loss")
+    assert len(history) == 2500 and len({m.step for m in history}) == 2500
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_epoch_kept_once_per_step(tracker: Tracker, store: str) -> None:
+    run_id = tracker.start("r", {}, {})
+    tracker.log_metrics({"train_loss": 1.0, "epoch": 0}, step=10)
+    tracker.log_metrics({"val_loss": 1.0, "epoch": 0}, step=10)
+    tracker.log_metrics({"val_loss": 0.5, "epoch": 1}, step=20)
+    tracker.finish()
+    steps = [m.step for m in MlflowClient(store).get_metric_history(run_id, "epoch")]
+    assert steps == [10, 20]
+
+
+def test_fail_marks_run_failed_with_error_tag(tracker: Tracker, store: str) -> None:
+    run_id = tracker.start("r", {}, {})
+    tracker.log_metrics({"loss": 1.0}, step=0)
+    tracker.fail(RuntimeError("exploded at step 3"))
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["labkit.error"] == "RuntimeError: exploded at step 3"
+    assert run.data.tags["labkit.error_type"] == "RuntimeError"
+    assert run.data.metrics["loss"] == 1.0  # what was logged before the failure is kept
+
+
+def test_interrupt_marks_run_killed(tracker: Tracker, store: str) -> None:
+    run_id = tracker.start("r", {}, {})
+    tracker.fail(KeyboardInterrupt())
+    assert MlflowClient(store).get_run(run_id).info.status == "KILLED"
+
+
+def test_long_tags_are_clipped(tracker: Tracker, store: str) -> None:
+    run_id = tracker.start("r", {}, {"long": "x" * 20000})
+    assert len(MlflowClient(store).get_run(run_id).data.tags["long"]) <= 8000
+
+
+def test_sqlite_artifacts_live_beside_the_database(tracker: Tracker, store: str, tmp_path: Path) -> None:
+    run_id = tracker.start("r", {}, {})
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    tracker.log_artifact(note)
+    tracker.finish()
+    assert (tmp_path / "mlruns").is_dir()
+    assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["note.txt"]
+
+
+def test_deleted_experiment_is_a_clear_error(store: str) -> None:
+    client = MlflowClient(store)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(TrackingError, match=r"experiment 'gone' is deleted; restore it"):
+        Tracker(store, "gone").start("r", {}, {})
+
+
+def test_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    uri = f"sqlite:///{tmp_path / 'file' / 'inside-a-file.db'}"
+    with pytest.raises(TrackingError, match=r"cannot start a run in MLflow experiment 'x' at sqlite"):
+        Tracker(uri, "x").start("r", {}, {})
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://alice:s3cret@mlflow.lab:5000/x", "https://alice:***@mlflow.lab:5000/x"),
+        ("postgresql://exp:pw@127.0.0.1/mlflow", "postgresql://exp:***@127.0.0.1/mlflow"),
+        ("sqlite:////tmp/m.db", "sqlite:////tmp/m.db"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+)
+def test_redact_uri(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown
+
+
+def test_git_state(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    assert git_state(tmp_path) is None
+    git("init", "-q")
+    git("config", "user.email", "t@example.invalid")
+    git("config", "user.name", "t")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("commit", "-qm", "first")
+    clean = git_state(tmp_path / "a.txt")
+    assert clean is not None and not clean.dirty and len(clean.commit) == 40 and clean.patch == ""
+    (tmp_path / "a.txt").write_text("two\n")
+    (tmp_path / "new.txt").write_text("untracked\n")
+    dirty = git_state(tmp_path)
+    assert dirty is not None and dirty.dirty and dirty.commit == clean.commit
+    assert "+two" in dirty.patch and "#   new.txt" in dirty.patch

@@ -54,10 +54,10 @@ def load_experiment(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    base = _read_file(Path(path))
+    merged = _read_file(Path(path))
     try:
-        extra = OmegaConf.from_dotlist(_check_overrides(overrides))
-        merged = OmegaConf.merge(base, extra)
+        for item in _check_overrides(overrides):
+            merged = _apply_override(merged, item)
         data = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{path}: cannot apply overrides {list(overrides)}: {_first_line(exc)}") from None
@@ -133,6 +133,21 @@ def _check_overrides(overrides: Iterable[str]) -> list[str]:
             )
         checked.append(item)
     return checked
+
+
+def _apply_override(cfg: Any, item: str) -> Any:
+    """Merge one ``key=value``; a mapping value replaces the key's mapping instead of merging
+    into it, so ``model={class_path: my.Net}`` does not inherit the file's ``model.hidden``."""
+    from omegaconf import DictConfig, OmegaConf
+
+    key = item.split("=", 1)[0]
+    extra = OmegaConf.from_dotlist([item])
+    if isinstance(OmegaConf.select(extra, key), DictConfig):
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        if isinstance(parent, DictConfig) and leaf in parent:
+            del parent[leaf]
+    return OmegaConf.merge(cfg, extra)
 
 
 def _first_line(exc: BaseException, join: bool = False) -> str:

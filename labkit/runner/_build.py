@@ -34,20 +34,17 @@ def import_object(path: str, field: str) -> Any:
 
 
 def _construct(cls: Any, kwargs: dict[str, Any], field: str) -> Any:
+    """``cls(**kwargs)``, after checking the arguments against its signature."""
     try:
-        inspect.signature(cls).bind(**kwargs)
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # no signature available (builtins): let the call decide
+        return cls(**kwargs)
+    try:
+        signature.bind(**kwargs)
     except TypeError as exc:
-        raise RegistryError(f"{field}: {getattr(cls, '__name__', cls)}{_sig(cls)} rejects {sorted(kwargs)}: {exc}") from None
-    except ValueError:  # no signature available (builtins): let the call decide
-        pass
+        accepted = ", ".join(n for n in signature.parameters if n not in ("self", "args", "kwargs"))
+        raise RegistryError(f"{field}: {cls.__name__}: {exc}; it accepts: {accepted or 'nothing'}") from None
     return cls(**kwargs)
-
-
-def _sig(cls: Any) -> str:
-    try:
-        return str(inspect.signature(cls))
-    except (TypeError, ValueError):
-        return "(...)"
 
 
 def build_datamodule(exp: Experiment) -> pl.LightningDataModule:

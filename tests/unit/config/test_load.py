@@ -154,3 +154,13 @@ def test_yaml_must_be_a_mapping(tmp_path: Path) -> None:
 def test_errors_share_one_base() -> None:
     assert issubclass(ConfigError, LabkitError) and issubclass(ExperimentFileError, LabkitError)
     assert Experiment.model_config["extra"] == "forbid"
+
+
+def test_mapping_override_replaces_the_section(tmp_path: Path) -> None:
+    exp = load_experiment(MLP, ["model={class_path: my.pkg.Net, init_args: {width: 3}}"], cwd=tmp_path)
+    assert exp.model.class_path == "my.pkg.Net"  # type: ignore[union-attr]
+    assert exp.model.init_args == {"width": 3}  # type: ignore[union-attr]
+    nested = load_experiment(MLP, ["trainer.early_stopping={patience: 2}"], cwd=tmp_path)
+    assert nested.trainer.early_stopping is not None
+    assert nested.trainer.early_stopping.patience == 2
+    assert nested.trainer.early_stopping.monitor == "val_loss"  # the schema's default, not the file's

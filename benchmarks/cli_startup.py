@@ -113,15 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, values in times.items():
         print(f"{label:<{width}}  {statistics.median(values):9.3f}  {min(values):7.3f}  {max(values):7.3f}")
 
-    help_label, lightning_label, base_label = "labkit --help", 'python -c "import lightning"', 'python -c "pass"'
+    help_label, lightning_label, base_label = (
+        "labkit --help",
+        'python -c "import lightning"',
+        'python -c "pass"',
+    )
     help_median = statistics.median(times[help_label])
     ratio = statistics.median(times[lightning_label]) / help_median
     print(f"\nimport lightning / labkit --help (medians): {ratio:.1f}x")
-    print(f"labkit --help above the bare interpreter (medians): "
-          f"{help_median - statistics.median(times[base_label]):.3f} s")
+    print(
+        f"labkit --help above the bare interpreter (medians): "
+        f"{help_median - statistics.median(times[base_label]):.3f} s"
+    )
     target_ok = help_median <= args.target
-    print(f"target: labkit --help median {help_median:.3f} s <= {args.target:.2f} s: "
-          f"{'PASS' if target_ok else 'FAIL'}")
+    print(
+        f"target: labkit --help median {help_median:.3f} s <= {args.target:.2f} s: "
+        f"{'PASS' if target_ok else 'FAIL'}"
+    )
 
     found, n_modules, import_s = heavy_imports([python, "-X", "importtime", "-m", "labkit", "--help"])
     print(f"\npython -X importtime -m labkit --help: {n_modules} modules, {import_s:.3f} s of imports")

@@ -1,0 +1,81 @@
+"""``labkit run`` against a real ``mlflow server``, read back with a plain MLflow client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO
+from tests.integration.conftest import MlflowServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def labkit_run(server: MlflowServer, tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", "run", str(REPO / "experiments" / "digits_mlp.yaml"),
+         "trainer.max_epochs=3", f"runs_root={tmp_path / 'runs'}", *overrides],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )
+
+
+def test_run_reads_back_through_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    result = labkit_run(mlflow_server, tmp_path, "tracking.experiment=server-it", "seed=11")
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(mlflow_server.url)
+    experiment = client.get_experiment_by_name("server-it")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # proxied, not a local path
+    (run,) = client.search_runs([experiment.experiment_id])
+    run_id = run.info.run_id
+    assert f"{mlflow_server.url}/#/experiments/{experiment.experiment_id}/runs/{run_id}" in result.stdout
+
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.max_epochs"] == "3"
+    assert run.data.params["seed"] == "11"
+    assert run.data.tags["mlflow.runName"] == "digits_mlp"
+    assert run.data.tags["mlflow.user"]
+    for key in ("train_loss", "val_loss", "val_acc", "test_loss", "test_acc", "test_auc"):
+        assert key in run.data.metrics
+    history = client.get_metric_history(run_id, "val_loss")
+    assert [m.step for m in history] == sorted({m.step for m in history}) and len(history) == 3
+
+    local = Path(client.download_artifacts(run_id, "config.yaml", str(tmp_path)))
+    assert "max_epochs: 3" in local.read_text()
+    names = {a.path for a in client.list_artifacts(run_id, "figures")}
+    assert names == {"figures/confusion_matrix.png"}
+    assert (mlflow_server.artifacts).is_dir()  # the bytes went to the server's store
+
+
+def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    result = labkit_run(
+        mlflow_server, tmp_path, "tracking.experiment=server-fail", "model={class_path: tests.user_models.Exploding}"
+    )
+    assert result.returncode == 1
+    client = MlflowClient(mlflow_server.url)
+    experiment = client.get_experiment_by_name("server-fail")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["labkit.error"] == "RuntimeError: exploded after 3 batches"
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.integration.conftest import free_port
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "labkit", "run", str(REPO / "experiments" / "digits_mlp.yaml"),
+         "trainer.max_epochs=1", f"runs_root={tmp_path / 'runs'}"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )
+    assert result.returncode == 2
+    assert "cannot start a run in MLflow experiment 'digits' at http://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr

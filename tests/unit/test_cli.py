@@ -1,0 +1,143 @@
+"""The ``labkit`` command as users meet it: a subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow")
+MLP = str(REPO / "experiments" / "digits_mlp.yaml")
+
+
+def labkit(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+    )
+
+
+def imported_modules(*args: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "labkit", *args], capture_output=True, text=True, cwd=REPO
+    )
+    return {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("check", "--help"), ("--version",)])
+def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
+    modules = imported_modules(*args)
+    assert "labkit.cli" in modules
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert heavy == []
+
+
+def test_check_validates_without_torch() -> None:
+    modules = imported_modules("check", MLP)
+    assert "labkit.config._schema" in modules
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+
+
+def test_help_lists_commands() -> None:
+    result = labkit("--help")
+    assert result.returncode == 0
+    assert "run" in result.stdout and "check" in result.stdout
+
+
+def test_version() -> None:
+    from labkit import __version__
+
+    assert labkit("--version").stdout.strip() == f"labkit {__version__}"
+
+
+def test_check_prints_resolved_experiment(tmp_path: Path) -> None:
+    result = labkit("check", MLP, "trainer.max_epochs=4", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": ""})
+    assert result.returncode == 0, result.stderr
+    assert "max_epochs: 4" in result.stdout
+    assert f"uri: sqlite:///{tmp_path / 'mlflow.db'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("run", MLP, "trainer.max_epochs=abc"), "trainer.max_epochs: input should be a valid integer"),
+        (("run", MLP, "trainer.max_epoch=3"), "did you mean 'max_epochs'?"),
+        (("run", "experiments/nope.yaml"), "experiment file not found: experiments/nope.yaml"),
+        (("run", MLP, "model.name=resnet"), "unknown model 'resnet'; valid: cnn, mlp"),
+        (("run", MLP, "data.name=mnist"), "unknown dataset 'mnist'; valid: arrays, digits"),
+        (("run", MLP, "data={name: arrays, path: /nonexistent/d.h5}"), "data file not found: /nonexistent/d.h5"),
+        (("run", MLP, "max_epochs"), "override 'max_epochs' is not of the form KEY=VALUE"),
+        (("check", MLP, "seed=-1"), "seed: input should be greater than or equal to 0"),
+    ],
+)
+def test_user_errors_exit_2_with_one_message(args: tuple[str, ...], expected: str, tmp_path: Path) -> None:
+    result = labkit(*args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("labkit: error: ")
+
+
+def test_typer_usage_errors_exit_2() -> None:
+    result = labkit("run")
+    assert result.returncode == 2
+    assert "Missing argument 'FILE'" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_end_to_end_and_reproducible(tmp_path: Path) -> None:
+    """The acceptance run: one FINISHED run per command with params, metrics, tags, artifacts."""
+    from mlflow import search_runs, set_tracking_uri
+
+    from labkit.tracking import git_state
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri}
+    args = ("run", MLP, "trainer.max_epochs=2", "seed=7", f"runs_root={tmp_path / 'runs'}")
+    first = labkit(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+
+    set_tracking_uri(uri)
+    runs = search_runs(search_all_experiments=True)
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["status"] == "FINISHED"
+    assert f"run id     {run['run_id']}" in first.stdout
+    assert run["params.trainer.max_epochs"] == "2" and run["params.seed"] == "7"
+    assert 0.0 <= run["metrics.test_acc"] <= 1.0
+    assert run["metrics.val_loss"] > 0
+    git = git_state(REPO)
+    if git is not None:
+        assert run["tags.mlflow.source.git.commit"] == git.commit
+    assert f"mlflow ui --backend-store-uri {uri}" in first.stdout
+
+    second = labkit(*args, env=env)
+    assert second.returncode == 0, second.stderr
+    runs = search_runs(search_all_experiments=True, order_by=["start_time ASC"])
+    assert len(runs) == 2
+    assert runs["metrics.test_acc"].nunique() == 1
+    assert runs["metrics.test_loss"].nunique() == 1
+
+
+@pytest.mark.slow
+def test_bug_in_training_exits_1_and_marks_failed(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    result = labkit(
+        "run", MLP, "trainer.max_epochs=2", f"runs_root={tmp_path / 'runs'}",
+        "model={class_path: tests.user_models.Exploding}",
+        env={"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "RuntimeError: exploded after 3 batches" in result.stderr
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED"
+    assert "exploded" in run.data.tags["labkit.error"]

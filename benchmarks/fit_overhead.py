@@ -384,15 +384,22 @@ def report(setup: Setup, outcomes: dict[str, list[Outcome]], target: float) -> i
 
 def profile(setup: Setup, out: Path, top: int) -> None:
     """cProfile one labkit run (all of labkit.run) and one plain Lightning fit; write the
-    statistics to ``out`` and print the functions with the most cumulative time."""
+    statistics to ``out``; print the functions with the most cumulative time, then the
+    tracking, logging and checkpoint functions (where the two variants differ)."""
     out.mkdir(parents=True, exist_ok=True)
     for name in ("labkit", "lightning"):
         profiler = cProfile.Profile()
         RUNNERS[name](setup, profiler)
         path = out / f"{name}.prof"
         profiler.dump_stats(path)
-        print(f"\n--- cProfile of {LABELS[name]} ({path}; view with python -m pstats), top {top} by cumtime")
-        pstats.Stats(str(path)).sort_stats("cumulative").print_stats(top)
+        stats = pstats.Stats(str(path)).sort_stats("cumulative")
+        print(f"\n--- cProfile of {LABELS[name]} ({path}; python -m pstats {path}), top {top} by cumtime")
+        stats.print_stats(top)
+        print(f"--- {LABELS[name]}: tracking, logging and checkpointing")
+        stats.print_stats(
+            r"trainer\.py:\d+\(fit\)|labkit/tracking|csv_logs|logger_connector\.py:\d+\(log_metrics|"
+            r"model_checkpoint\.py:\d+\(_save_checkpoint|sqlalchemy_store\.py:\d+\(log_batch"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -434,11 +441,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"labkit: MLflow tracking into {setup.overrides[2].split('=', 1)[1]} (temporary)")
         print(
-            f"plain Lightning: {logger_text}, ModelCheckpoint(monitor=val_loss, save_top_k=1, save_last=True), "
-            f"log_every_n_steps={setup.log_every_n_steps}"
+            f"plain Lightning: {logger_text}, ModelCheckpoint(monitor=val_loss, save_top_k=1, "
+            f"save_last=True), log_every_n_steps={setup.log_every_n_steps}"
         )
         print("raw PyTorch: train loop, validation and torch.save of best/last each epoch")
-        print(f"1 uncounted warm-up run of each variant, then {args.repeat} interleaved rounds", flush=True)
+        print(f"1 uncounted warm-up run of each variant, then {args.repeat} interleaved round(s)", flush=True)
 
         for name in VARIANTS:
             warm = RUNNERS[name](setup)

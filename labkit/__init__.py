@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labkit._lazy import lazy_getattr
-
 from labkit.errors import LabkitError
 
 __version__ = "0.1.0"

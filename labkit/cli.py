@@ -41,7 +41,9 @@ class Progress(str, Enum):
     none = "none"
 
 
-FileArg = Annotated[str, typer.Argument(metavar="FILE", help="The experiment file (YAML).", show_default=False)]
+FileArg = Annotated[
+    str, typer.Argument(metavar="FILE", help="The experiment file (YAML).", show_default=False)
+]
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(
@@ -68,7 +70,7 @@ def _errors() -> Iterator[None]:
         _fail("interrupted", 130)
     except (typer.Exit, typer.Abort):
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - the last resort: show the bug, exit 1
         traceback.print_exc()
         _fail("the command failed with the error above (a bug, not a problem with your input)", 1)
 

@@ -15,8 +15,12 @@ class TinyNet(nn.Module):
     def __init__(self, in_shape: Sequence[int], num_classes: int, width: int = 8) -> None:
         super().__init__()
         self.in_shape, self.num_classes, self.width = tuple(in_shape), num_classes, width
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(in_shape).prod()), width), nn.ReLU(),
-                                 nn.Linear(width, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(int(torch.tensor(in_shape).prod()), width),
+            nn.ReLU(),
+            nn.Linear(width, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

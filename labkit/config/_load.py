@@ -62,7 +62,9 @@ def load_experiment(
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{path}: cannot apply overrides {list(overrides)}: {_first_line(exc)}") from None
     assert isinstance(data, dict)
-    return validate_experiment(data, source=str(path), environ=environ, cwd=cwd)
+    return validate_experiment(
+        {str(k): v for k, v in data.items()}, source=str(path), environ=environ, cwd=cwd
+    )
 
 
 def validate_experiment(
@@ -174,10 +176,12 @@ def _format_one(err: Any) -> str:
         tags = [t.strip(" '") for t in ctx.get("expected_tags", "").split(",")]
         names = sorted(t for t in tags if t != "class_path")
         hint = did_you_mean(str(ctx.get("tag")), names)
-        return (f"{where}.name: unknown {word} {ctx.get('tag')!r}{hint}; valid: {', '.join(names)}"
-                + (" (or class_path: package.module.Class)" if "class_path" in tags else ""))
+        return f"{where}.name: unknown {word} {ctx.get('tag')!r}{hint}; valid: {', '.join(names)}" + (
+            " (or class_path: package.module.Class)" if "class_path" in tags else ""
+        )
     if kind == "union_tag_not_found":
-        return f"{where}: give a 'name' (or a 'class_path') saying which {_COMPONENT_WORD.get(where, where)} to use"
+        word = _COMPONENT_WORD.get(where, where)
+        return f"{where}: give a 'name' (or a 'class_path') saying which {word} to use"
     if kind == "literal_error":
         choices = [c.strip(" '") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""

@@ -81,13 +81,12 @@ class TrainerConfig(Section):
 
     max_epochs: PositiveInt = 10
     min_epochs: NonNegativeInt = 0
-    max_time: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}:\d{2}:\d{2}$",
-                                 description='wall-time limit "DD:HH:MM:SS"')
+    max_time: str | None = Field(
+        default=None, pattern=r"^\d{2}:\d{2}:\d{2}:\d{2}$", description='wall-time limit "DD:HH:MM:SS"'
+    )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: PositiveInt | Literal["auto"] | tuple[NonNegativeInt, ...] = "auto"
-    precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = (
-        "32-true"
-    )
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
     gradient_clip_val: PositiveFloat | None = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     accumulate_grad_batches: PositiveInt = 1

@@ -47,7 +47,7 @@ class ArrayDataModule(ArraySplitDataModule):
                 return tuple(self._get(f, k, list(f.files)) for k in (self.x_key, self.y_key))  # type: ignore[return-value]
         except DataError:
             raise
-        except Exception as exc:  # zipfile/ValueError/OSError: a damaged or non-npz file
+        except Exception as exc:  # noqa: BLE001 - zipfile/ValueError/OSError: a damaged file
             raise DataError(f"{self.path}: not a readable .npz file ({exc})") from None
 
     def _read_hdf5(self) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +60,7 @@ class ArrayDataModule(ArraySplitDataModule):
                 return tuple(self._get(f, k, keys) for k in (self.x_key, self.y_key))  # type: ignore[return-value]
         except DataError:
             raise
-        except Exception as exc:  # OSError from a truncated file, KeyError from broken links...
+        except Exception as exc:  # noqa: BLE001 - OSError from a truncated file, broken links...
             raise DataError(f"{self.path}: not a readable HDF5 file ({exc})") from None
 
     def _get(self, store: object, key: str, available: list[str]) -> np.ndarray:
@@ -74,5 +74,5 @@ class ArrayDataModule(ArraySplitDataModule):
             )
         try:
             return np.asarray(store[key][()])  # type: ignore[index]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any read failure is a damaged file
             raise DataError(f"{self.path}: cannot read dataset {key!r} ({exc})") from None

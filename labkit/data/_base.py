@@ -135,10 +135,8 @@ class ArraySplitDataModule(pl.LightningDataModule):
             raise DataError(f"{src}: inputs must be real numbers, got dtype {x.dtype}")
         bad = ~np.isfinite(x)
         if bad.any():
-            first = np.argwhere(bad)[0]
-            raise DataError(
-                f"{src}: inputs hold {int(bad.sum())} NaN/inf values (first at index {tuple(int(i) for i in first)})"
-            )
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"{src}: inputs hold {int(bad.sum())} NaN/inf values (first at index {first})")
         if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise DataError(f"{src}: labels must be integers 0..K-1 for classification, got dtype {y.dtype}")
         if y.min() < 0:

@@ -35,7 +35,9 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         if len(in_shape) not in (2, 3):
-            raise ValueError(f"SmallCNN needs images (C, H, W) or (H, W), got samples of shape {tuple(in_shape)}")
+            raise ValueError(
+                f"SmallCNN needs images (C, H, W) or (H, W), got samples of shape {tuple(in_shape)}"
+            )
         self._add_channel = len(in_shape) == 2
         c, h, w = (1, *in_shape) if self._add_channel else tuple(in_shape)
         blocks: list[nn.Module] = []
@@ -59,4 +61,5 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._add_channel:
             x = x.unsqueeze(1)
-        return self.head(self.features(x))
+        out: torch.Tensor = self.head(self.features(x))
+        return out

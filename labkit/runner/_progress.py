@@ -60,7 +60,9 @@ class PlainProgress(ProgressBar):
         self._start = self._last = time.monotonic()
         self._print(f"training: up to {trainer.max_epochs} epochs of {self.total_train_batches} batches")
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
@@ -68,7 +70,7 @@ class PlainProgress(ProgressBar):
             extra = f"  train_loss {float(loss):.4g}" if loss is not None else ""
             self._print(
                 f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  "
-                f"batch {self.train_batch_idx}/{self.total_train_batches}{extra}"
+                f"batch {batch_idx + 1}/{self.total_train_batches}{extra}"
             )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.runner._rundir import RunDir
@@ -155,10 +156,12 @@ def _train(
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
     tested = trainer.test(task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False)
     metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
-    tracker.log_values({"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch},
-                       step=trainer.global_step)
+    tracker.log_values(
+        {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch}, step=trainer.global_step
+    )
 
-    figures = getattr(task, "figures", dict)()
+    draw = getattr(task, "figures", None)  # labkit tasks draw figures; a user's own module may not
+    figures: dict[str, Any] = draw() if callable(draw) else {}
     if figures:
         run_dir.figures.mkdir(exist_ok=True)
         for stem, fig in figures.items():
@@ -187,10 +190,8 @@ def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException
     run_dir.mark(status, error=f"{type(exc).__name__}: {exc}")
     if tracker is None or tracker.run_id is None:
         return
-    try:
+    with contextlib.suppress(Exception):  # the run is failing already; the tag below matters more
         tracker.log_artifact(run_dir.path / "error.txt")
-    except Exception:  # noqa: BLE001 - the run is failing already; the tag below matters more
-        pass
     tracker.fail(exc)
 
 

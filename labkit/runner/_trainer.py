@@ -31,7 +31,9 @@ def build_trainer(
     callbacks: list[Callback] = [checkpoint]
     if t.early_stopping is not None:
         es = t.early_stopping
-        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
+        callbacks.append(
+            EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta)
+        )
     if exp.optimizer.scheduler is not None:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     bar = progress_callback(progress, stream)

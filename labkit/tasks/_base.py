@@ -29,7 +29,8 @@ class Task(pl.LightningModule):
         self.optimizer_config = optimizer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        out: torch.Tensor = self.model(x)
+        return out
 
     def configure_optimizers(self) -> Any:
         max_epochs = self.trainer.max_epochs if self._trainer is not None else None
@@ -66,4 +67,3 @@ def build_optimizer(params: Any, cfg: OptimizerConfig, max_epochs: int = 1) -> A
         opt, factor=sched.gamma, patience=sched.patience, min_lr=sched.min_lr
     )
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": sched.monitor}}
-

@@ -27,7 +27,14 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if frac[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(counts[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if frac[i, j] > 0.5 else "black",
+                )
     fig.tight_layout()
     return fig

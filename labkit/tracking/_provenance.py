@@ -24,9 +24,7 @@ class GitState:
 
 def _git(cwd: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout
@@ -34,8 +32,8 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def git_state(*candidates: Path) -> GitState | None:
     """The git checkout holding the first candidate that lies in one (``None`` outside git)."""
-    for start in candidates:
-        start = start if start.is_dir() else start.parent
+    for candidate in candidates:
+        start = candidate if candidate.is_dir() else candidate.parent
         root = _git(start, "rev-parse", "--show-toplevel")
         commit = _git(start, "rev-parse", "HEAD")
         if not root or not commit:
@@ -48,7 +46,9 @@ def git_state(*candidates: Path) -> GitState | None:
         if tracked:
             patch = _git(top, "diff", "HEAD", "--binary") or ""
             if untracked:
-                patch += "\n# untracked files (not in this patch):\n" + "".join(f"#   {u}\n" for u in untracked)
+                patch += "\n# untracked files (not in this patch):\n" + "".join(
+                    f"#   {u}\n" for u in untracked
+                )
         branch = (_git(top, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
         remote = (_git(top, "config", "--get", "remote.origin.url") or "").strip()
         return GitState(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers.logger import Logger
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -63,8 +63,10 @@ class Tracker(Logger):
         except Exception as exc:  # noqa: BLE001 - store back-ends raise many kinds; all mean "unusable"
             raise self._unusable(exc) from None
         self.run_id = run.info.run_id
-        self._send(params=[Param(k, v) for k, v in params.items()],
-                   tags=[RunTag(k, _clip(v)) for k, v in tags.items()])
+        self._send(
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, _clip(v)) for k, v in tags.items()],
+        )
         return self.run_id
 
     def _unusable(self, exc: Exception) -> TrackingError:
@@ -145,11 +147,15 @@ class Tracker(Logger):
     def _send(
         self, metrics: Iterable[Metric] = (), params: Iterable[Param] = (), tags: Iterable[RunTag] = ()
     ) -> None:
-        assert self.run_id is not None
-        for chunk, kind in ((list(metrics), "metrics"), (list(params), "params"), (list(tags), "tags")):
-            size = {"metrics": MAX_METRICS, "params": MAX_PARAMS, "tags": MAX_TAGS}[kind]
-            for i in range(0, len(chunk), size):
-                self.client.log_batch(self.run_id, **{kind: chunk[i : i + size]})
+        run_id = self.run_id
+        assert run_id is not None
+        metric_list, param_list, tag_list = list(metrics), list(params), list(tags)
+        for i in range(0, len(metric_list), MAX_METRICS):
+            self.client.log_batch(run_id, metrics=metric_list[i : i + MAX_METRICS])
+        for i in range(0, len(param_list), MAX_PARAMS):
+            self.client.log_batch(run_id, params=param_list[i : i + MAX_PARAMS])
+        for i in range(0, len(tag_list), MAX_TAGS):
+            self.client.log_batch(run_id, tags=tag_list[i : i + MAX_TAGS])
 
     # ------------------------------------------------------------------ Lightning Logger API
     @property

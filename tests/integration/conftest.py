@@ -39,10 +39,21 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     artifacts = root / "artifacts"
     log = root / "server.log"
     cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", backend,
-        "--serve-artifacts", "--artifacts-destination", str(artifacts),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts),
     ]
     with log.open("w") as out:
         # its own process group: the server forks workers; teardown stops them all

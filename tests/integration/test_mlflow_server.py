@@ -19,9 +19,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def labkit_run(server: MlflowServer, tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "labkit", "run", str(REPO / "experiments" / "digits_mlp.yaml"),
-         "trainer.max_epochs=3", f"runs_root={tmp_path / 'runs'}", *overrides],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "run",
+            str(REPO / "experiments" / "digits_mlp.yaml"),
+            "trainer.max_epochs=3",
+            f"runs_root={tmp_path / 'runs'}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
     )
 
 
@@ -55,7 +67,10 @@ def test_run_reads_back_through_the_server(mlflow_server: MlflowServer, tmp_path
 
 def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     result = labkit_run(
-        mlflow_server, tmp_path, "tracking.experiment=server-fail", "model={class_path: tests.user_models.Exploding}"
+        mlflow_server,
+        tmp_path,
+        "tracking.experiment=server-fail",
+        "model={class_path: tests.user_models.Exploding}",
     )
     assert result.returncode == 1
     client = MlflowClient(mlflow_server.url)
@@ -69,12 +84,26 @@ def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_pat
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     from tests.integration.conftest import free_port
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "labkit", "run", str(REPO / "experiments" / "digits_mlp.yaml"),
-         "trainer.max_epochs=1", f"runs_root={tmp_path / 'runs'}"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "run",
+            str(REPO / "experiments" / "digits_mlp.yaml"),
+            "trainer.max_epochs=1",
+            f"runs_root={tmp_path / 'runs'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
     )
     assert result.returncode == 2
     assert "cannot start a run in MLflow experiment 'digits' at http://127.0.0.1:" in result.stderr

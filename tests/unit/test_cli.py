@@ -15,10 +15,17 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow")
 MLP = str(REPO / "experiments" / "digits_mlp.yaml")
 
 
-def labkit(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def labkit(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "labkit", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+        [sys.executable, "-m", "labkit", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -26,7 +33,9 @@ def imported_modules(*args: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "labkit", *args], capture_output=True, text=True, cwd=REPO
     )
-    return {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    return {
+        line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")
+    }
 
 
 @pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("check", "--help"), ("--version",)])
@@ -70,7 +79,10 @@ def test_check_prints_resolved_experiment(tmp_path: Path) -> None:
         (("run", "experiments/nope.yaml"), "experiment file not found: experiments/nope.yaml"),
         (("run", MLP, "model.name=resnet"), "unknown model 'resnet'; valid: cnn, mlp"),
         (("run", MLP, "data.name=mnist"), "unknown dataset 'mnist'; valid: arrays, digits"),
-        (("run", MLP, "data={name: arrays, path: /nonexistent/d.h5}"), "data file not found: /nonexistent/d.h5"),
+        (
+            ("run", MLP, "data={name: arrays, path: /nonexistent/d.h5}"),
+            "data file not found: /nonexistent/d.h5",
+        ),
         (("run", MLP, "max_epochs"), "override 'max_epochs' is not of the form KEY=VALUE"),
         (("check", MLP, "seed=-1"), "seed: input should be greater than or equal to 0"),
     ],
@@ -131,7 +143,10 @@ def test_bug_in_training_exits_1_and_marks_failed(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     result = labkit(
-        "run", MLP, "trainer.max_epochs=2", f"runs_root={tmp_path / 'runs'}",
+        "run",
+        MLP,
+        "trainer.max_epochs=2",
+        f"runs_root={tmp_path / 'runs'}",
         "model={class_path: tests.user_models.Exploding}",
         env={"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)},
     )

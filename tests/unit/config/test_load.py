@@ -89,8 +89,14 @@ def test_task_shorthand(tmp_path: Path) -> None:
         (["trainr.max_epochs=3"], r"trainr: unknown key \(did you mean 'trainer'\?\)"),
         (["model.hiden=[3]"], r"model\.hiden: unknown key \(did you mean 'hidden'\?\)"),
         (["model.name=mpl"], r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: cnn, mlp"),
-        (["data.name=digit"], r"data\.name: unknown dataset 'digit' \(did you mean 'digits'\?\); valid: arrays, digits"),
-        (["task.kind=clasification"], r"task\.kind: 'clasification' is not valid \(did you mean 'classification'\?\)"),
+        (
+            ["data.name=digit"],
+            r"data\.name: unknown dataset 'digit' \(did you mean 'digits'\?\); valid: arrays, digits",
+        ),
+        (
+            ["task.kind=clasification"],
+            r"task\.kind: 'clasification' is not valid \(did you mean 'classification'\?\)",
+        ),
         (["trainer.precision=16"], r"trainer\.precision: 16 is not valid; choose one of: 32-true, 16-mixed"),
         (["data.val_fraction=0.9"], r"data: val_fraction \+ test_fraction = 1\.05 leaves no training data"),
         (["optimizer.lr=-1"], r"optimizer\.lr: input should be greater than 0"),

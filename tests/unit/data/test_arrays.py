@@ -71,7 +71,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_missing_key_lists_keys(npz: Path) -> None:
-    with pytest.raises(DataError, match=r"d\.npz: no dataset 'feature' \(data\.x_key\) \(did you mean 'features'\?\); the file holds: features, labels"):
+    with pytest.raises(
+        DataError,
+        match=r"d\.npz: no dataset 'feature' \(data\.x_key\) \(did you mean 'features'\?\); the file holds: features, labels",
+    ):
         ArrayDataModule(path=str(npz), x_key="feature", y_key="labels").setup()
 
 
@@ -84,7 +87,9 @@ def test_nan_inputs(tmp_path: Path) -> None:
     x, y = _arrays()
     x[7, 2] = np.nan
     path = _write_npz(tmp_path, x=x, y=y)
-    with pytest.raises(DataError, match=r"bad\.npz: inputs hold 1 NaN/inf values \(first at index \(7, 2\)\)"):
+    with pytest.raises(
+        DataError, match=r"bad\.npz: inputs hold 1 NaN/inf values \(first at index \(7, 2\)\)"
+    ):
         ArrayDataModule(path=str(path)).setup()
 
 

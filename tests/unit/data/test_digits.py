@@ -17,7 +17,7 @@ def test_digits_info_and_split_sizes() -> None:
     assert info.num_classes == 10
     assert info.sizes == {"test": 270, "val": 270, "train": 1257}
     x, _ = dm._splits["train"].tensors
-    assert x.dtype == torch.float32 and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert x.dtype == torch.float32 and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
 
 
 def test_split_is_deterministic_and_disjoint() -> None:

@@ -37,7 +37,9 @@ def test_cnn_takes_images(in_shape: tuple[int, ...]) -> None:
 
 
 def test_cnn_rejects_flat_samples() -> None:
-    with pytest.raises(ValueError, match=r"SmallCNN needs images \(C, H, W\) or \(H, W\), got samples of shape \(64,\)"):
+    with pytest.raises(
+        ValueError, match=r"SmallCNN needs images \(C, H, W\) or \(H, W\), got samples of shape \(64,\)"
+    ):
         SmallCNN((64,), 10)
 
 

@@ -25,7 +25,9 @@ def _only_run(store: str):  # type: ignore[no-untyped-def]
 
 def test_run_logs_config_metrics_tags_and_artifacts(load: Load, store: str) -> None:
     exp = load("digits_mlp", *SMOKE, "seed=7")
-    result = labkit.run(exp, progress="none", command="labkit run x", source=REPO / "experiments/digits_mlp.yaml")
+    result = labkit.run(
+        exp, progress="none", command="labkit run x", source=REPO / "experiments/digits_mlp.yaml"
+    )
 
     client, run = _only_run(store)
     assert run.info.run_id == result.run_id
@@ -45,7 +47,13 @@ def test_run_logs_config_metrics_tags_and_artifacts(load: Load, store: str) -> N
     assert tags["labkit.version"] == labkit.__version__
     assert tags["labkit.command"] == "labkit run x"
     assert tags["mlflow.source.name"].endswith("digits_mlp.yaml")
-    for key in ("mlflow.user", "labkit.host", "labkit.torch_version", "labkit.lightning_version", "labkit.run_key"):
+    for key in (
+        "mlflow.user",
+        "labkit.host",
+        "labkit.torch_version",
+        "labkit.lightning_version",
+        "labkit.run_key",
+    ):
         assert tags[key]
     git = git_state(REPO)
     if git is not None:
@@ -54,8 +62,12 @@ def test_run_logs_config_metrics_tags_and_artifacts(load: Load, store: str) -> N
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "figures", "checkpoints"} <= artifacts
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == ["figures/confusion_matrix.png"]
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == [
+        "figures/confusion_matrix.png"
+    ]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
+        "checkpoints/best.ckpt"
+    ]
     config = Path(client.download_artifacts(run.info.run_id, "config.yaml"))
     assert config.read_text() == dump_experiment(exp)
 
@@ -109,7 +121,10 @@ def test_class_path_lightning_module_is_the_task(load: Load) -> None:
     ("model", "pattern"),
     [
         ("tests.no_such_module.Net", r"model\.class_path: cannot import module 'tests\.no_such_module'"),
-        ("tests.user_models.TinyNt", r"model\.class_path: module 'tests\.user_models' has no 'TinyNet'|has no 'TinyNt' \(did you mean 'TinyNet'\?\)"),
+        (
+            "tests.user_models.TinyNt",
+            r"model\.class_path: module 'tests\.user_models' has no 'TinyNet'|has no 'TinyNt' \(did you mean 'TinyNet'\?\)",
+        ),
         ("tests.user_models.NOT_A_CLASS", r"is neither a torch\.nn\.Module nor a LightningModule"),
     ],
 )
@@ -122,7 +137,10 @@ def test_bad_class_path(model: str, pattern: str, load: Load, store: str) -> Non
 
 def test_bad_init_args_name_the_field(load: Load) -> None:
     exp = load("digits_mlp", *SMOKE, "model={class_path: tests.user_models.TinyNet, init_args: {depth: 3}}")
-    with pytest.raises(RegistryError, match=r"model\.init_args: TinyNet: got an unexpected keyword argument 'depth'; it accepts: in_shape, num_classes, width"):
+    with pytest.raises(
+        RegistryError,
+        match=r"model\.init_args: TinyNet: got an unexpected keyword argument 'depth'; it accepts: in_shape, num_classes, width",
+    ):
         labkit.run(exp, progress="none")
 
 
@@ -156,3 +174,30 @@ def test_plain_progress_lines(load: Load) -> None:
 def test_digits_cnn_reaches_95_percent(load: Load) -> None:
     result = labkit.run(load("digits_cnn"), progress="none")
     assert result.metrics["test_acc"] >= 0.95
+
+
+def test_plain_progress_reports_inside_long_epochs() -> None:
+    import io
+
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from labkit.config import OptimizerConfig
+    from labkit.models import MLP
+    from labkit.runner._progress import PlainProgress
+    from labkit.tasks import ClassificationTask
+
+    out = io.StringIO()
+    data = DataLoader(TensorDataset(torch.randn(40, 3), torch.arange(40) % 2), batch_size=10)
+    task = ClassificationTask(MLP((3,), 2, hidden=()), OptimizerConfig(), num_classes=2)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[PlainProgress(out, interval=0.0)],
+    )
+    trainer.fit(task, data, data)
+    text = out.getvalue()
+    assert "epoch 1/1  batch 1/4  train_loss" in text and "epoch 1/1  batch 4/4" in text

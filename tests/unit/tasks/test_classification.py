@@ -19,8 +19,13 @@ def _separable(n: int = 96, seed: int = 0) -> TensorDataset:
 
 def _trainer(**kw: object) -> pl.Trainer:
     return pl.Trainer(
-        max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", **kw,  # type: ignore[arg-type]
+        max_epochs=15,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -37,7 +42,9 @@ def test_learns_separable_classes_and_logs_metrics() -> None:
 
 
 def test_confusion_matrix_figure_after_test() -> None:
-    task = ClassificationTask(MLP((4,), 3, hidden=()), OptimizerConfig(), num_classes=3, class_names=["e", "mu", "pi"])
+    task = ClassificationTask(
+        MLP((4,), 3, hidden=()), OptimizerConfig(), num_classes=3, class_names=["e", "mu", "pi"]
+    )
     assert task.figures() == {}
     _trainer().test(task, DataLoader(_separable(n=30), batch_size=8), verbose=False)
     fig = task.figures()["confusion_matrix"]
@@ -50,7 +57,9 @@ def test_label_smoothing_changes_loss() -> None:
     model = MLP((4,), 3, hidden=())
     x, y = _separable(8).tensors
     plain = ClassificationTask(model, OptimizerConfig(), num_classes=3)._loss(model(x), y)
-    smooth = ClassificationTask(model, OptimizerConfig(), num_classes=3, label_smoothing=0.3)._loss(model(x), y)
+    smooth = ClassificationTask(model, OptimizerConfig(), num_classes=3, label_smoothing=0.3)._loss(
+        model(x), y
+    )
     assert not torch.isclose(plain, smooth)
 
 
@@ -65,9 +74,21 @@ def test_needs_two_classes() -> None:
         (OptimizerConfig(name="adam"), torch.optim.Adam, None),
         (OptimizerConfig(name="adamw", weight_decay=0.01), torch.optim.AdamW, None),
         (OptimizerConfig(name="sgd", momentum=0.5, nesterov=True), torch.optim.SGD, None),
-        (OptimizerConfig(scheduler=SchedulerConfig(name="cosine")), torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR),
-        (OptimizerConfig(scheduler=SchedulerConfig(name="step", step_size=3)), torch.optim.Adam, torch.optim.lr_scheduler.StepLR),
-        (OptimizerConfig(scheduler=SchedulerConfig(name="plateau")), torch.optim.Adam, torch.optim.lr_scheduler.ReduceLROnPlateau),
+        (
+            OptimizerConfig(scheduler=SchedulerConfig(name="cosine")),
+            torch.optim.Adam,
+            torch.optim.lr_scheduler.CosineAnnealingLR,
+        ),
+        (
+            OptimizerConfig(scheduler=SchedulerConfig(name="step", step_size=3)),
+            torch.optim.Adam,
+            torch.optim.lr_scheduler.StepLR,
+        ),
+        (
+            OptimizerConfig(scheduler=SchedulerConfig(name="plateau")),
+            torch.optim.Adam,
+            torch.optim.lr_scheduler.ReduceLROnPlateau,
+        ),
     ],
 )
 def test_build_optimizer(cfg: OptimizerConfig, opt_type: type, sched_type: type | None) -> None:

@@ -1,6 +1,7 @@
 # labkit: `make demo` runs the main experiment; `make test` runs the test suite.
-# Both create .venv on first use: torch (CPU build here) first, then labkit through the
-# pinned versions in constraints.txt. GPU sites: make TORCH_SPEC="torch==2.13.0" with their index.
+# Both create .venv on first use: torch first (TORCH_SPEC, the CPU build here; a torch already
+# in .venv is kept, so GPU sites install their own build first), then labkit through the
+# pinned versions in constraints.txt.
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -16,7 +17,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install "$(TORCH_SPEC)"
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	touch $@
 

@@ -18,12 +18,22 @@ def progress_callback(mode: str, stream: TextIO | None = None) -> ProgressBar | 
     if mode == "auto":
         mode = "rich" if stream.isatty() else "plain"
     if mode == "rich":
-        from lightning.pytorch.callbacks import RichProgressBar
-
-        return RichProgressBar(leave=True)
+        return _rich_bar()
     if mode == "plain":
         return PlainProgress(stream)
     return None
+
+
+def _rich_bar() -> ProgressBar:
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class RichBar(RichProgressBar):
+        def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+            metrics = super().get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)  # the MLflow run id's tail: noise beside the metrics
+            return metrics
+
+    return RichBar(leave=True)
 
 
 class PlainProgress(ProgressBar):

@@ -7,6 +7,7 @@ it is full, every ``flush_seconds`` while training, and when the run ends.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,8 @@ class Tracker(Logger):
         self.uri = uri
         self.experiment_name = experiment
         self.flush_seconds = flush_seconds
+        # "Creating initial MLflow database tables..." on every new SQLite store is noise to users
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         try:
             self.client = MlflowClient(tracking_uri=uri)
         except Exception as exc:  # noqa: BLE001 - e.g. an SQLite path that cannot be created

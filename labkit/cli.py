@@ -6,6 +6,7 @@ Heavy libraries (torch, Lightning, MLflow) are imported inside the commands that
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import traceback
@@ -102,6 +103,7 @@ def run(
     with _errors():
         from labkit.config import load_experiment
 
+        _importable_here()
         exp = load_experiment(file, overrides or [])
         from labkit.runner import run as run_experiment
 
@@ -117,6 +119,14 @@ def check(file: FileArg, overrides: OverridesArg = None) -> None:
         from labkit.config import dump_experiment, load_experiment
 
         print(dump_experiment(load_experiment(file, overrides or [])), end="")
+
+
+def _importable_here() -> None:
+    """Put the working directory first on ``sys.path``, as ``python -m`` does, so that a
+    ``class_path: mymodels.Net`` next to the user's experiment imports with ``labkit`` too."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 def _summary(result: RunResult) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from typing_extensions import Self
 
 __all__ = ["ClassPathSpec", "ComponentSpec", "Section", "component_union", "spec_tag"]
 
@@ -30,6 +32,10 @@ class ComponentSpec(Section):
     def options(self) -> dict[str, Any]:
         """The keyword arguments for ``target`` (every field but ``name``)."""
         return self.model_dump(exclude={"name"})
+
+    def anchored(self, cwd: Path) -> Self:
+        """A copy with relative file paths made absolute under ``cwd`` (none by default)."""
+        return self
 
 
 class ClassPathSpec(Section):

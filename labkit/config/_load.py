@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Tag, ValidationError
 
+from labkit.config._base import ComponentSpec
 from labkit.config._schema import Experiment
 from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
 
@@ -90,7 +91,7 @@ def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Ex
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(cwd / uri.removeprefix('sqlite:///')).resolve()}"  # absolute: jobs move
     runs_root = Path(exp.runs_root).expanduser()
-    update = {
+    update: dict[str, Any] = {
         "tracking": tracking.model_copy(
             update={
                 "uri": uri,
@@ -100,6 +101,8 @@ def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Ex
         ),
         "runs_root": str(runs_root if runs_root.is_absolute() else (cwd / runs_root).resolve()),
     }
+    if isinstance(exp.data, ComponentSpec):  # file paths in the data section: absolute, jobs move
+        update["data"] = exp.data.anchored(cwd)
     return exp.model_copy(update=update)
 
 
@@ -159,17 +162,35 @@ def _first_line(exc: BaseException, join: bool = False) -> str:
 
 # --------------------------------------------------------------------------- error messages
 def format_validation_error(exc: ValidationError) -> list[str]:
-    """One readable line per problem: ``dotted.key: what is wrong (and the valid choices)``."""
-    return [_format_one(err) for err in exc.errors(include_url=False)]
+    """One readable line per problem: ``dotted.key: what is wrong (and the valid choices)``.
+
+    A value that fits none of a field's alternatives (``devices: 2 | auto | [0, 1]``) gives
+    pydantic one error per alternative; they are joined into one line.
+    """
+    groups: dict[str, list[tuple[Any, type[BaseModel] | None]]] = {}
+    for err in exc.errors(include_url=False):
+        loc, section = _walk(err["loc"])
+        groups.setdefault(".".join(loc) or "experiment", []).append((err, section))
+    lines = []
+    for where, errs in groups.items():
+        if len(errs) == 1:
+            lines.append(_format_one(where, *errs[0]))
+            continue
+        wants = "; or ".join(dict.fromkeys(_lower(err["msg"]) for err, _ in errs))
+        lines.append(f"{where}: {wants} (got {_show(errs[0][0].get('input'))})")
+    return lines
 
 
-def _format_one(err: Any) -> str:
-    loc, section = _walk(err["loc"])
-    where = ".".join(loc) or "experiment"
+def _lower(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
+
+
+def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
         valid = sorted(section.model_fields) if section else []
-        hint = did_you_mean(loc[-1], valid)
+        hint = did_you_mean(where.rsplit(".", 1)[-1], valid)
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "union_tag_invalid":
         word = _COMPONENT_WORD.get(where, where)
@@ -188,8 +209,11 @@ def _format_one(err: Any) -> str:
         return f"{where}: {_show(value)} is not valid{hint}; choose one of: {', '.join(choices)}"
     if kind == "missing":
         return f"{where}: required, but missing"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {msg[0].lower() + msg[1:]} (got {_show(value)})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: expected a mapping of keys to values (got {_show(value)})"
+    if isinstance(value, dict):  # a check across a whole section: the message says it all
+        return f"{where}: {_lower(err['msg'])}"
+    return f"{where}: {_lower(err['msg'])} (got {_show(value)})"
 
 
 def _show(value: Any) -> str:
@@ -214,6 +238,9 @@ def _walk(loc: Sequence[int | str]) -> tuple[list[str], type[BaseModel] | None]:
         else:
             unique = set(members.values())
             section = unique.pop() if len(unique) == 1 else None
+        if section is None:  # a leaf value: keep list indexes, drop pydantic's union labels
+            parts += [p for p in rest if p.isdigit()]
+            break
     return parts, parent
 
 

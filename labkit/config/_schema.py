@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from labkit.config._base import ClassPathSpec, Section, component_union
 from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec
@@ -45,7 +53,7 @@ class SchedulerConfig(Section):
 
     name: Literal["cosine", "step", "plateau"]
     step_size: PositiveInt = Field(default=10, description="step: epochs between decays")
-    gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step/plateau: decay factor")
+    gamma: float = Field(default=0.1, gt=0.0, lt=1.0, description="step/plateau: decay factor")
     patience: NonNegativeInt = Field(default=5, description="plateau: epochs without improvement")
     monitor: str = Field(default="val_loss", description="plateau: metric to watch")
     min_lr: NonNegativeFloat = 0.0
@@ -58,6 +66,17 @@ class OptimizerConfig(Section):
     momentum: NonNegativeFloat = Field(default=0.9, description="sgd only")
     nesterov: bool = Field(default=False, description="sgd only")
     scheduler: SchedulerConfig | None = None
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value  # ``scheduler: cosine``
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.name == "sgd" and self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov: true needs momentum > 0")
+        return self
 
 
 class EarlyStoppingConfig(Section):
@@ -96,6 +115,14 @@ class TrainerConfig(Section):
     limit_val_batches: _Limit = 1.0
     limit_test_batches: _Limit = 1.0
     deterministic: bool = Field(default=True, description="bit-identical reruns on CPU")
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _max_time_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML reads an unquoted 00:12:00:00 as a base-60 number
+            raise ValueError('write it in quotes, e.g. max_time: "00:12:00:00" (DD:HH:MM:SS)')
+        return value
+
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = CheckpointConfig()
 
@@ -103,7 +130,7 @@ class TrainerConfig(Section):
 class TrackingConfig(Section):
     experiment: str | None = Field(default=None, min_length=1, description="default: the name")
     uri: str | None = Field(
-        default=None, description="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+        default=None, description="default: $MLFLOW_TRACKING_URI, else sqlite:///<working dir>/mlflow.db"
     )
     run_name: str | None = Field(default=None, description="default: the experiment's name")
     tags: dict[str, str] = Field(default_factory=dict)

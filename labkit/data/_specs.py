@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -49,6 +50,10 @@ class ArraysSpec(DataSpec):
     standardize: bool = Field(
         default=False, description="scale each input feature to mean 0, std 1 (fitted on train)"
     )
+
+    def anchored(self, cwd: Path) -> ArraysSpec:
+        path = Path(self.path).expanduser()
+        return self if path.is_absolute() else self.model_copy(update={"path": str(cwd / path)})
 
 
 DATA_SPECS: tuple[type[ComponentSpec], ...] = (DigitsSpec, ArraysSpec)

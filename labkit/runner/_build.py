@@ -12,7 +12,7 @@ from torch import nn
 from labkit.config import Experiment
 from labkit.config._base import ClassPathSpec, ComponentSpec
 from labkit.data._base import DataInfo
-from labkit.errors import DataError, RegistryError, did_you_mean
+from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
 
@@ -53,7 +53,8 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
         cls = import_object(spec.class_path, "data.class_path")
         if not (isinstance(cls, type) and issubclass(cls, pl.LightningDataModule)):
             raise RegistryError(f"data.class_path: {spec.class_path} is not a LightningDataModule class")
-        return _construct(cls, dict(spec.init_args), "data.init_args")  # type: ignore[no-any-return]
+        kwargs = _fill_in(cls, {"seed": exp.seed}) | dict(spec.init_args)
+        return _construct(cls, kwargs, "data.init_args")  # type: ignore[no-any-return]
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
     return cls(**spec.options(), seed=exp.seed)  # type: ignore[no-any-return]
@@ -71,7 +72,22 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
     return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=exp.task.num_classes)
 
 
+def _fill_in(cls: Any, known: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``known`` that ``cls``'s constructor takes by name."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in known.items() if k in params}
+
+
 def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
+    """The task (a LightningModule) with its model; a class_path LightningModule as it is."""
+    spec = exp.model
+    cls = import_object(spec.class_path, "model.class_path") if isinstance(spec, ClassPathSpec) else None
+    if isinstance(spec, ClassPathSpec) and isinstance(cls, type) and issubclass(cls, pl.LightningModule):
+        return _construct(cls, dict(spec.init_args), "model.init_args")  # type: ignore[no-any-return]
+
     num_classes = exp.task.num_classes or info.num_classes
     if num_classes is None:
         raise DataError("cannot tell the number of classes from this data: set task.num_classes")
@@ -79,26 +95,45 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         raise DataError(
             f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {num_classes}"
         )
-    spec = exp.model
+    if num_classes < 2:
+        raise DataError("the data holds a single class (every label is 0): classification needs two or more")
     if isinstance(spec, ClassPathSpec):
-        cls = import_object(spec.class_path, "model.class_path")
-        if isinstance(cls, type) and issubclass(cls, pl.LightningModule):
-            return _construct(cls, dict(spec.init_args), "model.init_args")  # type: ignore[no-any-return]
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise RegistryError(
                 f"model.class_path: {spec.class_path} is neither a torch.nn.Module nor a LightningModule"
             )
         known = {"in_shape": info.in_shape, "out_features": num_classes, "num_classes": num_classes}
-        params = inspect.signature(cls).parameters
-        kwargs = {k: v for k, v in known.items() if k in params} | dict(spec.init_args)
-        model = _construct(cls, kwargs, "model.init_args")
+        model = _construct(cls, _fill_in(cls, known) | dict(spec.init_args), "model.init_args")
     else:
         assert isinstance(spec, ComponentSpec)
-        cls = import_object(spec.target, "model.name")
-        model = cls(in_shape=info.in_shape, out_features=num_classes, **spec.options())
+        model_cls = import_object(spec.target, "model.name")
+        try:
+            model = model_cls(in_shape=info.in_shape, out_features=num_classes, **spec.options())
+        except ValueError as exc:  # e.g. a CNN given flat vectors
+            raise ConfigError(f"model: {exc}") from None
 
     task_cls = import_object(exp.task.target, "task.kind")
     class_names = info.class_names if len(info.class_names) == num_classes else ()
-    return task_cls(  # type: ignore[no-any-return]
+    task = task_cls(
         model, exp.optimizer, num_classes=num_classes, class_names=class_names, **exp.task.options()
     )
+    _check_monitors(exp, task)
+    return task  # type: ignore[no-any-return]
+
+
+def _check_monitors(exp: Experiment, task: Any) -> None:
+    """Metrics named in ``trainer``/``optimizer`` must be ones the task logs (before training)."""
+    logged = getattr(task, "monitorable", None)
+    if not logged:
+        return
+    wanted = {"trainer.checkpoint.monitor": exp.trainer.checkpoint.monitor}
+    if exp.trainer.early_stopping is not None:
+        wanted["trainer.early_stopping.monitor"] = exp.trainer.early_stopping.monitor
+    if exp.optimizer.scheduler is not None and exp.optimizer.scheduler.name == "plateau":
+        wanted["optimizer.scheduler.monitor"] = exp.optimizer.scheduler.monitor
+    for field, metric in wanted.items():
+        if metric not in logged:
+            raise ConfigError(
+                f"{field}: the {exp.task.kind} task logs no metric {metric!r}{did_you_mean(metric, logged)}; "
+                f"choose one of: {', '.join(logged)}"
+            )

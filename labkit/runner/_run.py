@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from labkit.config import Experiment, dump_experiment, flatten
+from labkit.errors import ConfigError
 from labkit.runner._rundir import RunDir
 from labkit.tracking import git_state, redact_uri, software_versions
 from labkit.tracking._provenance import user
@@ -79,7 +80,8 @@ def run(
 
     stream = stream or sys.stderr
     run_dir = RunDir.create(exp.runs_root, exp.name)
-    run_dir.config_file.write_text(dump_experiment(exp))
+    shown = exp.tracking.model_copy(update={"uri": redact_uri(exp.tracking.uri or "")})
+    run_dir.config_file.write_text(dump_experiment(exp.model_copy(update={"tracking": shown})))
     run_dir.update(experiment_file=str(source) if source else None, command=command)
 
     tracker: Tracker | None = None
@@ -145,11 +147,16 @@ def _train(
     progress: str,
     stream: TextIO,
 ) -> _Trained:
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from labkit.runner._trainer import build_trainer
 
     trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream)
     start = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule)
+    try:
+        trainer.fit(task, datamodule=datamodule)
+    except MisconfigurationException as exc:  # e.g. a monitored metric a user's module never logs
+        raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
         raise KeyboardInterrupt

@@ -66,4 +66,5 @@ def build_trainer(
 
 
 def _limit(value: float) -> float | None:
-    return None if value == 1.0 else value  # None: Lightning's default, without its notice
+    # the float 1.0 (all batches) is Lightning's default: pass None to skip its notice; the int 1 is one batch
+    return None if isinstance(value, float) and value == 1.0 else value

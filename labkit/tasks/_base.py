@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -22,6 +22,9 @@ class Task(pl.LightningModule):
     Tasks only call ``self.log``; they never talk to a tracker. After testing, the runner asks
     :meth:`figures` for diagnostic figures and stores them with the run.
     """
+
+    #: metrics logged during fit that checkpointing, early stopping and schedulers may monitor
+    monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
 
     def __init__(self, model: nn.Module, optimizer: OptimizerConfig) -> None:
         super().__init__()

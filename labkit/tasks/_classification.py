@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,8 @@ class ClassificationTask(Task):
     ``test_auc`` (one-vs-rest ROC AUC, macro-averaged over classes); draws the test confusion
     matrix.
     """
+
+    monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_acc")
 
     def __init__(
         self,

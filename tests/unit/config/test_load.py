@@ -71,6 +71,16 @@ def test_flatten_gives_dotted_string_params(tmp_path: Path) -> None:
     assert all(isinstance(v, str) for v in params.values())
 
 
+def test_relative_data_path_made_absolute(tmp_path: Path) -> None:
+    exp = load_experiment(MLP, ["data={name: arrays, path: sub/d.h5}"], cwd=tmp_path)
+    assert exp.data.path == str(tmp_path / "sub" / "d.h5")  # type: ignore[union-attr]
+
+
+def test_scheduler_shorthand(tmp_path: Path) -> None:
+    exp = load_experiment(MLP, ["optimizer.scheduler=cosine"], cwd=tmp_path)
+    assert exp.optimizer.scheduler is not None and exp.optimizer.scheduler.name == "cosine"
+
+
 def test_task_shorthand(tmp_path: Path) -> None:
     exp = validate_experiment(
         {"name": "x", "task": "classification", "model": {"name": "mlp"}, "data": {"name": "digits"}},
@@ -103,6 +113,31 @@ def test_task_shorthand(tmp_path: Path) -> None:
         (["model.dropout=1.5"], r"model\.dropout: input should be less than 1"),
         (["name=a b"], r"name: string should match pattern"),
         (["model.class_path=not a path"], r"model\.class_path: string should match pattern"),
+        (
+            ["trainer.devices=x"],
+            r"trainer\.devices: input should be a valid integer.*; or input should be 'auto'.*\(got 'x'\)",
+        ),
+        (
+            ["trainer.limit_train_batches=-1"],
+            r"trainer\.limit_train_batches: input should be greater than 0 \(got -1\)",
+        ),
+        (
+            ["trainer.checkpoint=null"],
+            r"trainer\.checkpoint: expected a mapping of keys to values \(got null\)",
+        ),
+        (
+            ["trainer.max_time=2160000"],
+            r'trainer\.max_time: write it in quotes, e\.g\. max_time: "00:12:00:00"',
+        ),
+        (
+            ["optimizer.name=sgd", "optimizer.momentum=0", "optimizer.nesterov=true"],
+            r"optimizer: nesterov: true needs momentum > 0$",
+        ),
+        (
+            ["optimizer.scheduler={name: plateau, gamma: 1.0}"],
+            r"optimizer\.scheduler\.gamma: input should be less than 1",
+        ),
+        (["model.hidden=[16,-1]"], r"model\.hidden\.1: input should be greater than 0 \(got -1\)"),
     ],
 )
 def test_bad_values_name_the_field(overrides: list[str], pattern: str, tmp_path: Path) -> None:

@@ -278,7 +278,7 @@ def test_config_artifact_hides_passwords(load: Load, store: str) -> None:
     secret = exp.model_copy(
         update={"tracking": exp.tracking.model_copy(update={"uri": "http://u:s3cret@127.0.0.1:1"})}
     )
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the server does not exist; the file is written first
+    with pytest.raises(Exception):  # noqa: B017 - the server does not exist; the file is written first
         labkit.run(secret, progress="none")
     (run_dir,) = (Path(exp.runs_root) / "digits_mlp").iterdir()
     text = RunDir.open(run_dir).config_file.read_text()

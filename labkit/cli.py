@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -68,8 +69,12 @@ def _errors() -> Iterator[None]:
     except LabkitError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted; the run is marked KILLED", 130)
     except (typer.Exit, typer.Abort):
+        raise
+    except SystemExit as exc:
+        if type(exc).__name__ == "SIGTERMException":  # Lightning's, on SIGTERM during training
+            _fail("terminated by SIGTERM; the run is marked KILLED", 128 + signal.SIGTERM)
         raise
     except Exception:  # noqa: BLE001 - the last resort: show the bug, exit 1
         traceback.print_exc()

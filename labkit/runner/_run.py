@@ -193,7 +193,7 @@ def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException
     import traceback
 
     (run_dir.path / "error.txt").write_text("".join(traceback.format_exception(exc)))
-    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
     run_dir.mark(status, error=f"{type(exc).__name__}: {exc}")
     if tracker is None or tracker.run_id is None:
         return

@@ -84,10 +84,10 @@ class Tracker(Logger):
         self._end(RunStatus.to_string(RunStatus.FINISHED))
 
     def fail(self, exc: BaseException) -> None:
-        """Flush, record the error as tags and mark the run FAILED (KILLED on Ctrl-C)."""
+        """Flush, record the error as tags and mark the run FAILED (KILLED on Ctrl-C or SIGTERM)."""
         if self.run_id is None:
             return
-        interrupted = isinstance(exc, KeyboardInterrupt)
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip() or type(exc).__name__
         tags = [RunTag("labkit.error", _clip(text)), RunTag("labkit.error_type", type(exc).__name__)]
         try:

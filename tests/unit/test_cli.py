@@ -156,3 +156,44 @@ def test_bug_in_training_exits_1_and_marks_failed(tmp_path: Path) -> None:
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"
     assert "exploded" in run.data.tags["labkit.error"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_marks_run_killed(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "run",
+            MLP,
+            "trainer.max_epochs=10000",
+            "trainer.early_stopping=null",
+            f"runs_root={tmp_path / 'runs'}",
+            "--progress",
+            "plain",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 240
+    for line in proc.stderr:  # wait until training is under way
+        if "epoch 1/" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated by SIGTERM; the run is marked KILLED" in err
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "KILLED"

@@ -140,8 +140,8 @@ def _summary(result: RunResult) -> None:
     rows += [
         ("fit time", f"{result.fit_seconds:.1f} s"),
         ("run dir", str(result.run_dir)),
-        ("open with", result.how_to_open()),
     ]
+    rows += [("open with" if i == 0 else "", line) for i, line in enumerate(result.how_to_open())]
     width = max(len(k) for k, _ in rows)
     print("labkit: run finished")
     for key, value in rows:

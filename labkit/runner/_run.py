@@ -53,11 +53,14 @@ class RunResult:
     fit_seconds: float = 0.0
     best_checkpoint: Path | None = None
 
-    def how_to_open(self) -> str:
+    def how_to_open(self) -> list[str]:
+        """Lines telling a user how to see this run in the MLflow UI."""
+        # the query selects the UI's "Model training" view (MLflow 3 opens on its GenAI view)
+        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
         uri = redact_uri(self.tracking_uri)
         if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        return f"mlflow ui --backend-store-uri {uri}"
+            return [f"{uri.rstrip('/')}/{page}"]
+        return [f"mlflow ui --backend-store-uri {uri}", f"then http://127.0.0.1:5000/{page}"]
 
 
 def run(

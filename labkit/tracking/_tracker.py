@@ -27,6 +27,8 @@ __all__ = ["Tracker"]
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 MAX_TAG_LENGTH = 8000  # MLflow stores tag values up to 8000 characters
+# MLflow 3's UI shows an experiment without this tag as a GenAI "evaluation" experiment
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 class Tracker(Logger):
@@ -111,12 +113,18 @@ class Tracker(Logger):
                     f"MLflow experiment {self.experiment_name!r} is deleted; restore it "
                     "(mlflow experiments restore) or set tracking.experiment to another name"
                 )
+            if EXPERIMENT_KIND not in found.tags:
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
             return str(found.experiment_id)
         location = None
         if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
             location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
         try:
-            return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
+            return str(
+                self.client.create_experiment(
+                    self.experiment_name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING}
+                )
+            )
         except MlflowException:  # created concurrently by another process
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:

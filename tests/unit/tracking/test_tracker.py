@@ -145,3 +145,14 @@ def test_git_state(tmp_path: Path) -> None:
     dirty = git_state(tmp_path)
     assert dirty is not None and dirty.dirty and dirty.commit == clean.commit
     assert "+two" in dirty.patch and "#   new.txt" in dirty.patch
+
+
+def test_experiments_are_marked_model_training_for_the_ui(store: str) -> None:
+    client = MlflowClient(store)
+    old = client.create_experiment("old")  # made by someone else, without the tag
+    Tracker(store, "old").start("r", {}, {})
+    Tracker(store, "new").start("r", {}, {})
+    for name in ("old", "new"):
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is not None and experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(old).experiment_id == old

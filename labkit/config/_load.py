@@ -125,7 +125,22 @@ def _read_file(path: Path) -> Any:
         raise ExperimentFileError(f"{path}: cannot read: {_first_line(exc)}") from None
     if not isinstance(cfg, DictConfig):
         raise ExperimentFileError(f"{path}: an experiment file must be a mapping of keys to values")
+    _expand_shorthands(cfg)
     return cfg
+
+
+#: ``key: word`` written for ``key: {field: word}``, expanded before overrides are merged so that
+#: ``task.num_classes=2`` adds to ``task: classification`` instead of replacing it
+_SHORTHANDS = {"task": "kind", "optimizer.scheduler": "name"}
+
+
+def _expand_shorthands(cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    for key, field in _SHORTHANDS.items():
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str):
+            OmegaConf.update(cfg, key, {field: value}, merge=False)
 
 
 def _check_overrides(overrides: Iterable[str]) -> list[str]:

@@ -53,7 +53,7 @@ class ArraysSpec(DataSpec):
 
     def anchored(self, cwd: Path) -> ArraysSpec:
         path = Path(self.path).expanduser()
-        return self if path.is_absolute() else self.model_copy(update={"path": str(cwd / path)})
+        return self.model_copy(update={"path": str(path if path.is_absolute() else (cwd / path).resolve())})
 
 
 DATA_SPECS: tuple[type[ComponentSpec], ...] = (DigitsSpec, ArraysSpec)

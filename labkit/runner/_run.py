@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError
 from labkit.runner._rundir import RunDir
-from labkit.tracking import git_state, redact_uri, software_versions
+from labkit.tracking import git_state, redact_command, redact_uri, software_versions
 from labkit.tracking._provenance import user
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def run(
     from labkit.tracking import Tracker
 
     stream = stream or sys.stderr
+    command = redact_command(command) if command else None
     run_dir = RunDir.create(exp.runs_root, exp.name)
     shown = exp.tracking.model_copy(update={"uri": redact_uri(exp.tracking.uri or "")})
     run_dir.config_file.write_text(dump_experiment(exp.model_copy(update={"tracking": shown})))
@@ -154,12 +155,17 @@ def _train(
 
     from labkit.runner._trainer import build_trainer
 
-    trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream)
     start = time.perf_counter()
     try:
+        trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream)
+        start = time.perf_counter()
         trainer.fit(task, datamodule=datamodule)
-    except MisconfigurationException as exc:  # e.g. a monitored metric a user's module never logs
+    except MisconfigurationException as exc:  # e.g. accelerator: gpu on a machine without one
         raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
+    except RuntimeError as exc:
+        if "conditioned on metric" in str(exc):  # EarlyStopping on a metric the module never logs
+            raise ConfigError(f"trainer.early_stopping.monitor: {exc}") from exc
+        raise
     fit_seconds = time.perf_counter() - start
     if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
         raise KeyboardInterrupt

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labkit._lazy import lazy_getattr
-from labkit.tracking._provenance import GitState, git_state, redact_uri, software_versions
+from labkit.tracking._provenance import GitState, git_state, redact_command, redact_uri, software_versions
 
-__all__ = ["GitState", "Tracker", "git_state", "redact_uri", "software_versions"]
+__all__ = ["GitState", "Tracker", "git_state", "redact_command", "redact_uri", "software_versions"]
 
 if TYPE_CHECKING:
     from labkit.tracking._tracker import Tracker

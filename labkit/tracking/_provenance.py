@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["GitState", "git_state", "redact_uri", "software_versions"]
+__all__ = ["GitState", "git_state", "redact_command", "redact_uri", "software_versions"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,21 @@ def user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry for this uid (containers)
         return "unknown"
+
+
+def redact_command(command: str) -> str:
+    """A command line with the password of every URI in it (``key=scheme://u:pw@host``) hidden."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out = []
+    for word in words:
+        key, sep, value = word.partition("=") if "=" in word.split("://")[0] else ("", "", word)
+        out.append(f"{key}{sep}{redact_uri(value)}")
+    return shlex.join(out)
 
 
 def redact_uri(uri: str) -> str:

@@ -205,3 +205,22 @@ def test_mapping_override_replaces_the_section(tmp_path: Path) -> None:
     assert nested.trainer.early_stopping is not None
     assert nested.trainer.early_stopping.patience == 2
     assert nested.trainer.early_stopping.monitor == "val_loss"  # the schema's default, not the file's
+
+
+def test_override_adds_to_a_shorthand(tmp_path: Path) -> None:
+    path = tmp_path / "short.yaml"
+    path.write_text(
+        "name: s\ntask: classification\nmodel: {name: mlp}\ndata: {name: digits}\n"
+        "optimizer: {scheduler: cosine}\n"
+    )
+    exp = load_experiment(path, ["task.num_classes=12", "optimizer.scheduler.min_lr=0.01"], cwd=tmp_path)
+    assert exp.task.kind == "classification" and exp.task.num_classes == 12
+    assert exp.optimizer.scheduler is not None
+    assert (exp.optimizer.scheduler.name, exp.optimizer.scheduler.min_lr) == ("cosine", 0.01)
+
+
+def test_data_path_home_and_dots_resolved(tmp_path: Path) -> None:
+    exp = load_experiment(MLP, ["data={name: arrays, path: ../d.npz}"], cwd=tmp_path / "sub")
+    assert exp.data.path == str(tmp_path / "d.npz")  # type: ignore[union-attr]
+    home = load_experiment(MLP, ["data={name: arrays, path: ~/d.npz}"], cwd=tmp_path)
+    assert home.data.path == str(Path.home() / "d.npz")  # type: ignore[union-attr]

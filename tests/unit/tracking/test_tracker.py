@@ -154,5 +154,18 @@ def test_experiments_are_marked_model_training_for_the_ui(store: str) -> None:
     Tracker(store, "new").start("r", {}, {})
     for name in ("old", "new"):
         experiment = client.get_experiment_by_name(name)
-        assert experiment is not None and experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        assert (
+            experiment is not None and experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        )
     assert client.get_experiment(old).experiment_id == old
+
+
+def test_redact_command() -> None:
+    from labkit.tracking import redact_command
+
+    cmd = "labkit run e.yaml tracking.uri=https://bob:pw@mlflow.lab/ seed=3 'model.hidden=[1, 2]'"
+    assert (
+        redact_command(cmd)
+        == "labkit run e.yaml tracking.uri=https://bob:***@mlflow.lab/ seed=3 'model.hidden=[1, 2]'"
+    )
+    assert redact_command("labkit run https://bob:pw@h/x") == "labkit run https://bob:***@h/x"

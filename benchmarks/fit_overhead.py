@@ -449,9 +449,10 @@ def report(setup: Setup, outcomes: dict[str, list[Outcome]], target: float) -> i
 
     lab, plain = med("labkit", "fit_seconds"), med("lightning", "fit_seconds")
     ratio = lab / plain
-    paired = statistics.median(
+    per_round = [
         a.fit_seconds / b.fit_seconds for a, b in zip(outcomes["labkit"], outcomes["lightning"], strict=True)
-    )
+    ]
+    paired = statistics.median(per_round)
     best = min(o.fit_seconds for o in outcomes["labkit"]) / min(o.fit_seconds for o in outcomes["lightning"])
     cpu = med("labkit", "fit_cpu_seconds") / med("lightning", "fit_cpu_seconds")
     print(
@@ -462,6 +463,10 @@ def report(setup: Setup, outcomes: dict[str, list[Outcome]], target: float) -> i
         f"  to judge the noise: {paired:.3f}x (median of per-round ratios), {best:.3f}x (minimums), "
         f"{cpu:.3f}x (median CPU times)"
     )
+    if len(per_round) >= 4:
+        q1, _, q3 = statistics.quantiles(per_round, n=4)
+        verdict = "unreliable, rerun with a larger --repeat" if q1 <= target <= q3 else "clear"
+        print(f"  per-round ratios, middle half: {q1:.3f}x .. {q3:.3f}x; against the target: {verdict}")
     print(f"plain Lightning / raw PyTorch: {plain / med('raw', 'fit_seconds'):.3f}x (median wall times)")
     per_epoch_ms = (lab - plain) / setup.epochs * 1000
     print(f"labkit - plain Lightning: {lab - plain:+.3f} s per fit, {per_epoch_ms:+.1f} ms per epoch")

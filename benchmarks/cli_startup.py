@@ -87,7 +87,7 @@ def heavy_imports(argv: Sequence[str]) -> tuple[list[str], int, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", "`"))
     parser.add_argument("--repeat", type=int, default=15, help="interleaved repetitions (default 15)")
     parser.add_argument(
         "--target", type=float, default=0.25, help="limit for the median of `labkit --help` in s (0.25)"

@@ -505,7 +505,7 @@ def profile(setup: Setup, out: Path, top: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("``", "`"))
     parser.add_argument(
         "--experiment", type=Path, default=DEFAULT_EXPERIMENT, help="the labkit experiment file"
     )

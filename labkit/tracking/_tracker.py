@@ -8,11 +8,17 @@ it is full, every ``flush_seconds`` while training, and when the run ends.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+# MLflow 3 sends usage telemetry from a background thread, decided when mlflow is imported.
+# labkit's promise is no network traffic but the tracking server's: off unless a user opts in
+# (MLFLOW_DISABLE_TELEMETRY=false).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only

@@ -167,3 +167,16 @@ def test_redact_command() -> None:
     shown = "labkit run e.yaml 'tracking.uri=https://bob:***@mlflow.lab/' seed=3 'model.hidden=[1, 2]'"
     assert redact_command(cmd) == shown
     assert redact_command("labkit run https://bob:pw@h/x") == "labkit run 'https://bob:***@h/x'"
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "true"), ("false", "false")])
+def test_mlflow_telemetry_off_unless_opted_in(before: str | None, after: str) -> None:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    if before is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = before
+    code = "import os, labkit.tracking._tracker; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == after

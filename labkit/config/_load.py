@@ -61,7 +61,8 @@ def load_experiment(
             merged = _apply_override(merged, item)
         data = OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{path}: cannot apply overrides {list(overrides)}: {_first_line(exc)}") from None
+        extra = f" with overrides {list(overrides)}" if overrides else ""
+        raise ConfigError(f"{path}{extra}: {_first_line(exc)}") from None
     assert isinstance(data, dict)
     return validate_experiment(
         {str(k): v for k, v in data.items()}, source=str(path), environ=environ, cwd=cwd

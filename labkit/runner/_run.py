@@ -84,8 +84,10 @@ def run(
     stream = stream or sys.stderr
     command = redact_command(command) if command else None
     run_dir = RunDir.create(exp.runs_root, exp.name)
-    shown = exp.tracking.model_copy(update={"uri": redact_uri(exp.tracking.uri or "")})
-    run_dir.config_file.write_text(dump_experiment(exp.model_copy(update={"tracking": shown})))
+    # what is written down and logged: the experiment with any password in its URI masked
+    shown_uri = redact_uri(exp.tracking.uri or "")
+    public = exp.model_copy(update={"tracking": exp.tracking.model_copy(update={"uri": shown_uri})})
+    run_dir.config_file.write_text(dump_experiment(public))
     run_dir.update(experiment_file=str(source) if source else None, command=command)
 
     tracker: Tracker | None = None
@@ -103,10 +105,9 @@ def run(
 
             assert exp.tracking.uri and exp.tracking.experiment and exp.tracking.run_name
             tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
-            params = flatten(exp.to_dict())
-            params["tracking.uri"] = redact_uri(exp.tracking.uri)
-            run_id = tracker.start(exp.tracking.run_name, params, _tags(exp, run_dir, source, command))
-            run_dir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=redact_uri(exp.tracking.uri))
+            tags = _tags(exp, run_dir, source, command)
+            run_id = tracker.start(exp.tracking.run_name, flatten(public.to_dict()), tags)
+            run_dir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri)
             if progress != "none":
                 n_params = sum(p.numel() for p in task.parameters() if p.requires_grad)
                 print(

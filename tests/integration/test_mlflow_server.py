@@ -16,8 +16,8 @@ from tests.integration.conftest import MlflowServer
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def labkit_run(server: MlflowServer, tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PYTHONPATH": str(REPO)}
+def labkit_run(uri: str, tmp_path: Path, *overrides: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``labkit run digits_mlp.yaml`` (3 epochs) as a user would, tracking to ``uri``."""
     return subprocess.run(
         [
             sys.executable,
@@ -31,14 +31,14 @@ def labkit_run(server: MlflowServer, tmp_path: Path, *overrides: str) -> subproc
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO), **env},
         cwd=REPO,
         timeout=600,
     )
 
 
 def test_run_reads_back_through_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
-    result = labkit_run(mlflow_server, tmp_path, "tracking.experiment=server-it", "seed=11")
+    result = labkit_run(mlflow_server.url, tmp_path, "tracking.experiment=server-it", "seed=11")
     assert result.returncode == 0, result.stderr
     client = MlflowClient(mlflow_server.url)
     experiment = client.get_experiment_by_name("server-it")
@@ -67,7 +67,7 @@ def test_run_reads_back_through_the_server(mlflow_server: MlflowServer, tmp_path
 
 def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     result = labkit_run(
-        mlflow_server,
+        mlflow_server.url,
         tmp_path,
         "tracking.experiment=server-fail",
         "model={class_path: tests.user_models.Exploding}",
@@ -84,27 +84,7 @@ def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_pat
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     from tests.integration.conftest import free_port
 
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "labkit",
-            "run",
-            str(REPO / "experiments" / "digits_mlp.yaml"),
-            "trainer.max_epochs=1",
-            f"runs_root={tmp_path / 'runs'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-    )
+    result = labkit_run(f"http://127.0.0.1:{free_port()}", tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert result.returncode == 2
     assert "cannot start a run in MLflow experiment 'digits' at http://127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr

@@ -224,3 +224,16 @@ def test_data_path_home_and_dots_resolved(tmp_path: Path) -> None:
     assert exp.data.path == str(tmp_path / "d.npz")  # type: ignore[union-attr]
     home = load_experiment(MLP, ["data={name: arrays, path: ~/d.npz}"], cwd=tmp_path)
     assert home.data.path == str(Path.home() / "d.npz")  # type: ignore[union-attr]
+
+
+def test_interpolation_and_its_errors(tmp_path: Path) -> None:
+    good = tmp_path / "interp.yaml"
+    good.write_text(
+        "name: x\ntask: classification\nmodel: {name: mlp}\ndata: {name: digits}\n"
+        "tracking: {experiment: '${name}-study'}\n"
+    )
+    assert load_experiment(good, cwd=tmp_path).tracking.experiment == "x-study"
+    bad = tmp_path / "bad-interp.yaml"
+    bad.write_text(good.read_text().replace("${name}", "${nmae}"))
+    with pytest.raises(ConfigError, match=r"bad-interp\.yaml: Interpolation key 'nmae' not found"):
+        load_experiment(bad, cwd=tmp_path)

@@ -283,3 +283,22 @@ def test_config_artifact_hides_passwords(load: Load, store: str) -> None:
     (run_dir,) = (Path(exp.runs_root) / "digits_mlp").iterdir()
     text = RunDir.open(run_dir).config_file.read_text()
     assert "s3cret" not in text and "http://u:***@127.0.0.1:1" in text
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_one_epoch_on_a_gpu(load: Load, precision: str) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    exp = load(
+        "digits_cnn",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=gpu",
+        "trainer.devices=1",
+        f"trainer.precision={precision}",
+        "trainer.deterministic=false",
+    )
+    result = labkit.run(exp, progress="none")
+    assert 0.0 <= result.metrics["test_acc"] <= 1.0

@@ -209,11 +209,13 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
         hint = did_you_mean(where.rsplit(".", 1)[-1], valid)
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "union_tag_invalid":
-        word = _COMPONENT_WORD.get(where, where)
+        discriminator = str(ctx.get("discriminator", ""))
+        key = discriminator.strip("'") if discriminator.startswith("'") else "name"  # a field, or ours
+        word = _COMPONENT_WORD.get(where, key)
         tags = [t.strip(" '") for t in ctx.get("expected_tags", "").split(",")]
         names = sorted(t for t in tags if t != "class_path")
         hint = did_you_mean(str(ctx.get("tag")), names)
-        return f"{where}.name: unknown {word} {ctx.get('tag')!r}{hint}; valid: {', '.join(names)}" + (
+        return f"{where}.{key}: unknown {word} {ctx.get('tag')!r}{hint}; valid: {', '.join(names)}" + (
             " (or class_path: package.module.Class)" if "class_path" in tags else ""
         )
     if kind == "union_tag_not_found":
@@ -227,6 +229,8 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
         return f"{where}: required, but missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{where}: expected a mapping of keys to values (got {_show(value)})"
+    if where == "experiment":  # a check across sections: its message names the fields
+        return err["msg"].removeprefix("Value error, ")
     if isinstance(value, dict):  # a check across a whole section: the message says it all
         return f"{where}: {_lower(err['msg'])}"
     return f"{where}: {_lower(err['msg'])} (got {_show(value)})"
@@ -248,7 +252,11 @@ def _walk(loc: Sequence[int | str]) -> tuple[list[str], type[BaseModel] | None]:
         parts.append(key)
         parent = section
         field = section.model_fields.get(key) if section else None
-        members = _members(field.annotation) if field else {}
+        annotation = field.annotation if field else None
+        if typing.get_origin(annotation) is dict and rest:  # a mapping field: its key is part of loc
+            parts.append(rest.pop(0))
+            annotation = typing.get_args(annotation)[1]
+        members = _members(annotation) if annotation is not None else {}
         if len(members) > 1 and rest and rest[0] in members:
             section = members[rest.pop(0)]
         else:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from labkit.config._base import ClassPathSpec, Section, component_union
+from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
 from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec
 from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
 from labkit.tasks._specs import TASK_SPECS, ClassificationSpec
@@ -149,6 +150,7 @@ class Experiment(Section):
     trainer: TrainerConfig = TrainerConfig()
     tracking: TrackingConfig = TrackingConfig()
     runs_root: str = Field(default="runs", min_length=1, description="where run directories go")
+    search: SearchConfig | None = Field(default=None, description="what `labkit tune` varies")
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +160,61 @@ class Experiment(Section):
             data = {**data, "task": {"kind": data["task"]}}
         return data
 
+    @model_validator(mode="after")
+    def _search_paths_exist(self) -> Experiment:
+        if self.search is None:
+            return self
+        base = self.model_dump(mode="json", exclude={"search"})
+        problems = []
+        for path, param in self.search.params.items():
+            problem = _check_search_path(base, path, param)
+            if problem:
+                problems.append(f"search.params.{path}: {problem}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The experiment as plain YAML-able data (what ``config.yaml`` of a run holds)."""
         return self.model_dump(mode="json")
+
+
+_NOT_SEARCHABLE = ("name", "search", "tracking", "runs_root")
+
+
+def _check_search_path(base: dict[str, Any], path: str, param: SearchParam) -> str | None:
+    """Why ``path`` cannot be searched with ``param`` (None if it can)."""
+    from labkit.errors import did_you_mean
+
+    keys = path.split(".")
+    if keys[0] in _NOT_SEARCHABLE:
+        return f"{keys[0]!r} cannot be searched"
+    node: Any = base
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            where = ".".join(keys[:depth]) or "the experiment"
+            choices = list(node) if isinstance(node, dict) else []
+            return f"no key {key!r} in {where}{did_you_mean(key, choices)}"
+        node = node[key]
+    values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
+    from pydantic import ValidationError
+
+    from labkit.config._load import format_validation_error
+
+    for value in values:
+        try:
+            Experiment.model_validate(_with_value(base, keys, value))
+        except ValidationError as exc:
+            return f"the value {value!r} is not valid there: " + "; ".join(format_validation_error(exc))
+    return None
+
+
+def _with_value(base: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+    import copy
+
+    out = copy.deepcopy(base)
+    node = out
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return out

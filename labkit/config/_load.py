@@ -230,7 +230,7 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{where}: expected a mapping of keys to values (got {_show(value)})"
     if where == "experiment":  # a check across sections: its message names the fields
-        return err["msg"].removeprefix("Value error, ")
+        return str(err["msg"]).removeprefix("Value error, ")
     if isinstance(value, dict):  # a check across a whole section: the message says it all
         return f"{where}: {_lower(err['msg'])}"
     return f"{where}: {_lower(err['msg'])} (got {_show(value)})"

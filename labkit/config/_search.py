@@ -89,6 +89,6 @@ class SearchConfig(Section):
                 out[key] = list(range(p.low, p.high + 1, p.step))
             else:
                 assert p.step is not None
-                n = int(round((p.high - p.low) / p.step))
+                n = round((p.high - p.low) / p.step)
                 out[key] = [p.low + i * p.step for i in range(n + 1)]
         return out

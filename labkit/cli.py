@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from labkit import __version__
 from labkit.errors import LabkitError
@@ -124,6 +125,120 @@ def check(file: FileArg, overrides: OverridesArg = None) -> None:
         from labkit.config import dump_experiment, load_experiment
 
         print(dump_experiment(load_experiment(file, overrides or [])), end="")
+
+
+class _TuneGroup(TyperGroup):
+    """``labkit tune FILE ...`` runs a study; ``labkit tune status|best ...`` look at one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+tune_app = typer.Typer(
+    cls=_TuneGroup,
+    help="Hyperparameter search: labkit tune FILE [KEY=VALUE]... [--trials N] [--workers K]; "
+    "labkit tune status|best --study NAME.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(tune_app, name="tune")
+
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: the experiment's name).")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="sqlite:///file.db (one machine) or postgresql://... (default: runs/optuna.db)."
+    ),
+]
+
+
+@tune_app.command("start")
+def tune_start(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Finished trials to end with.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes pulling trials.")] = 1,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+) -> None:
+    """Run (or resume) a study until it holds exactly N finished trials."""
+    with _errors():
+        from labkit.config import load_experiment
+
+        _importable_here()
+        exp = load_experiment(file, overrides or [])
+        from labkit.tuning import default_storage, tune
+
+        name = study or exp.name
+        url = storage or default_storage(exp.runs_root)
+        report = tune(exp, study=name, storage=url, trials=trials, workers=workers)
+        _print_report(report, url)
+        print(f"  next       labkit tune best --study {name} --storage {url} -o best.yaml")
+
+
+@tune_app.command("status")
+def tune_status(study: StudyOpt = None, storage: StorageOpt = None) -> None:
+    """Trials by state, the best so far, and an estimate of the time left."""
+    with _errors():
+        from labkit.tuning import StudyHandle, default_storage, study_report
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        url = storage or default_storage()
+        _print_report(study_report(StudyHandle.load(study, url)), url)
+
+
+@tune_app.command("best")
+def tune_best(
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the best trial as a runnable experiment file."""
+    with _errors():
+        from labkit.tuning import StudyHandle, best_experiment, default_storage
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        text = best_experiment(StudyHandle.load(study, storage or default_storage()))
+        if output is None:
+            print(text, end="")
+        else:
+            output.write_text(text)
+            print(f"labkit: wrote {output}; train it with: labkit run {output}")
+
+
+@tune_app.command("worker", hidden=True)
+def tune_worker(study: StudyOpt = None, storage: StorageOpt = None) -> None:
+    """Claim and run trials of an existing study (started by labkit tune, or a SLURM array)."""
+    with _errors():
+        from labkit.tuning import default_storage, worker_loop
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        worker_loop(study, storage or default_storage())
+
+
+def _print_report(report: Any, url: str) -> None:
+    t = report.tally
+    c = t.counts
+    print(f"labkit: study {report.study} ({url})")
+    print(
+        f"  trials     {t.finished}/{report.total} finished: {c.get('COMPLETE', 0)} complete, "
+        f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed; {c.get('RUNNING', 0)} running, "
+        f"{c.get('WAITING', 0)} waiting"
+        + (f"; {t.superseded} retried after a worker died" if t.superseded else "")
+    )
+    if report.best_value is not None:
+        print(f"  best       trial {report.best_trial}: {report.best_value:.6g}")
+        for key, value in report.best_params.items():
+            print(f"             {key} = {value}")
+    if report.eta_seconds:
+        print(f"  time left  about {report.eta_seconds / 60:.1f} min")
 
 
 def _importable_here() -> None:

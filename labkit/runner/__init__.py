@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 from labkit.runner._rundir import RunDir
 
-__all__ = ["RunDir", "RunResult", "run"]
+__all__ = ["RunDir", "RunHooks", "RunResult", "run"]
 
 if TYPE_CHECKING:
-    from labkit.runner._run import RunResult, run
+    from labkit.runner._run import RunHooks, RunResult, run
 
-__getattr__ = lazy_getattr(__name__, {"RunResult": "labkit.runner._run", "run": "labkit.runner._run"})
+__getattr__ = lazy_getattr(
+    __name__,
+    {"RunHooks": "labkit.runner._run", "RunResult": "labkit.runner._run", "run": "labkit.runner._run"},
+)

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -19,10 +20,11 @@ from labkit.tracking._provenance import user
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback
 
     from labkit.tracking import Tracker
 
-__all__ = ["RunResult", "run"]
+__all__ = ["RunHooks", "RunResult", "run"]
 
 # Lightning's advice that does not apply to labkit's in-memory datasets
 _QUIET = (
@@ -38,6 +40,18 @@ class _DropTips(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Tip:" not in record.getMessage()
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a caller such as the tuner adds to a run, without reaching inside it."""
+
+    tags: dict[str, str] = field(default_factory=dict)  #: extra tags when the run starts
+    callbacks: Sequence[Callback] = ()  #: extra Lightning callbacks
+    resume_from: Path | None = None  #: a checkpoint to continue training from
+    on_start: Callable[[RunDir, str], None] | None = None  #: called with the run dir and run id
+    skip_test: Callable[[], bool] | None = None  #: after fit: True skips the test (a pruned trial)
+    end_tags: Callable[[BaseException | None], dict[str, str]] | None = None  #: tags at the end
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ def run(
     command: str | None = None,
     source: Path | None = None,
     stream: TextIO | None = None,
+    hooks: RunHooks | None = None,
 ) -> RunResult:
     """Train, validate and test ``exp``; log everything to its run directory and to MLflow.
 
@@ -82,6 +97,7 @@ def run(
     from labkit.tracking import Tracker
 
     stream = stream or sys.stderr
+    hooks = hooks or RunHooks()
     command = redact_command(command) if command else None
     run_dir = RunDir.create(exp.runs_root, exp.name)
     # what is written down and logged: the experiment with any password in its URI masked
@@ -105,9 +121,11 @@ def run(
 
             assert exp.tracking.uri and exp.tracking.experiment and exp.tracking.run_name
             tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
-            tags = _tags(exp, run_dir, source, command)
+            tags = _tags(exp, run_dir, source, command) | hooks.tags
             run_id = tracker.start(exp.tracking.run_name, flatten(public.to_dict()), tags)
             run_dir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri)
+            if hooks.on_start is not None:
+                hooks.on_start(run_dir, run_id)
             if progress != "none":
                 n_params = sum(p.numel() for p in task.parameters() if p.requires_grad)
                 print(
@@ -117,8 +135,11 @@ def run(
                     file=stream,
                     flush=True,
                 )
-            result = _train(exp, task, datamodule, tracker, run_dir, progress, stream)
+            result = _train(exp, task, datamodule, tracker, run_dir, progress, stream, hooks)
         except BaseException as exc:
+            if hooks.end_tags is not None and tracker is not None and tracker.run_id is not None:
+                with contextlib.suppress(Exception):
+                    tracker.set_tags(hooks.end_tags(exc))
             _record_failure(tracker, run_dir, exc)
             raise
         finally:
@@ -151,6 +172,7 @@ def _train(
     run_dir: RunDir,
     progress: str,
     stream: TextIO,
+    hooks: RunHooks,
 ) -> _Trained:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -158,9 +180,10 @@ def _train(
 
     start = time.perf_counter()
     try:
-        trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream)
+        trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream, hooks.callbacks)
         start = time.perf_counter()
-        trainer.fit(task, datamodule=datamodule)
+        resume = str(hooks.resume_from) if hooks.resume_from else None
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
     except MisconfigurationException as exc:  # e.g. accelerator: gpu on a machine without one
         raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
     except RuntimeError as exc:
@@ -171,8 +194,12 @@ def _train(
     if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
         raise KeyboardInterrupt
     best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
-    tested = trainer.test(task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False)
-    metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    metrics: dict[str, float] = {}
+    if hooks.skip_test is None or not hooks.skip_test():
+        tested = trainer.test(
+            task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
+        )
+        metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     tracker.log_values(
         {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch}, step=trainer.global_step
     )
@@ -184,6 +211,8 @@ def _train(
         for stem, fig in figures.items():
             fig.savefig(run_dir.figures / f"{stem}.png", dpi=120)
     _upload(exp, tracker, run_dir, best)
+    if hooks.end_tags is not None:
+        tracker.set_tags(hooks.end_tags(None))
     tracker.finish()
     return _Trained(metrics, fit_seconds, best)
 

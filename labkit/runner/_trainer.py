@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TextIO
 
 import lightning.pytorch as pl
@@ -16,7 +17,12 @@ __all__ = ["build_trainer"]
 
 
 def build_trainer(
-    exp: Experiment, run_dir: RunDir, tracker: Tracker, progress: str, stream: TextIO
+    exp: Experiment,
+    run_dir: RunDir,
+    tracker: Tracker,
+    progress: str,
+    stream: TextIO,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     t = exp.trainer
     checkpoint = ModelCheckpoint(
@@ -28,7 +34,7 @@ def build_trainer(
         save_last=t.checkpoint.save_last,
         enable_version_counter=False,
     )
-    callbacks: list[Callback] = [checkpoint]
+    callbacks: list[Callback] = [checkpoint, *extra_callbacks]
     if t.early_stopping is not None:
         es = t.early_stopping
         callbacks.append(

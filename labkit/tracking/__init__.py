@@ -11,9 +11,19 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 from labkit.tracking._provenance import GitState, git_state, redact_command, redact_uri, software_versions
 
-__all__ = ["GitState", "Tracker", "git_state", "redact_command", "redact_uri", "software_versions"]
+__all__ = [
+    "GitState",
+    "Tracker",
+    "end_abandoned_run",
+    "git_state",
+    "redact_command",
+    "redact_uri",
+    "software_versions",
+]
 
 if TYPE_CHECKING:
-    from labkit.tracking._tracker import Tracker
+    from labkit.tracking._tracker import Tracker, end_abandoned_run
 
-__getattr__ = lazy_getattr(__name__, {"Tracker": "labkit.tracking._tracker"})
+__getattr__ = lazy_getattr(
+    __name__, {"Tracker": "labkit.tracking._tracker", "end_abandoned_run": "labkit.tracking._tracker"}
+)

@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from labkit.errors import TrackingError
 from labkit.tracking._provenance import redact_uri
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "end_abandoned_run"]
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
 MAX_TAG_LENGTH = 8000  # MLflow stores tag values up to 8000 characters
@@ -86,6 +86,18 @@ class Tracker(Logger):
             f"{redact_uri(self.uri)}: {type(exc).__name__}: {_first_line(exc)} "
             "(set tracking.uri or MLFLOW_TRACKING_URI)"
         )
+
+    def resume(self, run_id: str) -> None:
+        """Continue an existing run (e.g. a study's parent run when the study is resumed)."""
+        try:
+            run = self.client.get_run(run_id)
+            self.client.update_run(run_id, status="RUNNING")
+        except Exception as exc:  # noqa: BLE001
+            raise self._unusable(exc) from None
+        self.run_id, self.experiment_id = run_id, run.info.experiment_id
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._send(tags=[RunTag(k, _clip(v)) for k, v in tags.items()])
 
     def finish(self) -> None:
         """Flush what is pending and mark the run FINISHED."""
@@ -212,3 +224,12 @@ def _clip(value: str) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def end_abandoned_run(uri: str, run_id: str, reason: str) -> None:
+    """Mark a run whose process died (SIGKILL, node failure) KILLED, with the reason as a tag."""
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        client.set_tag(run_id, "labkit.error", _clip(reason))
+        client.set_terminated(run_id, status="KILLED")

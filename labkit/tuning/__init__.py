@@ -1,0 +1,37 @@
+"""Hyperparameter search with Optuna (the only package that imports optuna).
+
+``labkit tune`` creates a study in an RDB storage (SQLite on one machine, PostgreSQL across
+machines), queues exactly N trials, and runs worker processes that claim them; each trial is an
+ordinary labkit run logged as a child of the study's MLflow parent run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
+
+__all__ = [
+    "StudyHandle",
+    "StudyReport",
+    "best_experiment",
+    "default_storage",
+    "study_report",
+    "tune",
+    "worker_loop",
+]
+
+if TYPE_CHECKING:
+    from labkit.tuning._study import StudyHandle
+    from labkit.tuning._tune import (
+        StudyReport,
+        best_experiment,
+        default_storage,
+        study_report,
+        tune,
+        worker_loop,
+    )
+
+_LAZY = {name: "labkit.tuning._tune" for name in __all__ if name != "StudyHandle"}
+_LAZY["StudyHandle"] = "labkit.tuning._study"
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -1,0 +1,145 @@
+"""One trial = one ordinary labkit run, a child of the study's MLflow parent run."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import optuna
+from lightning.pytorch.callbacks import Callback
+
+from labkit.config import Experiment, validate_experiment
+from labkit.tuning._optuna import HEARTBEAT_SECONDS, suggest
+from labkit.tuning._study import StudyHandle
+
+__all__ = ["TrialCallback", "run_trial"]
+
+_RUN_ID, _RUN_DIR, _FAIL_REASON = "labkit.mlflow_run_id", "labkit.run_dir", "labkit.fail_reason"
+
+
+class TrialCallback(Callback):
+    """Reports the study metric to Optuna after each validation, stops a trial the pruner
+    rejects, and fails a trial whose training loss is NaN/inf instead of letting it run on."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, direction: str) -> None:
+        self.trial, self.metric, self.direction = trial, metric, direction
+        self.history: list[float] = []
+        self.pruned = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {trainer.global_step}")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.metric])
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{self.metric} became {value} at epoch {trainer.current_epoch}")
+        self.history.append(value)
+        self.trial.report(value, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            trainer.should_stop = True
+
+    def best(self) -> float:
+        return min(self.history) if self.direction == "minimize" else max(self.history)
+
+
+@contextmanager
+def _heartbeat(handle: StudyHandle, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat from a thread while it runs, so a dead worker is noticed."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            handle.heartbeat(trial_id)
+
+    handle.heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name="labkit-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def trial_experiment(base: Experiment, values: dict[str, Any], number: int) -> Experiment:
+    """The base experiment with the trial's values set (and the search section dropped)."""
+    data = base.model_dump(mode="json", exclude={"search"})
+    for path, value in values.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    data["tracking"]["run_name"] = f"{base.tracking.run_name}-trial{number:03d}"
+    return validate_experiment(data, source=f"trial {number}")
+
+
+def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress: str = "plain") -> None:
+    """Run one claimed trial to its end and tell Optuna how it ended (never leaves it RUNNING)."""
+    from labkit.runner import RunHooks, run
+    from labkit.tracking import end_abandoned_run
+
+    base = handle.experiment()
+    assert base.search is not None
+    search = base.search
+    study_name = handle.study.study_name
+    callback = TrialCallback(trial, search.metric, search.direction)
+    resume_from: Path | None = None
+    previous = handle.previous_attempt(trial_id)
+    if previous is not None:  # a retry: close the dead attempt's run, continue its checkpoint
+        last = Path(str(previous.user_attrs.get(_RUN_DIR, ""))) / "checkpoints" / "last.ckpt"
+        resume_from = last if last.is_file() else None
+        old_run = previous.user_attrs.get(_RUN_ID)
+        if old_run and base.tracking.uri:
+            end_abandoned_run(base.tracking.uri, str(old_run), f"worker died during trial {previous.number}")
+
+    def on_start(run_dir: Any, run_id: str) -> None:
+        trial.set_user_attr(_RUN_ID, run_id)
+        trial.set_user_attr(_RUN_DIR, str(run_dir.path))
+
+    def end_tags(error: BaseException | None) -> dict[str, str]:
+        state = "FAIL" if error is not None else "PRUNED" if callback.pruned else "COMPLETE"
+        return {"labkit.trial_state": state}
+
+    tags = {"labkit.study": study_name, "labkit.trial": str(trial.number)}
+    if handle.parent_run_id:
+        tags["mlflow.parentRunId"] = handle.parent_run_id
+    if resume_from is not None:
+        tags["labkit.resumed_from"] = str(resume_from)
+    hooks = RunHooks(
+        tags=tags,
+        callbacks=[callback],
+        resume_from=resume_from,
+        on_start=on_start,
+        skip_test=lambda: callback.pruned,
+        end_tags=end_tags,
+    )
+    with _heartbeat(handle, trial_id):
+        try:
+            exp = trial_experiment(base, suggest(trial, search), trial.number)
+            run(exp, progress=progress, hooks=hooks)
+        except Exception as exc:  # noqa: BLE001 - a failing trial is recorded; the study goes on
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr(_FAIL_REASON, reason[:2000])
+            handle.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            print(f"labkit tune: trial {trial.number} FAILED: {reason}", flush=True)
+            return
+    if callback.pruned:
+        handle.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif not callback.history:
+        trial.set_user_attr(_FAIL_REASON, f"the task never logged {search.metric!r}")
+        handle.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    else:
+        handle.study.tell(trial, callback.best())

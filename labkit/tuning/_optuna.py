@@ -1,0 +1,107 @@
+"""Storage, samplers and pruners: the experiment's ``search`` section in Optuna's terms."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from labkit.config._search import CategoricalParam, FloatParam, SearchConfig
+from labkit.errors import ConfigError
+
+__all__ = ["HEARTBEAT_SECONDS", "make_pruner", "make_sampler", "open_storage", "suggest"]
+
+#: a running trial records a heartbeat this often; one silent for GRACE_SECONDS is failed.
+#: Sites whose file systems or databases are slow may raise them (LABKIT_HEARTBEAT_SECONDS,
+#: LABKIT_GRACE_SECONDS); the tests lower them.
+HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "5"))
+GRACE_SECONDS = int(os.environ.get("LABKIT_GRACE_SECONDS", "20"))
+#: a trial whose worker died is retried this many times (resuming from its last checkpoint)
+MAX_RETRY = 2
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage (``sqlite:///file.db``, ``postgresql://...``) with heartbeats, so that a
+    trial whose worker dies is failed and retried instead of staying RUNNING forever."""
+    if not url.startswith(("sqlite:///", "postgresql", "mysql")):
+        raise ConfigError(
+            f"--storage {url!r}: use sqlite:///path/to/study.db (one machine) or "
+            "postgresql://user@host/db (several machines)"
+        )
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):  # wait for another worker's write instead of failing at once
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRY, inherit_intermediate_values=True
+                ),
+            )
+        except Exception as exc:  # noqa: BLE001 - any connection/driver problem
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"--storage: cannot open the study storage: {first}") from None
+
+
+def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if search.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+        if search.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if search.sampler == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if search.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if search.sampler == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        grid = {k: [_hashable(v) for v in vs] for k, vs in search.grid().items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def make_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if search.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _hashable(value: Any) -> Any:
+    """Optuna's categorical values must be None/bool/int/float/str: lists travel as JSON text."""
+    import json
+
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def suggest(trial: optuna.Trial, search: SearchConfig) -> dict[str, Any]:
+    """Draw one value per searched parameter: ``{"optimizer.lr": 0.003, "model.hidden": [64, 64]}``."""
+    import json
+
+    values: dict[str, Any] = {}
+    for key, p in search.params.items():
+        if isinstance(p, CategoricalParam):
+            raw = trial.suggest_categorical(key, [_hashable(c) for c in p.choices])
+            values[key] = json.loads(raw) if isinstance(raw, str) and raw[:1] in "[{" else raw
+        elif isinstance(p, FloatParam):
+            values[key] = trial.suggest_float(key, p.low, p.high, log=p.log, step=p.step)
+        else:
+            values[key] = trial.suggest_int(key, p.low, p.high, log=p.log, step=p.step)
+    return values

@@ -1,0 +1,185 @@
+"""A study with a fixed budget of trials that any number of worker processes share.
+
+Exactly N trials: the coordinator enqueues N WAITING trials once (``ensure_slots``); workers only
+*claim* WAITING trials (a compare-and-set in the storage) and never create new ones, so racing
+workers cannot overshoot. A trial whose worker died (no heartbeat for GRACE_SECONDS) is failed
+and retried by Optuna's RetryHeartbeatStaleTrialCallback as a new WAITING trial that *supersedes* it:
+the budget counts the retry, not the dead attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from labkit.config import Experiment, validate_experiment
+from labkit.errors import ConfigError
+from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
+
+__all__ = ["StudyHandle", "Tally"]
+
+_EXPERIMENT = "labkit.experiment"  # study user attr: the resolved experiment (JSON)
+_PARENT = "labkit.parent_run_id"  # study user attr: the MLflow parent run
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Trials by state, not counting attempts superseded by a retry."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    superseded: int = 0
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.get(s.name, 0) for s in _FINISHED)
+
+    @property
+    def open(self) -> int:
+        return self.counts.get("WAITING", 0) + self.counts.get("RUNNING", 0)
+
+
+class StudyHandle:
+    """An Optuna study plus what labkit keeps with it (the experiment, the MLflow parent run)."""
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+        self.study = study
+        self.storage = storage
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, exp: Experiment, name: str, storage_url: str) -> StudyHandle:
+        """Create the study, or load it if it exists (resuming); the experiment is stored in it."""
+        assert exp.search is not None
+        storage = open_storage(storage_url)
+        direction = exp.search.direction
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=direction,
+            sampler=make_sampler(exp.search, exp.seed),
+            pruner=make_pruner(exp.search),
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != direction:
+            raise ConfigError(
+                f"study {name!r} exists with direction {study.direction.name.lower()}, but search.direction "
+                f"is {direction}: use another --study name"
+            )
+        stored = study.user_attrs.get(_EXPERIMENT)
+        resolved = exp.model_dump(mode="json")
+        if stored is not None and json.loads(stored)["search"]["params"] != resolved["search"]["params"]:
+            raise ConfigError(f"study {name!r} exists with another search space: use another --study name")
+        study.set_user_attr(_EXPERIMENT, json.dumps(resolved))
+        return cls(study, storage)
+
+    @classmethod
+    def load(cls, name: str, storage_url: str) -> StudyHandle:
+        """Open an existing study (workers, ``tune status``, ``tune best``)."""
+        storage = open_storage(storage_url)
+        try:
+            summaries = optuna.get_all_study_names(storage)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"--storage: cannot read studies: {exc}") from None
+        if name not in summaries:
+            from labkit.errors import did_you_mean
+
+            raise ConfigError(
+                f"--study: no study {name!r} in {storage_url}{did_you_mean(name, summaries)}; "
+                f"studies there: {', '.join(summaries) or 'none'}"
+            )
+        study = optuna.load_study(study_name=name, storage=storage)
+        handle = cls(study, storage)
+        exp = handle.experiment()
+        assert exp.search is not None
+        study.sampler = make_sampler(exp.search, exp.seed)
+        study.pruner = make_pruner(exp.search)
+        return handle
+
+    def experiment(self) -> Experiment:
+        """The experiment the study searches (with its ``search`` section)."""
+        stored = self.study.user_attrs.get(_EXPERIMENT)
+        if stored is None:
+            raise ConfigError(f"study {self.study.study_name!r} was not made by labkit tune")
+        return validate_experiment(json.loads(stored), source=f"study {self.study.study_name}")
+
+    @property
+    def parent_run_id(self) -> str | None:
+        value = self.study.user_attrs.get(_PARENT)
+        return str(value) if value else None
+
+    @parent_run_id.setter
+    def parent_run_id(self, run_id: str) -> None:
+        self.study.set_user_attr(_PARENT, run_id)
+
+    # -- budget --------------------------------------------------------------------------------
+    def trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def tally(self) -> Tally:
+        trials = self.trials()
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        counts: dict[str, int] = {}
+        superseded = 0
+        for t in trials:
+            if t.state == TrialState.FAIL and t.number in retried:
+                superseded += 1
+                continue
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        return Tally(counts, superseded)
+
+    def ensure_slots(self, total: int) -> int:
+        """Enqueue WAITING trials until finished + running + waiting == ``total``; return how many."""
+        missing = total - (self.tally().finished + self.tally().open)
+        for _ in range(max(0, missing)):
+            self.study.enqueue_trial({}, skip_if_exists=False)
+        return max(0, missing)
+
+    def claim(self) -> tuple[optuna.Trial, int] | None:
+        """Take one WAITING trial for this process: (trial, its storage id), or None if none is left."""
+        self.fail_stale()
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
+            try:
+                if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                    return optuna.Trial(self.study, trial_id), trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker took it (and finished it) first
+        return None
+
+    def fail_stale(self) -> None:
+        """Fail trials whose worker stopped beating; Optuna queues a retry of each."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def heartbeat(self, trial_id: int) -> None:
+        record = getattr(self.storage, "record_heartbeat", None)
+        if record is not None:
+            record(trial_id)
+
+    def best(self) -> FrozenTrial | None:
+        try:
+            return self.study.best_trial
+        except ValueError:  # no COMPLETE trial yet
+            return None
+
+    def previous_attempt(self, trial_id: int) -> FrozenTrial | None:
+        """The dead attempt a retried trial replaces (None for a first attempt)."""
+        history = self.storage.get_trial(trial_id).system_attrs.get("retry_history") or []
+        if not history:
+            return None
+        number = history[-1]
+        return next((t for t in self.trials() if t.number == number), None)
+
+    def values(self, trial: FrozenTrial) -> dict[str, Any]:
+        """The experiment values a trial drew (categorical lists decoded)."""
+        return {
+            k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in trial.params.items()
+        }

@@ -1,0 +1,254 @@
+"""``labkit tune``: the coordinator, the worker loop, status and best."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from labkit.config import Experiment, dump_experiment
+from labkit.errors import ConfigError
+from labkit.tuning._optuna import HEARTBEAT_SECONDS
+from labkit.tuning._study import StudyHandle, Tally
+
+__all__ = ["StudyReport", "best_experiment", "default_storage", "study_report", "tune", "worker_loop"]
+
+
+def default_storage(runs_root: str | Path = "runs") -> str:
+    """The study database in the runs root: fine for several processes on one machine."""
+    return f"sqlite:///{Path(runs_root).resolve() / 'optuna.db'}"
+
+
+def worker_loop(study: str, storage: str, progress: str = "plain") -> int:
+    """Claim and run WAITING trials until none is left; return how many this worker ran."""
+    from labkit.tuning._objective import run_trial
+
+    handle = StudyHandle.load(study, storage)
+    done = 0
+    while (claimed := handle.claim()) is not None:
+        trial, trial_id = claimed
+        print(f"labkit tune: worker {os.getpid()} runs trial {trial.number}", flush=True)
+        run_trial(handle, trial, trial_id, progress=progress)
+        done += 1
+    return done
+
+
+def tune(
+    exp: Experiment,
+    *,
+    study: str,
+    storage: str,
+    trials: int | None = None,
+    workers: int = 1,
+    stream: TextIO | None = None,
+) -> StudyReport:
+    """Create (or resume) the study and run ``workers`` worker processes until it holds
+    exactly ``trials`` finished trials; then log the summary to the study's parent run."""
+    from labkit.tracking import Tracker
+
+    stream = stream or sys.stderr
+    if exp.search is None:
+        raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
+    search = exp.search
+    total = trials or search.trials
+    if trials is not None:
+        search = search.model_copy(update={"trials": trials})
+        exp = exp.model_copy(update={"search": search})
+    handle = StudyHandle.create(exp, study, storage)
+    added = handle.ensure_slots(total)
+    tally = handle.tally()
+    print(
+        f"labkit tune: study {study!r} in {storage}: {tally.finished}/{total} finished, "
+        f"{added} new trial{'s' * (added != 1)} queued",
+        file=stream,
+        flush=True,
+    )
+
+    assert exp.tracking.uri and exp.tracking.experiment
+    parent = Tracker(exp.tracking.uri, exp.tracking.experiment)
+    if handle.parent_run_id:
+        parent.resume(handle.parent_run_id)
+    else:
+        from labkit.config import flatten
+
+        run_id = parent.start(
+            f"{study} (study)",
+            flatten({"search": search.model_dump(mode="json")}),
+            {"labkit.study": study, "labkit.study_storage": _redact(storage)},
+        )
+        handle.parent_run_id = run_id
+    try:
+        _drive(handle, study, storage, workers, Path(exp.runs_root) / exp.name / "studies" / study, stream)
+        report = study_report(handle, total)
+        _summarise(handle, parent, report, Path(exp.runs_root) / exp.name / "studies" / study)
+    except BaseException as exc:
+        parent.fail(exc)
+        raise
+    parent.finish()
+    return report
+
+
+def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Path, stream: TextIO) -> None:
+    """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
+    live: list[subprocess.Popen[bytes]] = []
+    started = 0
+    last_report = ""
+    while True:
+        live = [p for p in live if p.poll() is None]
+        tally = handle.tally()
+        line = _progress_line(tally)
+        if line != last_report:
+            print(f"labkit tune: {line}", file=stream, flush=True)
+            last_report = line
+        waiting, running = tally.counts.get("WAITING", 0), tally.counts.get("RUNNING", 0)
+        if waiting == 0 and running == 0:
+            break
+        if waiting and len(live) < workers:
+            for _ in range(min(waiting, workers - len(live))):
+                log = (logs / f"worker-{started}.log").open("ab")
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "labkit",
+                    "tune",
+                    "worker",
+                    "--study",
+                    study,
+                    "--storage",
+                    storage,
+                ]
+                live.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+                started += 1
+        elif running and not live:
+            # trials RUNNING with no worker alive: their workers died; once their heartbeat is
+            # older than the grace period, Optuna fails them and queues a retry
+            time.sleep(HEARTBEAT_SECONDS)
+            handle.fail_stale()
+            continue
+        time.sleep(1.0)
+    for p in live:
+        p.wait()
+
+
+def _progress_line(t: Tally) -> str:
+    c = t.counts
+    return (
+        f"{t.finished} finished ({c.get('COMPLETE', 0)} complete, {c.get('PRUNED', 0)} pruned, "
+        f"{c.get('FAIL', 0)} failed), {c.get('RUNNING', 0)} running, {c.get('WAITING', 0)} waiting"
+    )
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    study: str
+    total: int
+    tally: Tally
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_trial: int | None
+    eta_seconds: float | None
+
+
+def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
+    exp = handle.experiment()
+    assert exp.search is not None
+    total = total or exp.search.trials
+    tally = handle.tally()
+    best = handle.best()
+    durations = [t.duration.total_seconds() for t in handle.trials() if t.state.is_finished() and t.duration]
+    remaining = max(0, total - tally.finished)
+    parallel = max(1, tally.counts.get("RUNNING", 0))
+    eta = (sum(durations) / len(durations)) * remaining / parallel if durations and remaining else None
+    return StudyReport(
+        study=handle.study.study_name,
+        total=total,
+        tally=tally,
+        best_value=best.value if best else None,
+        best_params=handle.values(best) if best else {},
+        best_trial=best.number if best else None,
+        eta_seconds=eta,
+    )
+
+
+def _summarise(handle: StudyHandle, parent: Any, report: StudyReport, folder: Path) -> None:
+    """Best value and parameters, and Optuna's own figures, onto the parent run."""
+    exp = handle.experiment()
+    assert exp.search is not None
+    metrics = {f"trials_{k.lower()}": float(v) for k, v in report.tally.counts.items()}
+    if report.best_value is not None:
+        metrics[f"best_{exp.search.metric}"] = report.best_value
+    parent.log_values(metrics, step=report.tally.finished)
+    tags = {f"best.{k}": str(v) for k, v in report.best_params.items()}
+    if report.best_trial is not None:
+        tags["labkit.best_trial"] = str(report.best_trial)
+    parent.set_tags(tags)
+    figures = _figures(handle.study, folder)
+    if figures:
+        parent.log_artifact(folder / "figures", "figures")
+
+
+def _figures(study: optuna.Study, folder: Path) -> list[Path]:
+    """Optuna's matplotlib figures: history, parameter importances, parallel coordinates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history}
+    if len(complete) >= 2:
+        plots |= {
+            "param_importances": ovm.plot_param_importances,
+            "parallel_coordinate": ovm.plot_parallel_coordinate,
+        }
+    out = []
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks these plots experimental
+        for name, plot in plots.items():
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError):  # e.g. importances of a single distinct value
+                continue
+            fig: Any = axes.flat[0].figure if hasattr(axes, "flat") else axes.figure
+            path = folder / "figures" / f"{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            out.append(path)
+    return out
+
+
+def best_experiment(handle: StudyHandle) -> str:
+    """A runnable experiment file (YAML) with the best trial's values and no search section."""
+    from labkit.tuning._objective import trial_experiment
+
+    best = handle.best()
+    if best is None:
+        raise ConfigError(f"study {handle.study.study_name!r} has no complete trial yet")
+    base = handle.experiment()
+    assert base.search is not None
+    exp = trial_experiment(base, handle.values(best), best.number)
+    exp = exp.model_copy(update={"tracking": exp.tracking.model_copy(update={"run_name": None})})
+    header = (
+        f"# best trial {best.number} of study {handle.study.study_name!r}: "
+        f"{base.search.metric} = {best.value:.6g}\n"
+    )
+    return header + dump_experiment(exp)
+
+
+def _redact(url: str) -> str:
+    from labkit.tracking import redact_uri
+
+    return redact_uri(url)

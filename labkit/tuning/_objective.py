@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +108,7 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
             end_abandoned_run(base.tracking.uri, str(old_run), f"worker died during trial {previous.number}")
 
     def on_start(run_dir: Any, run_id: str) -> None:
+        trial.set_user_attr("labkit.worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr(_RUN_ID, run_id)
         trial.set_user_attr(_RUN_DIR, str(run_dir.path))
 

@@ -16,7 +16,6 @@ from optuna.trial import TrialState
 
 from labkit.config import Experiment, dump_experiment
 from labkit.errors import ConfigError
-from labkit.tuning._optuna import HEARTBEAT_SECONDS
 from labkit.tuning._study import StudyHandle, Tally
 
 __all__ = ["StudyReport", "best_experiment", "default_storage", "study_report", "tune", "worker_loop"]
@@ -106,6 +105,7 @@ def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Pa
     last_report = ""
     while True:
         live = [p for p in live if p.poll() is None]
+        handle.fail_stale()  # a worker that died (SIGKILL, node lost): its trial is failed and retried
         tally = handle.tally()
         line = _progress_line(tally)
         if line != last_report:
@@ -130,12 +130,6 @@ def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Pa
                 ]
                 live.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
                 started += 1
-        elif running and not live:
-            # trials RUNNING with no worker alive: their workers died; once their heartbeat is
-            # older than the grace period, Optuna fails them and queues a retry
-            time.sleep(HEARTBEAT_SECONDS)
-            handle.fail_stale()
-            continue
         time.sleep(1.0)
     for p in live:
         p.wait()

@@ -80,3 +80,39 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+SERVICES = Path(__file__).resolve().parents[1] / "services"
+
+
+def _unavailable(reason: str) -> None:
+    """Skip where a service truly cannot run here; in CI, where everything is installed, fail."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run this test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 cluster on a free local port (Debian's package, installed by
+    the script if missing); yields the URL of its ``optuna`` database."""
+    if os.geteuid() != 0:
+        _unavailable("PostgreSQL fixture needs root (runs the server as user postgres, may apt-get install)")
+    import shutil
+    import tempfile
+
+    # not under pytest's tmp (mode 0700): the server runs as user postgres and must reach it
+    state = Path(tempfile.mkdtemp(prefix="labkit-services-"))
+    state.chmod(0o755)
+    port = free_port()
+    env = {**os.environ, "LABKIT_SERVICES_DIR": str(state), "LABKIT_PG_PORT": str(port)}
+    up = subprocess.run(
+        ["bash", str(SERVICES / "pg-up.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
+    if up.returncode != 0:
+        _unavailable(f"PostgreSQL could not start: {(up.stderr or up.stdout).strip()[-1500:]}")
+    try:
+        yield f"postgresql+psycopg://exp:exp-pw@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run(["bash", str(SERVICES / "pg-down.sh")], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)

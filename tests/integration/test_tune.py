@@ -34,47 +34,58 @@ def tune(
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=900)
 
 
-def test_two_workers_exact_trials_resume_and_best(tmp_path: Path) -> None:
-    uri, storage = f"sqlite:///{tmp_path / 'm.db'}", f"sqlite:///{tmp_path / 's.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def study_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A study storage URL: a SQLite file (one machine), or PostgreSQL (several machines)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 's.db'}"
+    return str(request.getfixturevalue("postgres"))
+
+
+def test_two_workers_exact_trials_resume_and_best(tmp_path: Path, study_storage: str) -> None:
+    uri, storage = f"sqlite:///{tmp_path / 'm.db'}", study_storage
+    study_name = f"demo-{tmp_path.name}"
     env = {"MLFLOW_TRACKING_URI": uri}
     args = (
         SEARCH,
         *QUICK,
         f"runs_root={tmp_path / 'runs'}",
         "--trials",
-        "6",
+        "12",
         "--workers",
         "2",
         "--storage",
         storage,
         "--study",
-        "demo",
+        study_name,
     )
     first = tune(*args, env=env)
     assert first.returncode == 0, first.stderr + first.stdout
-    assert "6/6 finished" in first.stdout
+    assert "12/12 finished" in first.stdout
 
-    study = optuna.load_study(study_name="demo", storage=storage)
-    assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    assert len(study.trials) == 12 and all(t.state.is_finished() for t in study.trials)
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 6
+    assert len(parents) == 1 and len(children) == 12
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert parents[0].data.tags["labkit.study"] == "demo"
+    assert parents[0].data.tags["labkit.study"] == study_name
     assert "best_val_loss" in parents[0].data.metrics
     figures = {a.path for a in client.list_artifacts(parents[0].info.run_id, "figures")}
     assert "figures/optimization_history.png" in figures
 
     again = tune(*args, env=env)
     assert again.returncode == 0, again.stderr
-    assert len(optuna.load_study(study_name="demo", storage=storage).trials) == 6
-    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 7
+    assert len(optuna.load_study(study_name=study_name, storage=storage).trials) == 12
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 13
 
-    status = tune("status", "--study", "demo", "--storage", storage, env=env)
-    assert status.returncode == 0 and "6/6 finished" in status.stdout
-    best = tune("best", "--study", "demo", "--storage", storage, "-o", str(tmp_path / "best.yaml"), env=env)
+    status = tune("status", "--study", study_name, "--storage", storage, env=env)
+    assert status.returncode == 0 and "12/12 finished" in status.stdout
+    best = tune(
+        "best", "--study", study_name, "--storage", storage, "-o", str(tmp_path / "best.yaml"), env=env
+    )
     assert best.returncode == 0, best.stderr
     rerun = subprocess.run(
         [sys.executable, "-m", "labkit", "run", str(tmp_path / "best.yaml"), *QUICK, "--progress", "none"],
@@ -88,8 +99,9 @@ def test_two_workers_exact_trials_resume_and_best(tmp_path: Path) -> None:
     assert "test_acc" in rerun.stdout
 
 
-def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path) -> None:
-    uri, storage = f"sqlite:///{tmp_path / 'm.db'}", f"sqlite:///{tmp_path / 's.db'}"
+def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage: str) -> None:
+    uri, storage = f"sqlite:///{tmp_path / 'm.db'}", study_storage
+    study_name = f"kill-{tmp_path.name}"
     env = {"MLFLOW_TRACKING_URI": uri, "LABKIT_HEARTBEAT_SECONDS": "1", "LABKIT_GRACE_SECONDS": "4"}
     coordinator = tune(
         SEARCH,
@@ -105,7 +117,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path) -> None:
         "--storage",
         storage,
         "--study",
-        "kill",
+        study_name,
         env=env,
         wait=False,
     )
@@ -115,7 +127,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path) -> None:
     while victim is None and time.monotonic() < deadline and coordinator.poll() is None:
         time.sleep(0.5)
         try:
-            trials = optuna.load_study(study_name="kill", storage=storage).trials
+            trials = optuna.load_study(study_name=study_name, storage=storage).trials
         except KeyError:
             continue
         for t in trials:
@@ -134,7 +146,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path) -> None:
     out, _ = coordinator.communicate(timeout=600)
     assert coordinator.returncode == 0, out
 
-    handle = StudyHandle.load("kill", storage)
+    handle = StudyHandle.load(study_name, storage)
     tally = handle.tally()
     assert tally.finished == 3 and tally.open == 0 and tally.superseded == 1
     states = [t.state.name for t in handle.trials()]

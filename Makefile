@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: venv
 	$(VENV)/bin/labkit run experiments/digits_mlp.yaml
+	$(VENV)/bin/labkit tune experiments/digits_mlp_search.yaml --trials 8 --workers 2
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

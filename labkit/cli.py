@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -239,6 +240,91 @@ def _print_report(report: Any, url: str) -> None:
             print(f"             {key} = {value}")
     if report.eta_seconds:
         print(f"  time left  about {report.eta_seconds / 60:.1f} min")
+
+
+@app.command()
+def ui(
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Study storage for optuna-dashboard (default: runs/optuna.db)."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."
+        ),
+    ] = None,
+    optuna_port: Annotated[int, typer.Option(help="Port of optuna-dashboard.")] = 8080,
+    mlflow_port: Annotated[int, typer.Option(help="Port of mlflow ui.")] = 5000,
+    optuna: Annotated[bool, typer.Option(help="Start optuna-dashboard.")] = True,
+    mlflow: Annotated[bool, typer.Option(help="Start mlflow ui (not needed for an http:// server).")] = True,
+) -> None:
+    """Start optuna-dashboard and/or mlflow ui on 127.0.0.1, print their URLs, stop on Ctrl-C."""
+    with _errors():
+        from labkit._services import start_ui, stop_ui
+
+        logs = Path("runs") / "ui"
+        started = []
+        try:
+            if optuna:
+                url = storage or f"sqlite:///{Path('runs', 'optuna.db').resolve()}"
+                if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+                    raise LabkitError(f"--storage: no study database at {url} (run labkit tune first)")
+                started.append(
+                    start_ui(
+                        "optuna-dashboard",
+                        ["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(optuna_port)],
+                        f"http://127.0.0.1:{optuna_port}/",
+                        logs / "optuna-dashboard.log",
+                    )
+                )
+            uri = (
+                tracking_uri
+                or os.environ.get("MLFLOW_TRACKING_URI")
+                or f"sqlite:///{Path('mlflow.db').resolve()}"
+            )
+            if mlflow and not uri.startswith(("http://", "https://")):
+                started.append(
+                    start_ui(
+                        "mlflow ui",
+                        [
+                            "mlflow",
+                            "ui",
+                            "--backend-store-uri",
+                            uri,
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(mlflow_port),
+                        ],
+                        f"http://127.0.0.1:{mlflow_port}/health",
+                        logs / "mlflow-ui.log",
+                    )
+                )
+            elif mlflow:
+                print(f"labkit: MLflow   {uri} (a server: nothing to start)")
+            for item in started:
+                shown = item.url.removesuffix("health")
+                if item.name == "mlflow ui":
+                    shown += "#/?workflowType=machine_learning"
+                print(f"labkit: {item.name:<16} {shown}", flush=True)
+            if not started:
+                return
+            print("labkit: Ctrl-C stops them", flush=True)
+            signal.signal(signal.SIGTERM, _interrupt)
+            while all(item.process.poll() is None for item in started):
+                time.sleep(0.5)
+            gone = [item for item in started if item.process.poll() is not None]
+            raise LabkitError(f"{gone[0].name} stopped (see {gone[0].log})")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for item in started:
+                stop_ui(item)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops `labkit ui` the way Ctrl-C does
 
 
 def _importable_here() -> None:

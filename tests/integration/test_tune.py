@@ -102,7 +102,7 @@ def test_two_workers_exact_trials_resume_and_best(tmp_path: Path, study_storage:
 def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage: str) -> None:
     uri, storage = f"sqlite:///{tmp_path / 'm.db'}", study_storage
     study_name = f"kill-{tmp_path.name}"
-    env = {"MLFLOW_TRACKING_URI": uri, "LABKIT_HEARTBEAT_SECONDS": "1", "LABKIT_GRACE_SECONDS": "4"}
+    env = {"MLFLOW_TRACKING_URI": uri, "LABKIT_HEARTBEAT_SECONDS": "1", "LABKIT_GRACE_SECONDS": "8"}
     coordinator = tune(
         SEARCH,
         *QUICK,

@@ -57,6 +57,7 @@ def tune(
     if exp.search is None:
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
+    _check_metric(exp)
     total = trials or search.trials
     if trials is not None:
         search = search.model_copy(update={"trials": trials})
@@ -93,6 +94,24 @@ def tune(
         raise
     parent.finish()
     return report
+
+
+def _check_metric(exp: Experiment) -> None:
+    """The study metric must be one the task logs at each validation (checked before any trial)."""
+    from labkit.config._base import ClassPathSpec
+    from labkit.errors import did_you_mean
+    from labkit.runner._build import import_object
+
+    assert exp.search is not None
+    if isinstance(exp.model, ClassPathSpec):
+        return  # a user's own LightningModule: what it logs is known only when it runs
+    logged = getattr(import_object(exp.task.target, "task.kind"), "monitorable", ())
+    metric = exp.search.metric
+    if logged and metric not in logged:
+        raise ConfigError(
+            f"search.metric: the {exp.task.kind} task logs no metric {metric!r} at validation"
+            f"{did_you_mean(metric, logged)}; choose one of: {', '.join(logged)}"
+        )
 
 
 def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Path, stream: TextIO) -> None:

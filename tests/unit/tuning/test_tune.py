@@ -109,3 +109,14 @@ def test_bad_storage_url() -> None:
 
     with pytest.raises(ConfigError, match=r"--storage 'redis://x': use sqlite:///"):
         open_storage("redis://x")
+
+
+def test_unknown_study_metric_stops_before_any_trial(load: Load, tmp_path: Path) -> None:
+    from labkit.tuning import tune
+
+    exp = _fast(load, "search.metric=val_accuracy")
+    with pytest.raises(
+        ConfigError, match=r"search\.metric: .* no metric 'val_accuracy' .*\(did you mean 'val_acc'\?\)"
+    ):
+        tune(exp, study="m", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert not (tmp_path / "s.db").exists()

@@ -197,3 +197,31 @@ def test_sigterm_during_training_marks_run_killed(tmp_path: Path) -> None:
     client = MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "KILLED"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("tune", MLP), "the experiment has no search section: nothing to tune"),
+        (
+            ("tune", str(REPO / "experiments" / "digits_mlp_search.yaml"), "search.sampler=bayes"),
+            "search.sampler: 'bayes' is not valid",
+        ),
+        (("tune", "status"), "--study NAME is required"),
+        (
+            ("tune", "best", "--study", "nope", "--storage", "redis://h"),
+            "--storage 'redis://h': use sqlite:///",
+        ),
+    ],
+)
+def test_tune_user_errors_exit_2(args: tuple[str, ...], expected: str, tmp_path: Path) -> None:
+    result = labkit(*args, env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tune_status_of_unknown_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    result = labkit("tune", "status", "--study", "nope", "--storage", storage, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"--study: no study 'nope' in {storage}" in result.stderr

@@ -40,6 +40,13 @@ class Exploding(TinyNet):
         return super().forward(x)
 
 
+class NaNNet(TinyNet):
+    """Trains into NaN: its outputs are NaN from the start."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
 class OwnTask(pl.LightningModule):
     """A complete LightningModule: labkit uses it as the task as it is."""
 

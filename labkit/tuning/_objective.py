@@ -38,7 +38,9 @@ class TrialCallback(Callback):
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {trainer.global_step}")
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}"
+            )
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:

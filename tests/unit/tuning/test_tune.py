@@ -120,3 +120,20 @@ def test_unknown_study_metric_stops_before_any_trial(load: Load, tmp_path: Path)
     ):
         tune(exp, study="m", storage=f"sqlite:///{tmp_path / 's.db'}")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_nan_loss_fails_the_trial_with_the_reason(load: Load, tmp_path: Path) -> None:
+    exp = _fast(
+        load,
+        "model={class_path: tests.user_models.NaNNet}",
+        "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.01}}",
+    )
+    handle = StudyHandle.create(exp, "nan", f"sqlite:///{tmp_path / 's.db'}")
+    handle.ensure_slots(1)
+    assert _run_all(handle) == 1
+    (trial,) = handle.trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert (
+        trial.user_attrs["labkit.fail_reason"]
+        == "FloatingPointError: training loss became nan at epoch 0, batch 0"
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics")
+HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "optuna")
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,7 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics")
         "labkit.models",
         "labkit.data",
         "labkit.tasks",
+        "labkit.tuning",
     ],
 )
 def test_light_imports(module: str) -> None:
@@ -50,6 +51,14 @@ def _imports(path: Path) -> set[str]:
 def test_only_tracking_imports_mlflow(path: Path) -> None:
     if "mlflow" in _imports(path):
         assert path.parent.name == "tracking", f"{path} imports mlflow; only labkit/tracking may"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "labkit").rglob("*.py")), ids=lambda p: str(p.relative_to(REPO))
+)
+def test_only_tuning_imports_optuna(path: Path) -> None:
+    if _imports(path) & {"optuna", "optuna_integration", "optuna_dashboard"}:
+        assert path.parent.name == "tuning", f"{path} imports optuna; only labkit/tuning may"
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "labkit" / "models").glob("*.py")), ids=lambda p: p.name)

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from labkit.config import Experiment, dump_experiment
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._study import StudyHandle, Tally
 
 __all__ = ["StudyReport", "best_experiment", "default_storage", "study_report", "tune", "worker_loop"]
@@ -114,18 +114,45 @@ def _check_metric(exp: Experiment) -> None:
         )
 
 
-def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Path, stream: TextIO) -> None:
+def _drive(
+    handle: StudyHandle,
+    study: str,
+    storage: str,
+    workers: int,
+    logs: Path,
+    stream: TextIO,
+    command: list[str] | None = None,
+) -> None:
     """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING."""
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
-    live: list[subprocess.Popen[bytes]] = []
-    started = 0
-    last_report = ""
+    cmd = command or [
+        sys.executable,
+        "-m",
+        "labkit",
+        "tune",
+        "worker",
+        "--study",
+        study,
+        "--storage",
+        storage,
+    ]
+    live: dict[subprocess.Popen[bytes], Path] = {}
+    started, crashes, finished, last_report = 0, 0, -1, ""
     while True:
-        live = [p for p in live if p.poll() is None]
+        for proc, log in list(live.items()):
+            if proc.poll() is not None:
+                del live[proc]
+                crashes += proc.returncode != 0
+                if crashes >= 3:  # workers that die at once would be restarted for ever
+                    raise LabkitError(
+                        f"labkit tune: workers keep failing; the last one's log, {log}: {_tail(log)}"
+                    )
         handle.fail_stale()  # a worker that died (SIGKILL, node lost): its trial is failed and retried
         tally = handle.tally()
+        if tally.finished > finished:
+            finished, crashes = tally.finished, 0  # progress: earlier crashes were not systematic
         line = _progress_line(tally)
         if line != last_report:
             print(f"labkit tune: {line}", file=stream, flush=True)
@@ -133,25 +160,19 @@ def _drive(handle: StudyHandle, study: str, storage: str, workers: int, logs: Pa
         waiting, running = tally.counts.get("WAITING", 0), tally.counts.get("RUNNING", 0)
         if waiting == 0 and running == 0:
             break
-        if waiting and len(live) < workers:
-            for _ in range(min(waiting, workers - len(live))):
-                log = (logs / f"worker-{started}.log").open("ab")
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "labkit",
-                    "tune",
-                    "worker",
-                    "--study",
-                    study,
-                    "--storage",
-                    storage,
-                ]
-                live.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
-                started += 1
+        for _ in range(min(waiting, workers - len(live))):
+            log = logs / f"worker-{started}.log"
+            with log.open("ab") as out:
+                live[subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)] = log
+            started += 1
         time.sleep(1.0)
-    for p in live:
-        p.wait()
+    for proc in live:
+        proc.wait()
+
+
+def _tail(log: Path) -> str:
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return " | ".join(lines[-4:]) or "(empty)"
 
 
 def _progress_line(t: Tally) -> str:

@@ -137,3 +137,19 @@ def test_nan_loss_fails_the_trial_with_the_reason(load: Load, tmp_path: Path) ->
         trial.user_attrs["labkit.fail_reason"]
         == "FloatingPointError: training loss became nan at epoch 0, batch 0"
     )
+
+
+def test_workers_that_keep_crashing_stop_the_study(load: Load, tmp_path: Path) -> None:
+    import io
+    import sys
+
+    from labkit.errors import LabkitError
+    from labkit.tuning._tune import _drive
+
+    handle = StudyHandle.create(_fast(load), "crash", f"sqlite:///{tmp_path / 's.db'}")
+    handle.ensure_slots(2)
+    crash = [sys.executable, "-c", "import sys; print('cannot import torch'); sys.exit(3)"]
+    with pytest.raises(
+        LabkitError, match=r"workers keep failing; the last one's log, .*worker-2\.log: cannot import torch"
+    ):
+        _drive(handle, "crash", "unused", 1, tmp_path / "logs", io.StringIO(), command=crash)

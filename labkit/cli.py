@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from labkit import __version__
 from labkit.errors import LabkitError
+from labkit.tracking._provenance import redact_uri
 
 if TYPE_CHECKING:
     from labkit.runner import RunResult
@@ -147,6 +148,9 @@ tune_app = typer.Typer(
 app.add_typer(tune_app, name="tune")
 
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: the experiment's name).")]
+StudyNameOpt = Annotated[
+    str | None, typer.Option("--study", help="Study name (required).", show_default=False)
+]
 StorageOpt = Annotated[
     str | None,
     typer.Option(
@@ -176,11 +180,11 @@ def tune_start(
         url = storage or default_storage(exp.runs_root)
         report = tune(exp, study=name, storage=url, trials=trials, workers=workers)
         _print_report(report, url)
-        print(f"  next       labkit tune best --study {name} --storage {url} -o best.yaml")
+        print(f"  next       labkit tune best --study {name} --storage {redact_uri(url)} -o best.yaml")
 
 
 @tune_app.command("status")
-def tune_status(study: StudyOpt = None, storage: StorageOpt = None) -> None:
+def tune_status(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Trials by state, the best so far, and an estimate of the time left."""
     with _errors():
         from labkit.tuning import StudyHandle, default_storage, study_report
@@ -193,7 +197,7 @@ def tune_status(study: StudyOpt = None, storage: StorageOpt = None) -> None:
 
 @tune_app.command("best")
 def tune_best(
-    study: StudyOpt = None,
+    study: StudyNameOpt = None,
     storage: StorageOpt = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
@@ -214,20 +218,20 @@ def tune_best(
 
 
 @tune_app.command("worker", hidden=True)
-def tune_worker(study: StudyOpt = None, storage: StorageOpt = None) -> None:
+def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Claim and run trials of an existing study (started by labkit tune, or a SLURM array)."""
     with _errors():
         from labkit.tuning import default_storage, worker_loop
 
         if study is None:
             raise LabkitError("--study NAME is required")
-        worker_loop(study, storage or default_storage())
+        worker_loop(study, storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage())
 
 
 def _print_report(report: Any, url: str) -> None:
     t = report.tally
     c = t.counts
-    print(f"labkit: study {report.study} ({url})")
+    print(f"labkit: study {report.study} ({redact_uri(url)})")
     print(
         f"  trials     {t.finished}/{report.total} finished: {c.get('COMPLETE', 0)} complete, "
         f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed; {c.get('RUNNING', 0)} running, "

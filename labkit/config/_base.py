@@ -45,7 +45,7 @@ class ClassPathSpec(Section):
     init_args: dict[str, Any] = Field(default_factory=dict)
 
 
-def spec_tag(spec: type[ComponentSpec], key: str = "name") -> str:
+def spec_tag(spec: type[BaseModel], key: str = "name") -> str:
     """The name a user writes for ``spec`` (the single value of its ``Literal`` field ``key``)."""
     (tag,) = spec.model_fields[key].annotation.__args__  # type: ignore[union-attr]
     return str(tag)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from labkit.config._base import ComponentSpec
+from labkit.config._base import ComponentSpec, spec_tag
 from labkit.config._schema import Experiment
 from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
 
@@ -219,6 +219,9 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
             " (or class_path: package.module.Class)" if "class_path" in tags else ""
         )
     if kind == "union_tag_not_found":
+        discriminator = str(ctx.get("discriminator", ""))
+        if discriminator == "'type'":  # a search parameter
+            return f"{where}: give a 'type': float, int or categorical"
         word = _COMPONENT_WORD.get(where, where)
         return f"{where}: give a 'name' (or a 'class_path') saying which {word} to use"
     if kind == "literal_error":
@@ -274,6 +277,11 @@ def _members(annotation: Any) -> dict[str, type[BaseModel]]:
     if origin is typing.Annotated:
         base, *meta = typing.get_args(annotation)
         found = _members(base)
+        field_tag = next(
+            (m.discriminator for m in meta if isinstance(getattr(m, "discriminator", None), str)), None
+        )
+        if field_tag is not None:  # Field(discriminator="type"): members keyed by their Literal
+            return {spec_tag(cls, field_tag): cls for cls in found.values() if field_tag in cls.model_fields}
         tag = next((m.tag for m in meta if isinstance(m, Tag)), None)
         if tag is not None and len(found) == 1:
             return {tag: next(iter(found.values()))}

@@ -92,6 +92,9 @@ class Tracker(Logger):
         try:
             run = self.client.get_run(run_id)
             self.client.update_run(run_id, status="RUNNING")
+            for stale in ("labkit.error", "labkit.error_type"):  # from an earlier, interrupted session
+                if stale in run.data.tags:
+                    self.client.delete_tag(run_id, stale)
         except Exception as exc:  # noqa: BLE001
             raise self._unusable(exc) from None
         self.run_id, self.experiment_id = run_id, run.info.experiment_id

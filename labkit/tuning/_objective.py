@@ -105,6 +105,8 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
     if previous is not None:  # a retry: close the dead attempt's run, continue its checkpoint
         last = Path(str(previous.user_attrs.get(_RUN_DIR, ""))) / "checkpoints" / "last.ckpt"
         resume_from = last if last.is_file() else None
+        if resume_from is not None:  # its epochs count towards the trial's value
+            callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
         old_run = previous.user_attrs.get(_RUN_ID)
         if old_run and base.tracking.uri:
             end_abandoned_run(base.tracking.uri, str(old_run), f"worker died during trial {previous.number}")
@@ -115,7 +117,10 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
         trial.set_user_attr(_RUN_DIR, str(run_dir.path))
 
     def end_tags(error: BaseException | None) -> dict[str, str]:
-        state = "FAIL" if error is not None else "PRUNED" if callback.pruned else "COMPLETE"
+        if error is not None or (not callback.pruned and not callback.history):
+            state = "FAIL"  # an error, or the study metric was never logged
+        else:
+            state = "PRUNED" if callback.pruned else "COMPLETE"
         return {"labkit.trial_state": state}
 
     tags = {"labkit.study": study_name, "labkit.trial": str(trial.number)}
@@ -134,7 +139,7 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
     with _heartbeat(handle, trial_id):
         try:
             exp = trial_experiment(base, suggest(trial, search), trial.number)
-            run(exp, progress=progress, hooks=hooks)
+            run(exp, progress=progress, hooks=hooks, command=f"labkit tune worker --study {study_name}")
         except Exception as exc:  # noqa: BLE001 - a failing trial is recorded; the study goes on
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(_FAIL_REASON, reason[:2000])

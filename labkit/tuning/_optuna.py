@@ -22,13 +22,13 @@ GRACE_SECONDS = int(os.environ.get("LABKIT_GRACE_SECONDS", "20"))
 #: a trial whose worker died is retried this many times (resuming from its last checkpoint)
 MAX_RETRY = 2
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.ERROR)  # labkit reports what matters itself
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage (``sqlite:///file.db``, ``postgresql://...``) with heartbeats, so that a
     trial whose worker dies is failed and retried instead of staying RUNNING forever."""
-    if not url.startswith(("sqlite:///", "postgresql", "mysql")):
+    if not url.startswith(("sqlite:///", "postgresql")):
         raise ConfigError(
             f"--storage {url!r}: use sqlite:///path/to/study.db (one machine) or "
             "postgresql://user@host/db (several machines)"

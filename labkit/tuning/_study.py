@@ -9,9 +9,13 @@ the budget counts the retry, not the dead attempt.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -74,14 +78,26 @@ class StudyHandle:
             )
         stored = study.user_attrs.get(_EXPERIMENT)
         resolved = exp.model_dump(mode="json")
-        if stored is not None and json.loads(stored)["search"]["params"] != resolved["search"]["params"]:
-            raise ConfigError(f"study {name!r} exists with another search space: use another --study name")
+        if stored is not None:
+            before = {k: v for k, v in json.loads(stored)["search"].items() if k != "trials"}
+            now = {k: v for k, v in resolved["search"].items() if k != "trials"}
+            if before != now:
+                changed = sorted(k for k in now if before.get(k) != now[k])
+                raise ConfigError(
+                    f"study {name!r} exists with another search ({', '.join('search.' + k for k in changed)} "
+                    "differ): use another --study name"
+                )
         study.set_user_attr(_EXPERIMENT, json.dumps(resolved))
         return cls(study, storage)
 
     @classmethod
     def load(cls, name: str, storage_url: str) -> StudyHandle:
         """Open an existing study (workers, ``tune status``, ``tune best``)."""
+        if (
+            storage_url.startswith("sqlite:///")
+            and not Path(storage_url.removeprefix("sqlite:///")).is_file()
+        ):
+            raise ConfigError(f"--storage: no study database at {storage_url} (run labkit tune first)")
         storage = open_storage(storage_url)
         try:
             summaries = optuna.get_all_study_names(storage)
@@ -136,22 +152,50 @@ class StudyHandle:
 
     def ensure_slots(self, total: int) -> int:
         """Enqueue WAITING trials until finished + running + waiting == ``total``; return how many."""
-        missing = total - (self.tally().finished + self.tally().open)
-        for _ in range(max(0, missing)):
-            self.study.enqueue_trial({}, skip_if_exists=False)
-        return max(0, missing)
+        tally = self.tally()
+        missing = max(0, total - (tally.finished + tally.open))
+        for _ in range(missing):  # empty WAITING trials: the sampler chooses their values when claimed
+            self.study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+        return missing
 
     def claim(self) -> tuple[optuna.Trial, int] | None:
         """Take one WAITING trial for this process: (trial, its storage id), or None if none is left."""
         self.fail_stale()
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
-            try:
-                if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    return optuna.Trial(self.study, trial_id), trial_id
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker took it (and finished it) first
+        with self._claim_lock():
+            for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
+                try:
+                    if not self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                        continue
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another worker took it (and finished it) first
+                self._seed_for(frozen.number)
+                return optuna.Trial(self.study, trial_id), trial_id
         return None
+
+    @contextmanager
+    def _claim_lock(self) -> Iterator[None]:
+        """PostgreSQL makes the WAITING → RUNNING switch atomic (SELECT ... FOR UPDATE); SQLite
+        ignores FOR UPDATE, so there claims are serialised with a lock file beside the database
+        (SQLite is for one machine, where such a lock works)."""
+        url = str(self.storage.engine.url) if hasattr(self.storage, "engine") else ""
+        if not url.startswith("sqlite:///"):
+            yield
+            return
+        with open(url.removeprefix("sqlite:///") + ".claim.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _seed_for(self, number: int) -> None:
+        """A sampler seeded by the experiment's seed and the trial number: parallel workers and
+        resumed sessions draw different values, and the same study draws the same ones again."""
+        exp = self.experiment()
+        assert exp.search is not None
+        if exp.search.sampler != "qmc":  # QMC walks one scrambled sequence: its seed must not change
+            self.study.sampler = make_sampler(exp.search, exp.seed + 7919 * (number + 1))
 
     def fail_stale(self) -> None:
         """Fail trials whose worker stopped beating; Optuna queues a retry of each."""

@@ -66,7 +66,7 @@ def tune(
     added = handle.ensure_slots(total)
     tally = handle.tally()
     print(
-        f"labkit tune: study {study!r} in {storage}: {tally.finished}/{total} finished, "
+        f"labkit tune: study {study!r} in {_redact(storage)}: {tally.finished}/{total} finished, "
         f"{added} new trial{'s' * (added != 1)} queued",
         file=stream,
         flush=True,
@@ -93,6 +93,11 @@ def tune(
         parent.fail(exc)
         raise
     parent.finish()
+    counts = report.tally.counts
+    if report.tally.finished and not counts.get("COMPLETE") and not counts.get("PRUNED"):
+        first = next((t for t in handle.trials() if t.user_attrs.get("labkit.fail_reason")), None)
+        reason = first.user_attrs["labkit.fail_reason"] if first else "no reason recorded"
+        raise LabkitError(f"every trial of study {study!r} failed; the first: {reason}")
     return report
 
 
@@ -127,17 +132,9 @@ def _drive(
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
-    cmd = command or [
-        sys.executable,
-        "-m",
-        "labkit",
-        "tune",
-        "worker",
-        "--study",
-        study,
-        "--storage",
-        storage,
-    ]
+    # the storage URL travels in the environment, not on command lines that `ps` shows to everyone
+    env["LABKIT_STUDY_STORAGE"] = storage
+    cmd = command or [sys.executable, "-m", "labkit", "tune", "worker", "--study", study]
     live: dict[subprocess.Popen[bytes], Path] = {}
     started, crashes, finished, last_report = 0, 0, -1, ""
     while True:
@@ -161,7 +158,7 @@ def _drive(
         if waiting == 0 and running == 0:
             break
         for _ in range(min(waiting, workers - len(live))):
-            log = logs / f"worker-{started}.log"
+            log = logs / f"worker-{os.getpid()}-{started}.log"
             with log.open("ab") as out:
                 live[subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)] = log
             started += 1

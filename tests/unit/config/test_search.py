@@ -93,3 +93,25 @@ def test_grid_values(tmp_path: Path) -> None:
     grid = exp.search.grid()
     assert grid["trainer.max_epochs"] == [2, 4, 6]
     assert grid["optimizer.lr"] == pytest.approx([0.01, 0.02, 0.03])
+
+
+@pytest.mark.parametrize(
+    ("params", "pattern"),
+    [
+        (
+            "optimizer.lr: {low: 1, high: 2}",
+            r"search\.params\.optimizer\.lr: give a 'type': float, int or categorical",
+        ),
+        (
+            "optimizer.lr: {type: float, low: 0.1}",
+            r"search\.params\.optimizer\.lr\.high: required, but missing",
+        ),
+        (
+            "optimizer.lr: {type: float, low: 0.1, high: 0.2, logg: true}",
+            r"search\.params\.optimizer\.lr\.logg: unknown key \(did you mean 'log'\?\); valid keys here: high, log, low, step, type",
+        ),
+    ],
+)
+def test_parameter_errors_name_the_key(params: str, pattern: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        _search(tmp_path, params)

@@ -93,7 +93,10 @@ def test_changed_search_space_needs_a_new_study(load: Load, tmp_path: Path) -> N
     url = f"sqlite:///{tmp_path / 's.db'}"
     StudyHandle.create(_fast(load), "same", url)
     other = _fast(load, "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.01}}")
-    with pytest.raises(ConfigError, match=r"study 'same' exists with another search space"):
+    with pytest.raises(
+        ConfigError,
+        match=r"study 'same' exists with another search \(search\.params differ\): use another --study name",
+    ):
         StudyHandle.create(other, "same", url)
 
 
@@ -150,6 +153,38 @@ def test_workers_that_keep_crashing_stop_the_study(load: Load, tmp_path: Path) -
     handle.ensure_slots(2)
     crash = [sys.executable, "-c", "import sys; print('cannot import torch'); sys.exit(3)"]
     with pytest.raises(
-        LabkitError, match=r"workers keep failing; the last one's log, .*worker-2\.log: cannot import torch"
+        LabkitError,
+        match=r"workers keep failing; the last one's log, .*worker-\d+-2\.log: cannot import torch",
     ):
         _drive(handle, "crash", "unused", 1, tmp_path / "logs", io.StringIO(), command=crash)
+
+
+def test_parallel_workers_draw_different_values(load: Load, tmp_path: Path) -> None:
+    exp = _fast(load, "search.sampler=random")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = StudyHandle.create(exp, "par", url)
+    first.ensure_slots(4)
+    second = StudyHandle.load("par", url)  # another worker process, same seed in the file
+    drawn = []
+    for handle in (first, second, first, second):
+        claimed = handle.claim()
+        assert claimed is not None
+        trial, _ = claimed
+        drawn.append(trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True))
+        handle.study.tell(trial, 1.0)
+    assert len(set(drawn)) == 4
+
+
+@pytest.mark.parametrize("sampler", ["grid", "cmaes", "qmc", "gp"])
+def test_every_sampler_runs_trials(sampler: str, load: Load, tmp_path: Path) -> None:
+    space = (
+        "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.003, step: 0.001}, "
+        "trainer.max_epochs: {type: int, low: 1, high: 2}}"
+    )
+    exp = _fast(load, space, f"search.sampler={sampler}", "search.pruner=none")
+    handle = StudyHandle.create(exp, sampler, f"sqlite:///{tmp_path / 's.db'}")
+    handle.ensure_slots(3)
+    assert _run_all(handle) == 3
+    assert handle.tally().counts == {"COMPLETE": 3}
+    if sampler == "grid":
+        assert len({tuple(sorted(t.params.items())) for t in handle.trials()}) == 3

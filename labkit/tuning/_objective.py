@@ -77,6 +77,16 @@ def _heartbeat(handle: StudyHandle, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
+def _tell(handle: StudyHandle, trial: optuna.Trial, value: float | None = None, state: Any = None) -> None:
+    """``study.tell``; the grid sampler calls ``study.stop()`` after the last grid point, which
+    Optuna refuses outside ``optimize`` with a RuntimeError although the trial is already saved."""
+    try:
+        handle.study.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
 def trial_experiment(base: Experiment, values: dict[str, Any], number: int) -> Experiment:
     """The base experiment with the trial's values set (and the search section dropped)."""
     data = base.model_dump(mode="json", exclude={"search"})
@@ -143,13 +153,13 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
         except Exception as exc:  # noqa: BLE001 - a failing trial is recorded; the study goes on
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(_FAIL_REASON, reason[:2000])
-            handle.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _tell(handle, trial, state=optuna.trial.TrialState.FAIL)
             print(f"labkit tune: trial {trial.number} FAILED: {reason}", flush=True)
             return
     if callback.pruned:
-        handle.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        _tell(handle, trial, state=optuna.trial.TrialState.PRUNED)
     elif not callback.history:
         trial.set_user_attr(_FAIL_REASON, f"the task never logged {search.metric!r}")
-        handle.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _tell(handle, trial, state=optuna.trial.TrialState.FAIL)
     else:
-        handle.study.tell(trial, callback.best())
+        _tell(handle, trial, callback.best())

@@ -194,7 +194,7 @@ class StudyHandle:
         resumed sessions draw different values, and the same study draws the same ones again."""
         exp = self.experiment()
         assert exp.search is not None
-        if exp.search.sampler != "qmc":  # QMC walks one scrambled sequence: its seed must not change
+        if exp.search.sampler not in ("qmc", "grid"):  # one sequence / grid order: a fixed seed
             self.study.sampler = make_sampler(exp.search, exp.seed + 7919 * (number + 1))
 
     def fail_stale(self) -> None:

@@ -183,8 +183,9 @@ def test_every_sampler_runs_trials(sampler: str, load: Load, tmp_path: Path) -> 
     )
     exp = _fast(load, space, f"search.sampler={sampler}", "search.pruner=none")
     handle = StudyHandle.create(exp, sampler, f"sqlite:///{tmp_path / 's.db'}")
-    handle.ensure_slots(3)
-    assert _run_all(handle) == 3
-    assert handle.tally().counts == {"COMPLETE": 3}
+    n = 6 if sampler == "grid" else 3  # grid: every one of the 3 x 2 points, once
+    handle.ensure_slots(n)
+    assert _run_all(handle) == n
+    assert handle.tally().counts == {"COMPLETE": n}
     if sampler == "grid":
-        assert len({tuple(sorted(t.params.items())) for t in handle.trials()}) == 3
+        assert len({tuple(sorted(t.params.items())) for t in handle.trials()}) == 6

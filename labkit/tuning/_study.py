@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from labkit.config import Experiment, validate_experiment
 from labkit.errors import ConfigError
+from labkit.tracking._provenance import redact_uri
 from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
 
 __all__ = ["StudyHandle", "Tally"]
@@ -107,7 +108,7 @@ class StudyHandle:
             from labkit.errors import did_you_mean
 
             raise ConfigError(
-                f"--study: no study {name!r} in {storage_url}{did_you_mean(name, summaries)}; "
+                f"--study: no study {name!r} in {redact_uri(storage_url)}{did_you_mean(name, summaries)}; "
                 f"studies there: {', '.join(summaries) or 'none'}"
             )
         study = optuna.load_study(study_name=name, storage=storage)

@@ -221,7 +221,14 @@ def test_tune_user_errors_exit_2(args: tuple[str, ...], expected: str, tmp_path:
 
 
 def test_tune_status_of_unknown_study(tmp_path: Path) -> None:
+    import optuna
+
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    result = labkit("tune", "status", "--study", "nope", "--storage", storage, cwd=tmp_path)
-    assert result.returncode == 2
-    assert f"--study: no study 'nope' in {storage}" in result.stderr
+    missing = labkit("tune", "status", "--study", "nope", "--storage", storage, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert f"--storage: no study database at {storage} (run labkit tune first)" in missing.stderr
+    assert not (tmp_path / "s.db").exists()  # looking did not create an empty database
+    optuna.create_study(study_name="other", storage=storage)
+    unknown = labkit("tune", "status", "--study", "nope", "--storage", storage, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert f"--study: no study 'nope' in {storage}; studies there: other" in unknown.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import random
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ class StudyHandle:
         self.study = study
         self.storage = storage
         self.study_id = storage.get_study_id_from_name(study.study_name)
+        self._experiment: Experiment | None = None
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -120,11 +122,15 @@ class StudyHandle:
         return handle
 
     def experiment(self) -> Experiment:
-        """The experiment the study searches (with its ``search`` section)."""
-        stored = self.study.user_attrs.get(_EXPERIMENT)
-        if stored is None:
-            raise ConfigError(f"study {self.study.study_name!r} was not made by labkit tune")
-        return validate_experiment(json.loads(stored), source=f"study {self.study.study_name}")
+        """The experiment the study searches (with its ``search`` section); read once."""
+        if self._experiment is None:
+            stored = self.study.user_attrs.get(_EXPERIMENT)
+            if stored is None:
+                raise ConfigError(f"study {self.study.study_name!r} was not made by labkit tune")
+            self._experiment = validate_experiment(
+                json.loads(stored), source=f"study {self.study.study_name}"
+            )
+        return self._experiment
 
     @property
     def parent_run_id(self) -> str | None:
@@ -163,7 +169,9 @@ class StudyHandle:
         """Take one WAITING trial for this process: (trial, its storage id), or None if none is left."""
         self.fail_stale()
         with self._claim_lock():
-            for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            random.shuffle(waiting)  # workers that all tried the lowest number first kept colliding
+            for frozen in waiting:
                 trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
                 try:
                     if not self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):

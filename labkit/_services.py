@@ -17,7 +17,7 @@ from pathlib import Path
 
 from labkit.errors import LabkitError
 
-__all__ = ["UI", "start_ui", "stop_ui"]
+__all__ = ["UI", "log_tail", "start_ui", "stop_ui"]
 
 
 @dataclass
@@ -49,7 +49,7 @@ def start_ui(name: str, command: list[str], url: str, log: Path, timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LabkitError(f"{name} stopped at once (exit {process.returncode}): {_tail(log)}")
+            raise LabkitError(f"{name} stopped at once (exit {process.returncode}): {log_tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status < 500:
@@ -57,7 +57,7 @@ def start_ui(name: str, command: list[str], url: str, log: Path, timeout: float 
         except OSError:
             time.sleep(0.5)
     stop_ui(ui)
-    raise LabkitError(f"{name} did not answer at {url} within {timeout:.0f} s: {_tail(log)}")
+    raise LabkitError(f"{name} did not answer at {url} within {timeout:.0f} s: {log_tail(log)}")
 
 
 def stop_ui(ui: UI) -> None:
@@ -71,6 +71,7 @@ def stop_ui(ui: UI) -> None:
         ui.process.wait()
 
 
-def _tail(log: Path) -> str:
+def log_tail(log: Path, lines: int = 3) -> str:
+    """The last ``lines`` lines of a process's log, on one line (for error messages)."""
     text = log.read_text(errors="replace").strip().splitlines()
-    return " | ".join(text[-3:]) or "(no output)"
+    return " | ".join(text[-lines:]) or "(no output)"

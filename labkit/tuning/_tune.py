@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
+from labkit._services import log_tail
 from labkit.config import Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._study import StudyHandle, Tally
@@ -144,7 +145,7 @@ def _drive(
                 crashes += proc.returncode != 0
                 if crashes >= 3:  # workers that die at once would be restarted for ever
                     raise LabkitError(
-                        f"labkit tune: workers keep failing; the last one's log, {log}: {_tail(log)}"
+                        f"labkit tune: workers keep failing; the last one's log, {log}: {log_tail(log, 4)}"
                     )
         handle.fail_stale()  # a worker that died (SIGKILL, node lost): its trial is failed and retried
         tally = handle.tally()
@@ -165,11 +166,6 @@ def _drive(
         time.sleep(1.0)
     for proc in live:
         proc.wait()
-
-
-def _tail(log: Path) -> str:
-    lines = log.read_text(errors="replace").strip().splitlines()
-    return " | ".join(lines[-4:]) or "(empty)"
 
 
 def _progress_line(t: Tally) -> str:

@@ -79,6 +79,13 @@ def _errors() -> Iterator[None]:
         if type(exc).__name__ == "SIGTERMException":  # Lightning's, on SIGTERM during training
             _fail("terminated by SIGTERM; the run is marked KILLED", 128 + signal.SIGTERM)
         raise
+    except BaseException as exc:
+        if type(exc).__name__ != "Preempted":  # labkit.runner's; importing it would import Lightning
+            raise
+        if getattr(exc, "requeue", False):
+            print(f"labkit: {exc}; the job is requeued and resumes from it", file=sys.stderr)
+            raise typer.Exit(0) from None
+        _fail(f"{exc}; the run is marked KILLED and resumes from it if the job is requeued", 143)
     except Exception:  # noqa: BLE001 - the last resort: show the bug, exit 1
         traceback.print_exc()
         _fail("the command failed with the error above (a bug, not a problem with your input)", 1)
@@ -106,6 +113,14 @@ def run(
     progress: Annotated[
         Progress, typer.Option(help="Rich bars on a terminal, plain lines in logs (auto), or none.")
     ] = Progress.auto,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="Use this run directory (made by labkit submit); a run it holds is resumed from its "
+            "newest checkpoint into the same MLflow run.",
+        ),
+    ] = None,
 ) -> None:
     """Train, validate and test an experiment; log it to MLflow; print the run id."""
     with _errors():
@@ -116,8 +131,12 @@ def run(
         from labkit.runner import run as run_experiment
 
         command = shlex.join(["labkit", *sys.argv[1:]])
-        result = run_experiment(exp, progress=progress.value, command=command, source=Path(file).resolve())
-        _summary(result)
+        source = None if run_dir else Path(file).resolve()
+        result = run_experiment(
+            exp, progress=progress.value, command=command, source=source, run_dir=run_dir
+        )
+        if _is_leader():
+            _summary(result)
 
 
 @app.command()
@@ -127,6 +146,130 @@ def check(file: FileArg, overrides: OverridesArg = None) -> None:
         from labkit.config import dump_experiment, load_experiment
 
         print(dump_experiment(load_experiment(file, overrides or [])), end="")
+
+
+ClusterOpt = Annotated[
+    str,
+    typer.Option(
+        "--cluster",
+        help="Site profile: a file (cluster/site.yaml) or a name in ./cluster/.",
+        show_default=False,
+    ),
+]
+SlurmOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slurm",
+        metavar="KEY=VALUE",
+        help="Change a profile field for this job, e.g. --slurm time=02:00:00 --slurm tasks_per_node=2.",
+        show_default=False,
+    ),
+]
+RunsRootOpt = Annotated[
+    Path, typer.Option("--runs-root", help="Where labkit keeps its runs and the list of submitted jobs.")
+]
+
+
+@app.command()
+def submit(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    cluster: ClusterOpt = "",
+    slurm: SlurmOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the sbatch script; submit nothing.")] = False,
+) -> None:
+    """Send an experiment to a SLURM cluster: render the site's sbatch script, submit it, print the job id."""
+    with _errors():
+        from labkit.cluster._profile import load_profile
+        from labkit.cluster._submit import submit_run
+        from labkit.config import load_experiment
+
+        if not cluster:
+            raise LabkitError("--cluster PROFILE is required (a file such as cluster/slurm-local.yaml)")
+        profile, profile_path = load_profile(cluster, slurm or [])
+        exp = load_experiment(file, [*profile.overrides, *(overrides or [])])
+        command = shlex.join(["labkit", *sys.argv[1:]])
+        done = submit_run(
+            exp, profile, profile_path, source=Path(file).resolve(), command=command, dry_run=dry_run
+        )
+        if dry_run:
+            print(done.script, end="")
+            return
+        print(
+            f"labkit: submitted job {done.job_id} to {profile.name}; run directory {done.job_dir}\n"
+            f"        follow it with: labkit status {done.job_id} / labkit logs {done.job_id} -f",
+            file=sys.stderr,
+        )
+        print(done.job_id)
+
+
+@app.command()
+def status(
+    jobs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[JOB]...", help="Job ids (default: the jobs submitted from here).", show_default=False),
+    ] = None,
+    runs_root: RunsRootOpt = Path("runs"),
+) -> None:
+    """State, elapsed time, nodes and GPU-hours of SLURM jobs, with the GPU-hours summed."""
+    with _errors():
+        from labkit.cluster._status import job_table
+
+        rows, total = job_table(jobs or [], runs_root)
+        if not rows:
+            print(f"labkit: no jobs (none given, none submitted from {runs_root})")
+            return
+        _print_table(rows)
+        print(f"GPU-hours so far: {total:.2f}")
+
+
+@app.command()
+def logs(
+    job: Annotated[str, typer.Argument(metavar="JOB", help="A job id (123, or 123_4 for an array task).")],
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing until the job ends.")] = False,
+    runs_root: RunsRootOpt = Path("runs"),
+) -> None:
+    """Print a job's log (its sbatch output file)."""
+    with _errors():
+        from labkit.cluster._status import follow_log, log_file
+
+        path = log_file(job, runs_root)
+        try:
+            follow_log(path, job if follow else None, sys.stdout)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def cancel(
+    jobs: Annotated[list[str], typer.Argument(metavar="JOB...", help="Job ids to cancel.", show_default=False)],
+) -> None:
+    """Cancel SLURM jobs (scancel). A training job saves a checkpoint first; its run is marked KILLED."""
+    with _errors():
+        from labkit.cluster._slurm import cancel as scancel
+
+        scancel(jobs)
+        print(f"labkit: cancelled {', '.join(jobs)}")
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for key in rows[0]:
+        table.add_column(key, justify="right" if key in ("ELAPSED", "GPUS", "GPU-H") else "left")
+    for row in rows:
+        table.add_row(*row.values())
+    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+def _is_leader() -> bool:
+    """Rank 0 of a multi-process (DDP) job, or a single process: it alone prints summaries."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "0") != "0" and (var == "RANK" or os.environ.get("SLURM_NTASKS", "1") != "1"):
+            return False
+    return True
 
 
 class _TuneGroup(TyperGroup):

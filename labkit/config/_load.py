@@ -177,7 +177,7 @@ def _first_line(exc: BaseException, join: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- error messages
-def format_validation_error(exc: ValidationError) -> list[str]:
+def format_validation_error(exc: ValidationError, root: type[BaseModel] = Experiment) -> list[str]:
     """One readable line per problem: ``dotted.key: what is wrong (and the valid choices)``.
 
     A value that fits none of a field's alternatives (``devices: 2 | auto | [0, 1]``) gives
@@ -185,8 +185,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     """
     groups: dict[str, list[tuple[Any, type[BaseModel] | None]]] = {}
     for err in exc.errors(include_url=False):
-        loc, section = _walk(err["loc"])
-        groups.setdefault(".".join(loc) or "experiment", []).append((err, section))
+        loc, section = _walk(err["loc"], root)
+        groups.setdefault(".".join(loc) or "top level", []).append((err, section))
     lines = []
     for where, errs in groups.items():
         if len(errs) == 1:
@@ -232,7 +232,7 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
         return f"{where}: required, but missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"{where}: expected a mapping of keys to values (got {_show(value)})"
-    if where == "experiment":  # a check across sections: its message names the fields
+    if where == "top level":  # a check across sections: its message names the fields
         return str(err["msg"]).removeprefix("Value error, ")
     if isinstance(value, dict):  # a check across a whole section: the message says it all
         return f"{where}: {_lower(err['msg'])}"
@@ -244,10 +244,10 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _walk(loc: Sequence[int | str]) -> tuple[list[str], type[BaseModel] | None]:
+def _walk(loc: Sequence[int | str], root: type[BaseModel]) -> tuple[list[str], type[BaseModel] | None]:
     """Drop union tags from ``loc``; return it with the section class holding its last key."""
     parts: list[str] = []
-    section: type[BaseModel] | None = Experiment
+    section: type[BaseModel] | None = root
     parent: type[BaseModel] | None = None
     rest = [str(p) for p in loc]
     while rest:

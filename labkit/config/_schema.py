@@ -106,6 +106,8 @@ class TrainerConfig(Section):
     )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: PositiveInt | Literal["auto"] | tuple[NonNegativeInt, ...] = "auto"
+    num_nodes: PositiveInt = Field(default=1, description="set by labkit submit from the cluster profile")
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
     gradient_clip_val: PositiveFloat | None = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from labkit.config import Experiment, dump_experiment, flatten
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, LabkitError
+from labkit.runner._preempt import Preempted
 from labkit.runner._rundir import RunDir
 from labkit.tracking import git_state, redact_command, redact_uri, software_versions
 from labkit.tracking._provenance import user
@@ -32,6 +34,7 @@ _QUIET = (
     r".*The number of training batches .* is smaller than the logging interval.*",
     r".*Consider setting `persistent_workers=True`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*The `srun` command is available on your system but is not used.*",  # a login node running locally
 )
 
 
@@ -85,13 +88,19 @@ def run(
     source: Path | None = None,
     stream: TextIO | None = None,
     hooks: RunHooks | None = None,
+    run_dir: Path | None = None,
 ) -> RunResult:
     """Train, validate and test ``exp``; log everything to its run directory and to MLflow.
 
     ``progress`` is ``auto``, ``rich``, ``plain`` or ``none``; ``source`` is the experiment file
     (it locates the git checkout); ``command`` is recorded as the ``labkit.command`` tag.
+    ``run_dir`` names an existing run directory (``labkit submit`` creates one per job): a run
+    it holds already is resumed, from its newest checkpoint, into the same MLflow run.
+
+    Under DDP every rank trains; only rank 0 writes the run directory and talks to MLflow.
     """
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities import rank_zero_only
 
     from labkit.runner._build import build_datamodule, build_task, data_info
     from labkit.tracking import Tracker
@@ -99,14 +108,33 @@ def run(
     stream = stream or sys.stderr
     hooks = hooks or RunHooks()
     command = redact_command(command) if command else None
-    run_dir = RunDir.create(exp.runs_root, exp.name)
+    leader = getattr(rank_zero_only, "rank", 0) == 0
+    resume_run_id: str | None = None
+    if run_dir is None:
+        rdir = RunDir.create(exp.runs_root, exp.name)
+    else:
+        rdir = RunDir.open(run_dir)
+        state = rdir.state()
+        if state.get("status") == "FINISHED":
+            raise LabkitError(
+                f"run directory {run_dir} holds a finished run (MLflow run {state.get('mlflow_run_id')}); "
+                "nothing to resume"
+            )
+        resume_run_id = state.get("mlflow_run_id")
+        if source is None and state.get("experiment_file"):
+            source = Path(state["experiment_file"])
+        if resume_run_id and hooks.resume_from is None:
+            hooks = replace(hooks, resume_from=rdir.resume_checkpoint())
     # what is written down and logged: the experiment with any password in its URI masked
     shown_uri = redact_uri(exp.tracking.uri or "")
     public = exp.model_copy(update={"tracking": exp.tracking.model_copy(update={"uri": shown_uri})})
-    run_dir.config_file.write_text(dump_experiment(public))
-    run_dir.update(experiment_file=str(source) if source else None, command=command)
+    if leader:
+        rdir.config_file.write_text(dump_experiment(public))
+        if run_dir is None:
+            rdir.update(experiment_file=str(source) if source else None, command=command)
 
     tracker: Tracker | None = None
+    attempt = _Attempt(previous_s=float(rdir.state().get("elapsed_s", 0.0)))
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     tips = _DropTips()
     lightning_log.addFilter(tips)
@@ -120,41 +148,89 @@ def run(
             task = build_task(exp, info)
 
             assert exp.tracking.uri and exp.tracking.experiment and exp.tracking.run_name
-            tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
-            tags = _tags(exp, run_dir, source, command) | hooks.tags
-            run_id = tracker.start(exp.tracking.run_name, flatten(public.to_dict()), tags)
-            run_dir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri)
-            if hooks.on_start is not None:
-                hooks.on_start(run_dir, run_id)
-            if progress != "none":
+            run_id = ""
+            if leader:
+                tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
+                run_id = _start_or_resume(tracker, exp, public, rdir, source, command, hooks, resume_run_id)
+                rdir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri)
+                if hooks.on_start is not None:
+                    hooks.on_start(rdir, run_id)
+            if progress != "none" and leader:
                 n_params = sum(p.numel() for p in task.parameters() if p.requires_grad)
+                verb = "resumes" if resume_run_id else "run"
+                origin = f" from {hooks.resume_from}" if resume_run_id and hooks.resume_from else ""
                 print(
-                    f"labkit: run {run_id} ({exp.name}): {type(task).__name__} with "
+                    f"labkit: {verb} {run_id} ({exp.name}){origin}: {type(task).__name__} with "
                     f"{type(getattr(task, 'model', task)).__name__}, {n_params:,} trainable parameters, "
-                    f"data {info.sizes or info.in_shape}\n        run directory {run_dir.path}",
+                    f"data {info.sizes or info.in_shape}\n        run directory {rdir.path}",
                     file=stream,
                     flush=True,
                 )
-            result = _train(exp, task, datamodule, tracker, run_dir, progress, stream, hooks)
+            result = _train(exp, task, datamodule, tracker, rdir, progress, stream, hooks, attempt)
+        except Preempted as exc:
+            if leader:
+                _record_preemption(tracker, rdir, exc, attempt)
+            raise
         except BaseException as exc:
             if hooks.end_tags is not None and tracker is not None and tracker.run_id is not None:
                 with contextlib.suppress(Exception):
                     tracker.set_tags(hooks.end_tags(exc))
-            _record_failure(tracker, run_dir, exc)
+            if leader:
+                _record_failure(tracker, rdir, exc, attempt)
             raise
         finally:
             lightning_log.removeFilter(tips)
-    run_dir.mark("FINISHED", metrics=result.metrics)
+    if leader:
+        rdir.mark("FINISHED", metrics=result.metrics, elapsed_s=attempt.total_s())
     return RunResult(
         run_id=run_id,
-        run_key=run_dir.run_key,
-        run_dir=run_dir.path,
+        run_key=rdir.run_key,
+        run_dir=rdir.path,
         tracking_uri=exp.tracking.uri,
-        experiment_id=tracker.experiment_id or "",
+        experiment_id=(tracker.experiment_id if tracker else None) or "",
         metrics=result.metrics,
         fit_seconds=result.fit_seconds,
         best_checkpoint=result.best_checkpoint,
     )
+
+
+@dataclass
+class _Attempt:
+    """This process's share of the run's wall time (a requeued run has several attempts)."""
+
+    previous_s: float = 0.0  #: wall time of earlier attempts (run.json ``elapsed_s``)
+    gpus: int = 0  #: GPUs this attempt trains on (all ranks)
+    started: float = field(default_factory=time.monotonic)
+
+    def total_s(self) -> float:
+        return self.previous_s + time.monotonic() - self.started
+
+    def gpu_hours(self) -> float:
+        return self.total_s() * self.gpus / 3600.0
+
+
+def _start_or_resume(
+    tracker: Tracker,
+    exp: Experiment,
+    public: Experiment,
+    rdir: RunDir,
+    source: Path | None,
+    command: str | None,
+    hooks: RunHooks,
+    resume_run_id: str | None,
+) -> str:
+    from labkit.cluster._env import slurm_tags
+
+    if resume_run_id:
+        tracker.resume(resume_run_id)
+        tags = slurm_tags() | {"labkit.resumed_from": str(hooks.resume_from or "the start (no checkpoint)")}
+        tracker.set_tags(tags)
+        return resume_run_id
+    tags = _tags(exp, rdir, source, command) | slurm_tags() | hooks.tags
+    run_id = tracker.start(exp.tracking.run_name or exp.name, flatten(public.to_dict()), tags)
+    if rdir.job_script.is_file():  # a submitted job: its sbatch script, as an artifact from the start
+        tracker.log_artifact(rdir.job_script)
+    return run_id
 
 
 @dataclass
@@ -168,19 +244,31 @@ def _train(
     exp: Experiment,
     task: pl.LightningModule,
     datamodule: pl.LightningDataModule,
-    tracker: Tracker,
+    tracker: Tracker | None,
     run_dir: RunDir,
     progress: str,
     stream: TextIO,
     hooks: RunHooks,
+    attempt: _Attempt,
 ) -> _Trained:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.accelerators import CUDAAccelerator
+    from lightning.pytorch.loggers.logger import DummyLogger
 
+    from labkit.cluster._env import in_slurm_job
+    from labkit.runner._preempt import PreemptionCallback
     from labkit.runner._trainer import build_trainer
 
+    callbacks = list(hooks.callbacks)
+    if in_slurm_job():
+        signame = os.environ.get("LABKIT_SIGNAL", "USR1")
+        callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame))
     start = time.perf_counter()
     try:
-        trainer, checkpoint = build_trainer(exp, run_dir, tracker, progress, stream, hooks.callbacks)
+        logger = tracker if tracker is not None else DummyLogger()
+        trainer, checkpoint = build_trainer(exp, run_dir, logger, progress, stream, callbacks)
+        if isinstance(trainer.accelerator, CUDAAccelerator):
+            attempt.gpus = trainer.num_devices * trainer.num_nodes
         start = time.perf_counter()
         resume = str(hooks.resume_from) if hooks.resume_from else None
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
@@ -200,8 +288,11 @@ def _train(
             task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
         )
         metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+    if tracker is None:  # another DDP rank: rank 0 logs and uploads
+        return _Trained(metrics, fit_seconds, best)
     tracker.log_values(
-        {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch}, step=trainer.global_step
+        {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch, "gpu_hours": attempt.gpu_hours()},
+        step=trainer.global_step,
     )
 
     draw = getattr(task, "figures", None)  # labkit tasks draw figures; a user's own module may not
@@ -227,13 +318,31 @@ def _upload(exp: Experiment, tracker: Tracker, run_dir: RunDir, best: Path | Non
         tracker.log_artifact(best, "checkpoints")
 
 
-def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException) -> None:
+def _record_preemption(tracker: Tracker | None, run_dir: RunDir, exc: Preempted, attempt: _Attempt) -> None:
+    """The job stopped on a signal with a checkpoint saved: requeue it (the requeue signal) or
+    leave it to SLURM (SIGTERM: requeued by an admin or preemption, or cancelled)."""
+    from labkit.cluster._slurm import current_job_id, requeue
+
+    job = current_job_id()
+    status = "REQUEUED" if exc.requeue and job else "INTERRUPTED"
+    run_dir.mark(status, checkpoint=str(exc.checkpoint), elapsed_s=attempt.total_s(), error=str(exc))
+    if tracker is not None and tracker.run_id is not None:
+        if status == "REQUEUED":
+            tracker.suspend(f"{exc}; job {job} requeued, it resumes from there")
+        else:
+            tracker.fail(exc, killed=True)
+    if status == "REQUEUED":
+        assert job is not None
+        requeue(job)  # last: SLURM stops this job at once and queues it again
+
+
+def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException, attempt: _Attempt) -> None:
     """Write the error to the run directory, then mark the MLflow run (if started) FAILED."""
     import traceback
 
     (run_dir.path / "error.txt").write_text("".join(traceback.format_exception(exc)))
     status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
-    run_dir.mark(status, error=f"{type(exc).__name__}: {exc}")
+    run_dir.mark(status, error=f"{type(exc).__name__}: {exc}", elapsed_s=attempt.total_s())
     if tracker is None or tracker.run_id is None:
         return
     with contextlib.suppress(Exception):  # the run is failing already; the tag below matters more

@@ -30,17 +30,26 @@ class RunDir:
     run_key: str
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str], name: str) -> RunDir:
+    def plan(cls, root: str | os.PathLike[str], name: str) -> RunDir:
+        """Where a new run's directory will be; nothing is created (``labkit submit --dry-run``)."""
         key = uuid.uuid4().hex
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(root) / name / f"{stamp}-{key[:8]}"
+        return cls(Path(root) / name / f"{stamp}-{key[:8]}", key)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], name: str) -> RunDir:
+        return cls.plan(root, name).make()
+
+    def make(self, status: str = "CREATED") -> RunDir:
+        """Create the planned directory and its ``run.json``."""
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            self.path.mkdir(parents=True, exist_ok=False)
         except OSError as exc:
-            raise LabkitError(f"cannot create the run directory {path} (runs_root): {exc.strerror}") from None
-        run_dir = cls(path, key)
-        run_dir.update(run_key=key, status="CREATED", created=_now())
-        return run_dir
+            raise LabkitError(
+                f"cannot create the run directory {self.path} (runs_root): {exc.strerror}"
+            ) from None
+        self.update(run_key=self.run_key, status=status, created=_now())
+        return self
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunDir:
@@ -63,6 +72,17 @@ class RunDir:
     @property
     def figures(self) -> Path:
         return self.path / "figures"
+
+    @property
+    def job_script(self) -> Path:
+        """The sbatch script of a submitted run (``labkit submit``)."""
+        return self.path / "job.sh"
+
+    def resume_checkpoint(self) -> Path | None:
+        """The newest checkpoint to continue from: the one written when the job was preempted,
+        or the last epoch's."""
+        found = [p for p in (self.checkpoints / "preempted.ckpt", self.checkpoints / "last.ckpt") if p.is_file()]
+        return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import TextIO
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers.logger import Logger
 
 from labkit.config import Experiment
 from labkit.runner._progress import progress_callback
 from labkit.runner._rundir import RunDir
-from labkit.tracking import Tracker
 
 __all__ = ["build_trainer"]
 
@@ -19,7 +19,7 @@ __all__ = ["build_trainer"]
 def build_trainer(
     exp: Experiment,
     run_dir: RunDir,
-    tracker: Tracker,
+    logger: Logger,
     progress: str,
     stream: TextIO,
     extra_callbacks: Sequence[Callback] = (),
@@ -51,6 +51,8 @@ def build_trainer(
         max_time=t.max_time,
         accelerator=t.accelerator,
         devices=list(t.devices) if isinstance(t.devices, tuple) else t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
         precision=t.precision,
         gradient_clip_val=t.gradient_clip_val,
         gradient_clip_algorithm=t.gradient_clip_algorithm if t.gradient_clip_val else None,
@@ -61,7 +63,8 @@ def build_trainer(
         limit_val_batches=_limit(t.limit_val_batches),
         limit_test_batches=_limit(t.limit_test_batches),
         deterministic=t.deterministic,
-        logger=tracker,
+        logger=logger,
+        plugins=_cluster_environment(),
         callbacks=callbacks,
         default_root_dir=run_dir.path,
         enable_progress_bar=bar is not None,
@@ -74,3 +77,15 @@ def build_trainer(
 def _limit(value: float) -> float | None:
     # the float 1.0 (all batches) is Lightning's default: pass None to skip its notice; the int 1 is one batch
     return None if isinstance(value, float) and value == 1.0 else value
+
+
+def _cluster_environment() -> list[object] | None:
+    """Inside a SLURM batch job: Lightning's SLURM environment (ranks, master address) without
+    its auto-requeue, which labkit's PreemptionCallback replaces."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from labkit.cluster._env import in_slurm_job
+
+    if not (in_slurm_job() and SLURMEnvironment.detect()):
+        return None
+    return [SLURMEnvironment(auto_requeue=False)]

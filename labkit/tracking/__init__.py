@@ -1,7 +1,8 @@
 """Everything that talks to MLflow lives here (and only here).
 
-:class:`Tracker` imports mlflow and Lightning and is loaded on first use; the provenance helpers
-are plain Python.
+:class:`RunClient` (one MLflow run, batched) imports mlflow; :class:`Tracker`, the Lightning
+logger built on it, also imports Lightning. Both load on first use; the provenance helpers are
+plain Python.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from labkit.tracking._provenance import GitState, git_state, redact_command, red
 
 __all__ = [
     "GitState",
+    "RunClient",
     "Tracker",
     "end_abandoned_run",
     "git_state",
@@ -22,8 +24,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from labkit.tracking._tracker import Tracker, end_abandoned_run
+    from labkit.tracking._client import RunClient, end_abandoned_run
+    from labkit.tracking._tracker import Tracker
 
 __getattr__ = lazy_getattr(
-    __name__, {"Tracker": "labkit.tracking._tracker", "end_abandoned_run": "labkit.tracking._tracker"}
+    __name__,
+    {
+        "RunClient": "labkit.tracking._client",
+        "Tracker": "labkit.tracking._tracker",
+        "end_abandoned_run": "labkit.tracking._client",
+    },
 )

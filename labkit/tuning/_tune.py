@@ -52,7 +52,7 @@ def tune(
 ) -> StudyReport:
     """Create (or resume) the study and run ``workers`` worker processes until it holds
     exactly ``trials`` finished trials; then log the summary to the study's parent run."""
-    from labkit.tracking import Tracker
+    from labkit.tracking import RunClient
 
     stream = stream or sys.stderr
     if exp.search is None:
@@ -74,7 +74,7 @@ def tune(
     )
 
     assert exp.tracking.uri and exp.tracking.experiment
-    parent = Tracker(exp.tracking.uri, exp.tracking.experiment)
+    parent = RunClient(exp.tracking.uri, exp.tracking.experiment)
     if handle.parent_run_id:
         parent.resume(handle.parent_run_id)
     else:

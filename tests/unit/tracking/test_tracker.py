@@ -177,6 +177,6 @@ def test_mlflow_telemetry_off_unless_opted_in(before: str | None, after: str) ->
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
     if before is not None:
         env["MLFLOW_DISABLE_TELEMETRY"] = before
-    code = "import os, labkit.tracking._tracker; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    code = "import os, labkit.tracking._client; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == after

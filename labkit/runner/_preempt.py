@@ -1,0 +1,78 @@
+"""Preemption: SLURM's warning signal or SIGTERM → a checkpoint at the next training step → stop.
+
+SLURM sends the profile's signal (``--signal=USR1@grace``) before the time limit, and SIGTERM
+when a job is preempted, requeued by an admin (``scontrol requeue``) or cancelled. Lightning's
+own SLURM handler saves a checkpoint but trains on until the job is killed, so the steps after
+the checkpoint would be logged twice once the job resumes (and its SIGTERM handler ignores the
+signal). labkit's callback instead saves ``checkpoints/preempted.ckpt`` at the next batch
+boundary and stops at once: the resumed job continues from exactly there.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["Preempted", "PreemptionCallback"]
+
+
+class Preempted(BaseException):
+    """Training stopped on a signal after saving ``checkpoint`` (not an error: the job resumes).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that code catching ``Exception`` (a
+    tuning worker recording a failed trial) lets it through.
+    """
+
+    def __init__(self, signame: str, checkpoint: Path, requeue: bool) -> None:
+        super().__init__(f"{signame} received; checkpoint saved at {checkpoint}")
+        self.signame, self.checkpoint, self.requeue = signame, checkpoint, requeue
+
+
+class PreemptionCallback(Callback):
+    """Saves ``path`` and raises :class:`Preempted` at the first training step after
+    ``requeue_signal`` (the job then requeues itself) or SIGTERM (SLURM requeues or ends it)."""
+
+    def __init__(self, path: Path, requeue_signal: str = "USR1") -> None:
+        self.path = path
+        self.requeue_signal = signal.Signals[f"SIG{requeue_signal}"]
+        self._received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._received is None or signum == self.requeue_signal:
+            self._received = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning registered its own handlers (in Trainer._run), which these replace
+        self._received = None
+        for signum in (self.requeue_signal, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        received = self._received is not None
+        if trainer.world_size > 1:  # every rank stops at the same step, or the collectives hang
+            received = trainer.strategy.reduce_boolean_decision(received, all=False)
+        if not received:
+            return
+        signum = self._received if self._received is not None else self.requeue_signal
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(self.path)
+        raise Preempted(signal.Signals(signum).name, self.path, requeue=signum == self.requeue_signal)

@@ -152,7 +152,7 @@ def run(
             if leader:
                 tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
                 run_id = _start_or_resume(tracker, exp, public, rdir, source, command, hooks, resume_run_id)
-                rdir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri)
+                rdir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri, error=None)
                 if hooks.on_start is not None:
                     hooks.on_start(rdir, run_id)
             if progress != "none" and leader:
@@ -219,14 +219,20 @@ def _start_or_resume(
     hooks: RunHooks,
     resume_run_id: str | None,
 ) -> str:
+    import torch
+
     from labkit.cluster._env import slurm_tags
 
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     if resume_run_id:
         tracker.resume(resume_run_id)
-        tags = slurm_tags() | {"labkit.resumed_from": str(hooks.resume_from or "the start (no checkpoint)")}
+        tags = slurm_tags() | {
+            "labkit.resumed_from": str(hooks.resume_from or "the start (no checkpoint)"),
+            "labkit.gpu_model": gpu,
+        }
         tracker.set_tags(tags)
         return resume_run_id
-    tags = _tags(exp, rdir, source, command) | slurm_tags() | hooks.tags
+    tags = _tags(exp, rdir, source, command) | slurm_tags() | {"labkit.gpu_model": gpu} | hooks.tags
     run_id = tracker.start(exp.tracking.run_name or exp.name, flatten(public.to_dict()), tags)
     if rdir.job_script.is_file():  # a submitted job: its sbatch script, as an artifact from the start
         tracker.log_artifact(rdir.job_script)

@@ -62,7 +62,7 @@ class ClassificationTask(Task):
         x, y = batch
         logits = self.model(x)
         self.val_acc.update(logits, y)
-        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
@@ -71,7 +71,7 @@ class ClassificationTask(Task):
         self.test_acc.update(logits, y)  # update only: computed once per epoch when logged
         self.test_auc.update(logits, y)
         self.test_confusion.update(logits, y)
-        self.log("test_loss", self._loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.log("test_loss", self._loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("test_acc", self.test_acc, on_epoch=True)
         self.log("test_auc", self.test_auc, on_epoch=True)
 

@@ -307,20 +307,65 @@ def tune_start(
     file: FileArg,
     overrides: OverridesArg = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Finished trials to end with.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes pulling trials.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (or SLURM array tasks) pulling trials.")] = 1,
     storage: StorageOpt = None,
     study: StudyOpt = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Submit the workers as one SLURM job array with this site profile and return at once.",
+        ),
+    ] = None,
+    slurm: SlurmOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --cluster: print the workers' sbatch script; submit nothing.")
+    ] = False,
 ) -> None:
     """Run (or resume) a study until it holds exactly N finished trials."""
     with _errors():
         from labkit.config import load_experiment
 
         _importable_here()
-        exp = load_experiment(file, overrides or [])
-        from labkit.tuning import default_storage, tune
+        if cluster is None and (slurm or dry_run):
+            raise LabkitError("--slurm and --dry-run go with --cluster PROFILE")
+        profile = profile_path = None
+        if cluster is not None:
+            from labkit.cluster._profile import load_profile
+
+            profile, profile_path = load_profile(cluster, slurm or [])
+        exp = load_experiment(file, [*(profile.overrides if profile else []), *(overrides or [])])
+        from labkit.tuning import default_storage
 
         name = study or exp.name
         url = storage or default_storage(exp.runs_root)
+        if profile is not None:
+            from labkit.tuning._cluster import submit_study
+
+            done = submit_study(
+                exp,
+                profile,
+                profile_path,
+                study=name,
+                storage=url,
+                trials=trials,
+                workers=workers,
+                dry_run=dry_run,
+            )
+            if dry_run:
+                print(done.script, end="")
+                return
+            print(
+                f"labkit tune: submitted {workers} workers as array job {done.array_job} to {profile.name}, "
+                f"summary job {done.summary_job} after them; scripts and logs in {done.folder}\n"
+                f"  progress   labkit tune status --study {name} --storage {redact_uri(url)}\n"
+                f"  jobs       labkit status {done.array_job} {done.summary_job}",
+                file=sys.stderr,
+            )
+            print(done.array_job)
+            return
+        from labkit.tuning import tune
+
         report = tune(exp, study=name, storage=url, trials=trials, workers=workers)
         _print_report(report, url)
         print(f"  next       labkit tune best --study {name} --storage {redact_uri(url)} -o best.yaml")
@@ -369,6 +414,22 @@ def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
         if study is None:
             raise LabkitError("--study NAME is required")
         worker_loop(study, storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage())
+
+
+@tune_app.command("summarize", hidden=True)
+def tune_summarize(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
+    """Summarise a study onto its MLflow parent run (the job that follows a SLURM worker array)."""
+    with _errors():
+        from labkit.tuning import default_storage
+        from labkit.tuning._cluster import summarize_study
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        url = storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage()
+        summarize_study(study, url)
+        from labkit.tuning import StudyHandle, study_report
+
+        _print_report(study_report(StudyHandle.load(study, url)), url)
 
 
 def _print_report(report: Any, url: str) -> None:

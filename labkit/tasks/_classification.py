@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
+from labkit.tasks._specs import ClassificationSpec
 from labkit.tasks._base import Task
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class ClassificationTask(Task):
     matrix.
     """
 
-    monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_acc")
+    monitorable: ClassVar[tuple[str, ...]] = ClassificationSpec.monitorable
 
     def __init__(
         self,

@@ -15,6 +15,8 @@ class ClassificationSpec(ComponentSpec):
     """Single-label classification: cross-entropy, accuracy, ROC AUC, confusion matrix."""
 
     target: ClassVar[str] = "labkit.tasks._classification:ClassificationTask"
+    #: what the task logs at every validation (early stopping, checkpoints and studies may watch it)
+    monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_acc")
     kind: Literal["classification"]
     num_classes: PositiveInt | None = Field(default=None, description="default: from the data")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)

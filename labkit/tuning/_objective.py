@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from labkit.config import Experiment, validate_experiment
 from labkit.tuning._optuna import HEARTBEAT_SECONDS, suggest
-from labkit.tuning._study import StudyHandle
+from labkit.tuning._study import SLURM_JOB, StudyHandle
 
 __all__ = ["TrialCallback", "run_trial"]
 
@@ -100,9 +100,17 @@ def trial_experiment(base: Experiment, values: dict[str, Any], number: int) -> E
     return validate_experiment(data, source=f"trial {number}")
 
 
-def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress: str = "plain") -> None:
-    """Run one claimed trial to its end and tell Optuna how it ended (never leaves it RUNNING)."""
-    from labkit.runner import RunHooks, run
+def run_trial(
+    handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress: str = "plain", *, reclaimed: bool = False
+) -> None:
+    """Run one claimed trial to its end and tell Optuna how it ended.
+
+    ``reclaimed``: the trial was running in this SLURM job when it was preempted; it continues in
+    its run directory, from its checkpoint, into the same MLflow run. Only a preemption
+    (:class:`~labkit.runner._preempt.Preempted`) leaves the trial RUNNING, for the requeued job.
+    """
+    from labkit.cluster._slurm import current_job_id
+    from labkit.runner import RunDir, RunHooks, run
     from labkit.tracking import end_abandoned_run
 
     base = handle.experiment()
@@ -111,10 +119,15 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
     study_name = handle.study.study_name
     callback = TrialCallback(trial, search.metric, search.direction)
     resume_from: Path | None = None
+    resume_dir: Path | None = None
+    frozen = handle.storage.get_trial(trial_id)
     previous = handle.previous_attempt(trial_id)
-    if previous is not None:  # a retry: close the dead attempt's run, continue its checkpoint
-        last = Path(str(previous.user_attrs.get(_RUN_DIR, ""))) / "checkpoints" / "last.ckpt"
-        resume_from = last if last.is_file() else None
+    if reclaimed and frozen.user_attrs.get(_RUN_DIR):
+        resume_dir = Path(str(frozen.user_attrs[_RUN_DIR]))
+        callback.history = [v for _, v in sorted(frozen.intermediate_values.items())]
+    elif previous is not None:  # a retry: close the dead attempt's run, continue its checkpoint
+        old_dir = previous.user_attrs.get(_RUN_DIR)
+        resume_from = RunDir(Path(str(old_dir)), "").resume_checkpoint() if old_dir else None
         if resume_from is not None:  # its epochs count towards the trial's value
             callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
         old_run = previous.user_attrs.get(_RUN_ID)
@@ -125,6 +138,9 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
         trial.set_user_attr("labkit.worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr(_RUN_ID, run_id)
         trial.set_user_attr(_RUN_DIR, str(run_dir.path))
+        job = current_job_id()
+        if job:
+            trial.set_user_attr(SLURM_JOB, job)
 
     def end_tags(error: BaseException | None) -> dict[str, str]:
         if error is not None or (not callback.pruned and not callback.history):
@@ -149,7 +165,13 @@ def run_trial(handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress:
     with _heartbeat(handle, trial_id):
         try:
             exp = trial_experiment(base, suggest(trial, search), trial.number)
-            run(exp, progress=progress, hooks=hooks, command=f"labkit tune worker --study {study_name}")
+            run(
+                exp,
+                progress=progress,
+                hooks=hooks,
+                command=f"labkit tune worker --study {study_name}",
+                run_dir=resume_dir,
+            )
         except Exception as exc:  # noqa: BLE001 - a failing trial is recorded; the study goes on
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(_FAIL_REASON, reason[:2000])

@@ -27,11 +27,12 @@ from labkit.errors import ConfigError
 from labkit.tracking._provenance import redact_uri
 from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
 
-__all__ = ["StudyHandle", "Tally"]
+__all__ = ["SLURM_JOB", "StudyHandle", "Tally"]
 
 _EXPERIMENT = "labkit.experiment"  # study user attr: the resolved experiment (JSON)
 _PARENT = "labkit.parent_run_id"  # study user attr: the MLflow parent run
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+SLURM_JOB = "labkit.slurm_job"  # trial user attr: the SLURM job (array task) running it
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,16 @@ class StudyHandle:
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue  # another worker took it (and finished it) first
                 self._seed_for(frozen.number)
+                return optuna.Trial(self.study, trial_id), trial_id
+        return None
+
+    def reclaim(self, job: str) -> tuple[optuna.Trial, int] | None:
+        """The RUNNING trial that SLURM job ``job`` (``A_T`` for an array task) was running when
+        it was preempted and requeued: the restarted job continues it. None if there is none."""
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get(SLURM_JOB) == job:
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
+                self.heartbeat(trial_id)  # before anyone takes it for dead
                 return optuna.Trial(self.study, trial_id), trial_id
         return None
 

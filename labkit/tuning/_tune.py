@@ -9,7 +9,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import optuna
 from optuna.trial import TrialState
@@ -18,6 +18,9 @@ from labkit._services import log_tail
 from labkit.config import Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._study import StudyHandle, Tally
+
+if TYPE_CHECKING:
+    from labkit.tracking import RunClient
 
 __all__ = ["StudyReport", "best_experiment", "default_storage", "study_report", "tune", "worker_loop"]
 
@@ -31,8 +34,16 @@ def worker_loop(study: str, storage: str, progress: str = "plain") -> int:
     """Claim and run WAITING trials until none is left; return how many this worker ran."""
     from labkit.tuning._objective import run_trial
 
+    from labkit.cluster._slurm import current_job_id
+
     handle = StudyHandle.load(study, storage)
     done = 0
+    job = current_job_id()
+    mine = handle.reclaim(job) if job else None
+    if mine is not None:  # this job was preempted during that trial and requeued: continue it
+        print(f"labkit tune: job {job} resumes trial {mine[0].number}", flush=True)
+        run_trial(handle, *mine, progress=progress, reclaimed=True)
+        done += 1
     while (claimed := handle.claim()) is not None:
         trial, trial_id = claimed
         print(f"labkit tune: worker {os.getpid()} runs trial {trial.number}", flush=True)
@@ -52,9 +63,29 @@ def tune(
 ) -> StudyReport:
     """Create (or resume) the study and run ``workers`` worker processes until it holds
     exactly ``trials`` finished trials; then log the summary to the study's parent run."""
+    stream = stream or sys.stderr
+    handle, parent, total = prepare_study(exp, study=study, storage=storage, trials=trials, stream=stream)
+    folder = study_folder(exp, study)
+    try:
+        _drive(handle, study, storage, workers, folder, stream)
+    except BaseException as exc:
+        parent.fail(exc)
+        raise
+    return finish_study(handle, parent, total, folder)
+
+
+def study_folder(exp: Experiment, study: str) -> Path:
+    """Where a study's worker logs, figures and sbatch scripts go."""
+    return Path(exp.runs_root) / exp.name / "studies" / study
+
+
+def prepare_study(
+    exp: Experiment, *, study: str, storage: str, trials: int | None, stream: TextIO
+) -> tuple[StudyHandle, RunClient, int]:
+    """Check the search, create or load the study, queue its trials, start or resume its MLflow
+    parent run; return them and the number of trials the study ends with."""
     from labkit.tracking import RunClient
 
-    stream = stream or sys.stderr
     if exp.search is None:
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
@@ -86,10 +117,16 @@ def tune(
             {"labkit.study": study, "labkit.study_storage": _redact(storage)},
         )
         handle.parent_run_id = run_id
+    return handle, parent, total
+
+
+def finish_study(handle: StudyHandle, parent: RunClient, total: int, folder: Path) -> StudyReport:
+    """Summarise the study onto its parent run (best value, parameters, Optuna's figures) and
+    end that run; raise if every trial failed."""
+    study = handle.study.study_name
     try:
-        _drive(handle, study, storage, workers, Path(exp.runs_root) / exp.name / "studies" / study, stream)
         report = study_report(handle, total)
-        _summarise(handle, parent, report, Path(exp.runs_root) / exp.name / "studies" / study)
+        _summarise(handle, parent, report, folder)
     except BaseException as exc:
         parent.fail(exc)
         raise
@@ -106,12 +143,11 @@ def _check_metric(exp: Experiment) -> None:
     """The study metric must be one the task logs at each validation (checked before any trial)."""
     from labkit.config._base import ClassPathSpec
     from labkit.errors import did_you_mean
-    from labkit.runner._build import import_object
 
     assert exp.search is not None
     if isinstance(exp.model, ClassPathSpec):
         return  # a user's own LightningModule: what it logs is known only when it runs
-    logged = getattr(import_object(exp.task.target, "task.kind"), "monitorable", ())
+    logged = getattr(type(exp.task), "monitorable", ())  # declared by the task's spec: no torch import
     metric = exp.search.metric
     if logged and metric not in logged:
         raise ConfigError(
@@ -208,7 +244,7 @@ def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
     )
 
 
-def _summarise(handle: StudyHandle, parent: Any, report: StudyReport, folder: Path) -> None:
+def _summarise(handle: StudyHandle, parent: RunClient, report: StudyReport, folder: Path) -> None:
     """Best value and parameters, and Optuna's own figures, onto the parent run."""
     exp = handle.experiment()
     assert exp.search is not None

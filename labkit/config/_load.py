@@ -161,8 +161,13 @@ def _apply_override(cfg: Any, item: str) -> Any:
     into it, so ``model={class_path: my.Net}`` does not inherit the file's ``model.hidden``."""
     from omegaconf import DictConfig, OmegaConf
 
-    key = item.split("=", 1)[0]
-    extra = OmegaConf.from_dotlist([item])
+    key, value = item.split("=", 1)
+    if "\n" in value and not value.lstrip().startswith(("[", "{")):
+        # YAML would fold the line break of a plain value into a space: keep the text as typed
+        extra = OmegaConf.create()
+        OmegaConf.update(extra, key, value, force_add=True)
+    else:
+        extra = OmegaConf.from_dotlist([item])
     if isinstance(OmegaConf.select(extra, key), DictConfig):
         parent_key, _, leaf = key.rpartition(".")
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg

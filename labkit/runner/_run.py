@@ -295,6 +295,7 @@ def _train(
         )
         metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
     if tracker is None:  # another DDP rank: rank 0 logs and uploads
+        _leave_process_group()
         return _Trained(metrics, fit_seconds, best)
     tracker.log_values(
         {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch, "gpu_hours": attempt.gpu_hours()},
@@ -311,7 +312,19 @@ def _train(
     if hooks.end_tags is not None:
         tracker.set_tags(hooks.end_tags(None))
     tracker.finish()
+    _leave_process_group()
     return _Trained(metrics, fit_seconds, best)
+
+
+def _leave_process_group() -> None:
+    """DDP: wait until rank 0 has logged everything, then tear the process group down. A rank
+    that simply exits aborts in gloo's threads, and srun --kill-on-bad-exit then kills rank 0
+    in the middle of its uploads."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _upload(exp: Experiment, tracker: Tracker, run_dir: RunDir, best: Path | None) -> None:

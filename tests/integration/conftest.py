@@ -116,3 +116,31 @@ def postgres() -> Iterator[str]:
     finally:
         subprocess.run(["bash", str(SERVICES / "pg-down.sh")], env=env, capture_output=True, timeout=120)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _slurm_up() -> bool:
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+        info = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "is UP" in ping.stdout and any(s.startswith(("idle", "mixed", "alloc")) for s in info.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[None]:
+    """A one-node SLURM cluster with partition ``debug`` (cluster/slurm-local.yaml): the running
+    one, else started by tests/services/slurm-up.sh (root: it may apt-get install slurm-wlm and
+    munge, and writes /etc/slurm/slurm.conf) and stopped at the end."""
+    if _slurm_up():
+        yield
+        return
+    if os.geteuid() != 0:
+        _unavailable("no SLURM cluster is running here and starting one needs root (tests/services/slurm-up.sh)")
+    up = subprocess.run(["bash", str(SERVICES / "slurm-up.sh")], capture_output=True, text=True, timeout=900)
+    if up.returncode != 0 or not _slurm_up():
+        _unavailable(f"SLURM could not start: {(up.stderr or up.stdout).strip()[-1500:]}")
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(SERVICES / "slurm-down.sh")], capture_output=True, timeout=120)

@@ -6,6 +6,7 @@ Heavy libraries (torch, Lightning, MLflow) are imported inside the commands that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -132,9 +133,7 @@ def run(
 
         command = shlex.join(["labkit", *sys.argv[1:]])
         source = None if run_dir else Path(file).resolve()
-        result = run_experiment(
-            exp, progress=progress.value, command=command, source=source, run_dir=run_dir
-        )
+        result = run_experiment(exp, progress=progress.value, command=command, source=source, run_dir=run_dir)
         if _is_leader():
             _summary(result)
 
@@ -176,7 +175,9 @@ def submit(
     overrides: OverridesArg = None,
     cluster: ClusterOpt = "",
     slurm: SlurmOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the sbatch script; submit nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the sbatch script; submit nothing.")
+    ] = False,
 ) -> None:
     """Send an experiment to a SLURM cluster: render the site's sbatch script, submit it, print the job id."""
     with _errors():
@@ -207,7 +208,9 @@ def submit(
 def status(
     jobs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[JOB]...", help="Job ids (default: the jobs submitted from here).", show_default=False),
+        typer.Argument(
+            metavar="[JOB]...", help="Job ids (default: the jobs submitted from here).", show_default=False
+        ),
     ] = None,
     runs_root: RunsRootOpt = Path("runs"),
 ) -> None:
@@ -234,15 +237,15 @@ def logs(
         from labkit.cluster._status import follow_log, log_file
 
         path = log_file(job, runs_root)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends -f
             follow_log(path, job if follow else None, sys.stdout)
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command()
 def cancel(
-    jobs: Annotated[list[str], typer.Argument(metavar="JOB...", help="Job ids to cancel.", show_default=False)],
+    jobs: Annotated[
+        list[str], typer.Argument(metavar="JOB...", help="Job ids to cancel.", show_default=False)
+    ],
 ) -> None:
     """Cancel SLURM jobs (scancel). A training job saves a checkpoint first; its run is marked KILLED."""
     with _errors():
@@ -307,7 +310,9 @@ def tune_start(
     file: FileArg,
     overrides: OverridesArg = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Finished trials to end with.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (or SLURM array tasks) pulling trials.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (or SLURM array tasks) pulling trials.")
+    ] = 1,
     storage: StorageOpt = None,
     study: StudyOpt = None,
     cluster: Annotated[
@@ -319,7 +324,8 @@ def tune_start(
     ] = None,
     slurm: SlurmOpt = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="With --cluster: print the workers' sbatch script; submit nothing.")
+        bool,
+        typer.Option("--dry-run", help="With --cluster: print the workers' sbatch script; submit nothing."),
     ] = False,
 ) -> None:
     """Run (or resume) a study until it holds exactly N finished trials."""

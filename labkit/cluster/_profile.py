@@ -113,7 +113,9 @@ class Profile(Section):
     reservation: str | None = Field(default=None, pattern=_WORD)
     mail_type: str | None = Field(default=None, pattern=_WORD)
     mail_user: str | None = Field(default=None, pattern=_WORD)
-    sbatch_extra: list[str] = Field(default_factory=list, description="more directives, e.g. --licenses=scratch")
+    sbatch_extra: list[str] = Field(
+        default_factory=list, description="more directives, e.g. --licenses=scratch"
+    )
     # -- the node --------------------------------------------------------------------------------
     setup: list[str] = Field(default_factory=list, description="shell lines: module load, venv activation")
     environment: dict[str, str] = Field(default_factory=dict)
@@ -122,23 +124,25 @@ class Profile(Section):
         default=None, description="the command that runs labkit's Python on the node; default: this Python"
     )
     overrides: list[str] = Field(
-        default_factory=list, description="experiment overrides for this site, e.g. trainer.precision=bf16-mixed"
+        default_factory=list,
+        description="experiment overrides for this site, e.g. trainer.precision=bf16-mixed",
     )
     preemption: Preemption = Preemption()
 
     @field_validator("time", mode="before")
     @classmethod
     def _time_is_text(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML reads unquoted 01:00:00 as a base-60 number
-            raise ValueError('write it in quotes, e.g. time: "01:00:00" (HH:MM:SS or D-HH:MM:SS)')
-        return value
+        # `time: 90` is SLURM's minutes; OmegaConf keeps an unquoted 01:00:00 as text
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("sbatch_extra")
     @classmethod
     def _directives(cls, value: list[str]) -> list[str]:
         for item in value:
             if not re.fullmatch(r"--[a-z][a-z0-9-]*(=[^\s\"'\\`$;]+)?", item):
-                raise ValueError(f"{item!r} is not one sbatch flag like --licenses=scratch (no spaces or quotes)")
+                raise ValueError(
+                    f"{item!r} is not one sbatch flag like --licenses=scratch (no spaces or quotes)"
+                )
         return value
 
     @field_validator("setup", "description", "python")
@@ -189,7 +193,9 @@ class Profile(Section):
             value = getattr(self, field)
             if field == "gpus_per_node":
                 if value:
-                    out.append(f"{flag}=gpu:{self.gpu_type}:{value}" if self.gpu_type else f"{flag}=gpu:{value}")
+                    out.append(
+                        f"{flag}=gpu:{self.gpu_type}:{value}" if self.gpu_type else f"{flag}=gpu:{value}"
+                    )
             elif field == "tasks_per_node":
                 out.append(f"{flag}={self.ntasks_per_node}")
             elif field == "exclusive":

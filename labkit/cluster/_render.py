@@ -40,7 +40,7 @@ def directive_value(value: str | Path, what: str) -> str:
     text = str(value)
     if _SAFE_DIRECTIVE.match(text):
         return text
-    if any(c in text for c in "\"\n\r\\`$") or not text.isprintable():
+    if any(c in text for c in '"\n\r\\`$') or not text.isprintable():
         raise ConfigError(f"{what} {text!r} cannot go on an #SBATCH line (quotes, $, backslash or newline)")
     return f'"{text}"'
 
@@ -49,7 +49,9 @@ def render_script(profile: Profile, profile_path: Path | None, job: JobSpec) -> 
     """The sbatch script for ``job`` on ``profile``'s site."""
     import jinja2
 
-    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"labkit": jinja2.PackageLoader("labkit.cluster")})]
+    loaders: list[jinja2.BaseLoader] = [
+        jinja2.PrefixLoader({"labkit": jinja2.PackageLoader("labkit.cluster")})
+    ]
     if profile_path is not None:
         loaders.insert(0, jinja2.FileSystemLoader(str(profile_path.parent)))
     env = jinja2.Environment(
@@ -58,7 +60,7 @@ def render_script(profile: Profile, profile_path: Path | None, job: JobSpec) -> 
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - a shell script, not HTML: values are shell-quoted instead
+        autoescape=False,
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))
     env.filters["shell"] = lambda values: shlex.join(str(v) for v in values)

@@ -60,13 +60,22 @@ class JobInfo:
 def check_job_ids(ids: Sequence[str]) -> list[str]:
     bad = [i for i in ids if not _JOB_ID.match(i)]
     if bad:
-        raise SlurmError(f"not a SLURM job id: {', '.join(map(repr, bad))} (write 123, or 123_4 for an array task)")
+        raise SlurmError(
+            f"not a SLURM job id: {', '.join(map(repr, bad))} (write 123, or 123_4 for an array task)"
+        )
     return list(ids)
 
 
 def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, env=dict(env) if env else None, timeout=120)
+        return subprocess.run(
+            list(cmd),
+            check=False,
+            capture_output=True,
+            text=True,
+            env=dict(env) if env else None,
+            timeout=120,
+        )
     except FileNotFoundError:
         raise SlurmError(
             f"{cmd[0]} not found: labkit talks to SLURM through its commands; run this on a login node "

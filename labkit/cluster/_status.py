@@ -49,12 +49,22 @@ def job_table(ids: list[str], runs_root: str | os.PathLike[str]) -> tuple[list[d
             gpus = int(entry.get("gpus", 0))
             total += elapsed * gpus / 3600
             rows.append(
-                _row(job_id, entry.get("name", "?"), f"{state.get('status', 'UNKNOWN')} (run.json)", elapsed, "", gpus, entry)
+                _row(
+                    job_id,
+                    entry.get("name", "?"),
+                    f"{state.get('status', 'UNKNOWN')} (run.json)",
+                    elapsed,
+                    "",
+                    gpus,
+                    entry,
+                )
             )
             continue
         for info in sorted(tasks, key=lambda t: t.job_id):
             total += info.gpu_hours
-            rows.append(_row(info.job_id, info.name, _state(info), info.elapsed_s, info.nodelist, info.gpus, entry))
+            rows.append(
+                _row(info.job_id, info.name, _state(info), info.elapsed_s, info.nodelist, info.gpus, entry)
+            )
     return rows, total
 
 

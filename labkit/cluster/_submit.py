@@ -25,7 +25,16 @@ from labkit.errors import ConfigError
 from labkit.runner._rundir import RunDir
 from labkit.tracking._provenance import redact_uri
 
-__all__ = ["JOBS_FILE", "Submission", "adapt_experiment", "known_jobs", "launcher", "run_job", "submit_run"]
+__all__ = [
+    "JOBS_FILE",
+    "Submission",
+    "adapt_experiment",
+    "job_environment",
+    "known_jobs",
+    "launcher",
+    "run_job",
+    "submit_run",
+]
 
 JOBS_FILE = "jobs.jsonl"  #: in the runs root: one line per submitted job (labkit status, logs)
 
@@ -95,9 +104,20 @@ def run_job(
         launcher=launcher(profile),
         workdir=workdir or Path.cwd(),
         output=run_dir / "slurm-%j.out",
-        environment={"LABKIT_CLUSTER": profile.name},
+        environment=job_environment(profile),
         notes=notes,
     )
+
+
+def job_environment(profile: Profile) -> dict[str, str]:
+    """What a labkit job learns from its script: the site's name (MLflow tag ``slurm.cluster``)
+    and the preemption policy (which signal means "save and requeue")."""
+    p = profile.preemption
+    return {
+        "LABKIT_CLUSTER": profile.name,
+        "LABKIT_SIGNAL": p.signal,
+        "LABKIT_REQUEUE": "1" if p.requeue else "0",
+    }
 
 
 def submit_run(
@@ -141,8 +161,12 @@ def record_job(runs_root: str | os.PathLike[str], **entry: Any) -> None:
     entry["submitted"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = Path(runs_root) / JOBS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as out:  # one short line per write: appends do not interleave
-        out.write(json.dumps(entry) + "\n")
+    with path.open("a+b") as out:  # one short line per write: appends do not interleave
+        cut = False
+        if out.seek(0, os.SEEK_END) > 0:
+            out.seek(-1, os.SEEK_END)
+            cut = out.read(1) != b"\n"
+        out.write((b"\n" if cut else b"") + json.dumps(entry).encode() + b"\n")  # after a line cut short
 
 
 def known_jobs(runs_root: str | os.PathLike[str]) -> list[dict[str, Any]]:

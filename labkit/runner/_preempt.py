@@ -37,8 +37,9 @@ class PreemptionCallback(Callback):
     """Saves ``path`` and raises :class:`Preempted` at the first training step after
     ``requeue_signal`` (the job then requeues itself) or SIGTERM (SLURM requeues or ends it)."""
 
-    def __init__(self, path: Path, requeue_signal: str = "USR1") -> None:
+    def __init__(self, path: Path, requeue_signal: str = "USR1", *, requeue: bool = True) -> None:
         self.path = path
+        self.requeue = requeue  # False: the profile says --no-requeue; save, stop, and say so
         self.requeue_signal = signal.Signals[f"SIG{requeue_signal}"]
         self._received: int | None = None
         self._previous: dict[int, Any] = {}
@@ -56,7 +57,9 @@ class PreemptionCallback(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         self._restore()
 
     def _restore(self) -> None:
@@ -75,4 +78,5 @@ class PreemptionCallback(Callback):
         signum = self._received if self._received is not None else self.requeue_signal
         self.path.parent.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(self.path)
-        raise Preempted(signal.Signals(signum).name, self.path, requeue=signum == self.requeue_signal)
+        requeue = self.requeue and signum == self.requeue_signal
+        raise Preempted(signal.Signals(signum).name, self.path, requeue=requeue)

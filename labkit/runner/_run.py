@@ -35,6 +35,7 @@ _QUIET = (
     r".*Consider setting `persistent_workers=True`.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*The `srun` command is available on your system but is not used.*",  # a login node running locally
+    r"Checkpoint directory .* exists and is not empty.*",  # a resumed run: its own checkpoints
 )
 
 
@@ -268,7 +269,8 @@ def _train(
     callbacks = list(hooks.callbacks)
     if in_slurm_job():
         signame = os.environ.get("LABKIT_SIGNAL", "USR1")
-        callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame))
+        requeue = os.environ.get("LABKIT_REQUEUE", "1") == "1"
+        callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame, requeue=requeue))
     start = time.perf_counter()
     try:
         logger = tracker if tracker is not None else DummyLogger()
@@ -298,7 +300,11 @@ def _train(
         _leave_process_group()
         return _Trained(metrics, fit_seconds, best)
     tracker.log_values(
-        {"fit_time_s": fit_seconds, "epochs_trained": trainer.current_epoch, "gpu_hours": attempt.gpu_hours()},
+        {
+            "fit_time_s": fit_seconds,
+            "epochs_trained": trainer.current_epoch,
+            "gpu_hours": attempt.gpu_hours(),
+        },
         step=trainer.global_step,
     )
 
@@ -352,7 +358,16 @@ def _record_preemption(tracker: Tracker | None, run_dir: RunDir, exc: Preempted,
             tracker.fail(exc, killed=True)
     if status == "REQUEUED":
         assert job is not None
-        requeue(job)  # last: SLURM stops this job at once and queues it again
+        try:
+            requeue(job)  # last: SLURM stops this job at once and queues it again
+        except LabkitError as err:
+            run_dir.mark("INTERRUPTED", error=f"requeue failed: {err}")
+            if tracker is not None and tracker.run_id is not None:
+                tracker.fail(err, killed=True)
+            raise LabkitError(
+                f"{err}; the checkpoint {exc.checkpoint} is saved: continue with "
+                f"labkit run {run_dir.config_file} --run-dir {run_dir.path}"
+            ) from None
 
 
 def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException, attempt: _Attempt) -> None:

@@ -81,7 +81,9 @@ class RunDir:
     def resume_checkpoint(self) -> Path | None:
         """The newest checkpoint to continue from: the one written when the job was preempted,
         or the last epoch's."""
-        found = [p for p in (self.checkpoints / "preempted.ckpt", self.checkpoints / "last.ckpt") if p.is_file()]
+        found = [
+            p for p in (self.checkpoints / "preempted.ckpt", self.checkpoints / "last.ckpt") if p.is_file()
+        ]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     # -- state -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -79,10 +79,10 @@ def _limit(value: float) -> float | None:
     return None if isinstance(value, float) and value == 1.0 else value
 
 
-def _cluster_environment() -> list[object] | None:
+def _cluster_environment() -> list[Any] | None:
     """Inside a SLURM batch job: Lightning's SLURM environment (ranks, master address) without
     its auto-requeue, which labkit's PreemptionCallback replaces."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 
     from labkit.cluster._env import in_slurm_job
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
-from labkit.tasks._specs import ClassificationSpec
 from labkit.tasks._base import Task
+from labkit.tasks._specs import ClassificationSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,7 +63,9 @@ class ClassificationTask(Task):
         x, y = batch
         logits = self.model(x)
         self.val_acc.update(logits, y)
-        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log(
+            "val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+        )
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:

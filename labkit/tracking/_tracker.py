@@ -8,7 +8,6 @@ from typing import Any
 
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
-
 from mlflow.entities import Metric
 
 from labkit.tracking._client import RunClient

@@ -20,7 +20,7 @@ from typing import TextIO
 from labkit.cluster._profile import Preemption, Profile
 from labkit.cluster._render import JobSpec, render_script
 from labkit.cluster._slurm import sbatch
-from labkit.cluster._submit import _check_uri, adapt_experiment, launcher, record_job
+from labkit.cluster._submit import _check_uri, adapt_experiment, job_environment, launcher, record_job
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.tuning._tune import _redact, finish_study, prepare_study, study_folder
@@ -70,7 +70,7 @@ def submit_study(
         f"profile {profile.name}: one task per worker, {profile.gpus_per_node} GPU(s) each; "
         "a preempted worker is requeued and continues its trial",
     ]
-    env = {"LABKIT_CLUSTER": profile.name, "OMP_NUM_THREADS": str(profile.cpus_per_task or 1)}
+    env = job_environment(profile) | {"OMP_NUM_THREADS": str(profile.cpus_per_task or 1)}
     workers_job = JobSpec(
         job_name=f"{exp.name}-tune",
         command=["tune", "worker", "--study", study],
@@ -111,13 +111,15 @@ def submit_study(
         launcher=launcher(profile),
         workdir=Path.cwd(),
         output=folder / "slurm-%j-summary.out",
-        environment={"LABKIT_CLUSTER": profile.name},
+        environment=job_environment(light),
         notes=[f"labkit: summary of study {study} after array job {array_job}"],
     )
     (folder / "summary.sh").write_text(render_script(light, profile_path, summary))
     summary_job = sbatch(folder / "summary.sh", job_env, extra=[f"--dependency=afterany:{array_job}"])
     common = {"name": exp.name, "cluster": profile.name, "dir": str(folder), "study": study}
-    record_job(exp.runs_root, job_id=array_job, kind="tune", array=workers, gpus=profile.gpus_per_node, **common)
+    record_job(
+        exp.runs_root, job_id=array_job, kind="tune", array=workers, gpus=profile.gpus_per_node, **common
+    )
     record_job(exp.runs_root, job_id=summary_job, kind="tune-summary", gpus=0, **common)
     return StudySubmission(array_job, summary_job, script, folder)
 

@@ -101,7 +101,12 @@ def trial_experiment(base: Experiment, values: dict[str, Any], number: int) -> E
 
 
 def run_trial(
-    handle: StudyHandle, trial: optuna.Trial, trial_id: int, progress: str = "plain", *, reclaimed: bool = False
+    handle: StudyHandle,
+    trial: optuna.Trial,
+    trial_id: int,
+    progress: str = "plain",
+    *,
+    reclaimed: bool = False,
 ) -> None:
     """Run one claimed trial to its end and tell Optuna how it ended.
 

@@ -32,9 +32,8 @@ def default_storage(runs_root: str | Path = "runs") -> str:
 
 def worker_loop(study: str, storage: str, progress: str = "plain") -> int:
     """Claim and run WAITING trials until none is left; return how many this worker ran."""
-    from labkit.tuning._objective import run_trial
-
     from labkit.cluster._slurm import current_job_id
+    from labkit.tuning._objective import run_trial
 
     handle = StudyHandle.load(study, storage)
     done = 0

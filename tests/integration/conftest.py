@@ -121,10 +121,14 @@ def postgres() -> Iterator[str]:
 def _slurm_up() -> bool:
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
-        info = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%T"], capture_output=True, text=True, timeout=20)
+        info = subprocess.run(
+            ["sinfo", "-h", "-p", "debug", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return "is UP" in ping.stdout and any(s.startswith(("idle", "mixed", "alloc")) for s in info.stdout.split())
+    return "is UP" in ping.stdout and any(
+        s.startswith(("idle", "mixed", "alloc")) for s in info.stdout.split()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +140,9 @@ def slurm() -> Iterator[None]:
         yield
         return
     if os.geteuid() != 0:
-        _unavailable("no SLURM cluster is running here and starting one needs root (tests/services/slurm-up.sh)")
+        _unavailable(
+            "no SLURM cluster is running here and starting one needs root (tests/services/slurm-up.sh)"
+        )
     up = subprocess.run(["bash", str(SERVICES / "slurm-up.sh")], capture_output=True, text=True, timeout=900)
     if up.returncode != 0 or not _slurm_up():
         _unavailable(f"SLURM could not start: {(up.stderr or up.stdout).strip()[-1500:]}")

@@ -60,7 +60,9 @@ def wait_for_line(log: Path, text: str, timeout: float = 120) -> None:
         if log.is_file() and text in log.read_text(errors="replace"):
             return
         time.sleep(0.5)
-    pytest.fail(f"{text!r} never appeared in {log}:\n{log.read_text()[-2000:] if log.is_file() else '(no log)'}")
+    pytest.fail(
+        f"{text!r} never appeared in {log}:\n{log.read_text()[-2000:] if log.is_file() else '(no log)'}"
+    )
 
 
 def requeue_now(job: str) -> None:
@@ -126,7 +128,9 @@ def test_submitted_run_completes_with_its_job_id_status_and_log(site: Path) -> N
     assert "job.sh" in {a.path for a in client(site).list_artifacts(run.info.run_id)}
 
     status = labkit(site, "status", job)
-    assert status.returncode == 0 and "COMPLETED" in status.stdout and "GPU-hours so far: 0.00" in status.stdout
+    assert (
+        status.returncode == 0 and "COMPLETED" in status.stdout and "GPU-hours so far: 0.00" in status.stdout
+    )
     mine = labkit(site, "status")  # no job given: the jobs submitted from here
     assert job in mine.stdout
     logs = labkit(site, "logs", job)
@@ -238,7 +242,10 @@ def test_tune_on_the_cluster_returns_at_once_and_finishes_the_study(site: Path) 
     deadline = time.monotonic() + 180
     parent = None
     while time.monotonic() < deadline:
-        (parent,) = c.search_runs([exp.experiment_id], filter_string="tags.`labkit.study` = 'digits_mlp_search' and attributes.run_name LIKE '%(study)%'")
+        (parent,) = c.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.`labkit.study` = 'digits_mlp_search' and attributes.run_name LIKE '%(study)%'",
+        )
         if parent.info.status != "RUNNING":
             break
         time.sleep(2)
@@ -272,7 +279,9 @@ def test_requeued_tuning_worker_resumes_its_trial(site: Path) -> None:
     assert out.returncode == 0, out.stderr
     task = f"{out.stdout.strip()}_0"
     wait_for(task, {"RUNNING"})
-    log = next((site / "runs" / "digits_mlp_search" / "studies" / "requeue").glob(f"slurm-*/slurm-{task}.out"))
+    log = next(
+        (site / "runs" / "digits_mlp_search" / "studies" / "requeue").glob(f"slurm-*/slurm-{task}.out")
+    )
     wait_for_line(log, "epoch 5/")
     subprocess.run(["scancel", "--signal=USR1", task], check=True)
     release(task)

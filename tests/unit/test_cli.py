@@ -232,3 +232,109 @@ def test_tune_status_of_unknown_study(tmp_path: Path) -> None:
     unknown = labkit("tune", "status", "--study", "nope", "--storage", storage, cwd=tmp_path)
     assert unknown.returncode == 2
     assert f"--study: no study 'nope' in {storage}; studies there: other" in unknown.stderr
+
+
+# -- cluster commands: fast on a login node, clear errors -------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("submit", MLP, "--cluster", "cluster/slurm-local.yaml", "--dry-run"),
+        ("status", "--help"),
+        ("logs", "--help"),
+        ("cancel", "--help"),
+        ("submit", "--help"),
+    ],
+)
+def test_cluster_commands_import_nothing_heavy(args: tuple[str, ...]) -> None:
+    modules = imported_modules(*args)
+    assert "labkit.cli" in modules
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+
+
+def test_submit_dry_run_prints_a_script_bash_accepts(tmp_path: Path) -> None:
+    result = labkit(
+        "submit", MLP, "trainer.max_epochs=3", "--cluster", "cluster/slurm-local.yaml", "--dry-run"
+    )
+    assert result.returncode == 0, result.stderr
+    script = tmp_path / "job.sh"
+    script.write_text(result.stdout)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "#SBATCH --partition=debug" in result.stdout and "--run-dir" in result.stdout
+
+
+def test_submit_needs_a_cluster() -> None:
+    result = labkit("submit", MLP)
+    assert result.returncode == 2
+    assert "--cluster PROFILE is required" in result.stderr
+
+
+def test_submit_with_an_unknown_profile_field(tmp_path: Path) -> None:
+    result = labkit(
+        "submit", MLP, "--cluster", "cluster/slurm-local.yaml", "--slurm", "partion=gpu", "--dry-run"
+    )
+    assert result.returncode == 2
+    assert "partion: unknown key (did you mean 'partition'?); valid keys here:" in result.stderr
+
+
+def test_submit_refuses_a_password_in_the_tracking_uri() -> None:
+    result = labkit(
+        "submit",
+        MLP,
+        "tracking.uri=http://ana:s3cret@mlflow.example:5000",
+        "--cluster",
+        "cluster/slurm-local.yaml",
+    )
+    assert result.returncode == 2
+    assert "tracking.uri holds a password" in result.stderr and "s3cret" not in result.stderr
+
+
+def test_submit_without_sbatch_says_where_to_run(tmp_path: Path) -> None:
+    env = {"PATH": str(Path(sys.executable).parent)}  # python, but no SLURM commands
+    result = labkit("submit", MLP, "--cluster", "cluster/slurm-local.yaml", f"runs_root={tmp_path}", env=env)
+    assert result.returncode == 2
+    assert "sbatch not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("status", "12x"), "not a SLURM job id: '12x'"), (("cancel", "$(id)"), "not a SLURM job id")],
+)
+def test_job_ids_are_checked(args: tuple[str, ...], message: str) -> None:
+    result = labkit(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_tune_cluster_options_need_cluster() -> None:
+    result = labkit("tune", str(REPO / "experiments" / "digits_mlp_search.yaml"), "--dry-run")
+    assert result.returncode == 2
+    assert "--slurm and --dry-run go with --cluster PROFILE" in result.stderr
+
+
+def test_tune_workers_are_one_task_each() -> None:
+    result = labkit(
+        "tune",
+        str(REPO / "experiments" / "digits_mlp_search.yaml"),
+        "--cluster",
+        "cluster/slurm-local.yaml",
+        "--slurm",
+        "tasks_per_node=2",
+        "--dry-run",
+    )
+    assert result.returncode == 2
+    assert "a tuning worker is one task on one node" in result.stderr
+
+
+def test_tune_cluster_dry_run_renders_the_worker_array() -> None:
+    result = labkit(
+        "tune",
+        str(REPO / "experiments" / "digits_mlp_search.yaml"),
+        "--cluster",
+        "cluster/slurm-local.yaml",
+        "--workers",
+        "3",
+        "--dry-run",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --array=0-2" in result.stdout and "tune worker --study digits_mlp_search" in result.stdout
+    assert "LABKIT_STUDY_STORAGE=" not in result.stdout  # the storage URL travels in the environment

@@ -27,6 +27,10 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.data",
         "labkit.tasks",
         "labkit.tuning",
+        "labkit.cluster",
+        "labkit.cluster._submit",
+        "labkit.cluster._status",
+        "labkit.cluster._env",
     ],
 )
 def test_light_imports(module: str) -> None:
@@ -65,3 +69,10 @@ def test_only_tuning_imports_optuna(path: Path) -> None:
 def test_models_know_no_lightning_or_tracking(path: Path) -> None:
     assert not _imports(path) & {"lightning", "pytorch_lightning", "mlflow"}
     assert "labkit.tracking" not in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "labkit" / "cluster").rglob("*.py")), ids=lambda p: str(p.relative_to(REPO))
+)
+def test_cluster_knows_nothing_about_torch(path: Path) -> None:
+    assert not _imports(path) & {"torch", "lightning", "mlflow", "optuna"}, f"{path}: a login-node module"

@@ -7,20 +7,23 @@ subprocesses:
 
 * ``python -c "pass"``: the interpreter alone (the floor no command can beat);
 * ``labkit --help``: the console script installed next to this interpreter;
+* ``labkit submit ... --dry-run``: what a login node pays to validate an experiment and a site
+  profile and render the sbatch script (everything ``labkit submit`` does but calling sbatch);
 * ``python -c "import lightning"``: what every command would pay if the CLI imported Lightning.
 
 It prints the median and the minimum of each, the ratio Lightning / ``labkit --help``, and
-checks the target (median of ``labkit --help`` at most ``--target`` seconds, 0.25 by default).
-It then runs ``python -X importtime -m labkit --help`` and lists any of torch, lightning,
-pytorch_lightning and mlflow among the imported modules.
+checks the targets (medians of ``labkit --help`` at most ``--target`` seconds, 0.25 by default,
+and of ``labkit submit --dry-run`` at most ``--submit-target``, 1.0 by default). It then runs
+both under ``python -X importtime`` and lists any of torch, lightning, pytorch_lightning and
+mlflow among the imported modules.
 
 Run it from the repository root with the project's virtualenv::
 
     .venv/bin/python benchmarks/cli_startup.py              # 15 interleaved repetitions
     .venv/bin/python benchmarks/cli_startup.py --repeat 30
 
-Exit status: 0 when both checks pass, 1 when ``labkit --help`` imports a heavy library,
-2 when it imports none but its median exceeds the target.
+Exit status: 0 when all checks pass, 1 when a command imports a heavy library, 2 when none
+does but a median exceeds its target.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow")
+REPO = Path(__file__).resolve().parents[1]
+SUBMIT = [
+    "submit",
+    str(REPO / "experiments" / "digits_mlp.yaml"),
+    "--cluster",
+    str(REPO / "cluster" / "slurm-local.yaml"),
+    "--dry-run",
+]
 
 
 def commands(python: str, labkit: str) -> dict[str, list[str]]:
@@ -41,6 +52,7 @@ def commands(python: str, labkit: str) -> dict[str, list[str]]:
     return {
         'python -c "pass"': [python, "-c", "pass"],
         "labkit --help": [labkit, "--help"],
+        "labkit submit --dry-run": [labkit, *SUBMIT],
         'python -c "import lightning"': [python, "-c", "import lightning"],
     }
 
@@ -92,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--target", type=float, default=0.25, help="limit for the median of `labkit --help` in s (0.25)"
     )
+    parser.add_argument(
+        "--submit-target", type=float, default=1.0, help="limit for `labkit submit --dry-run` in s (1.0)"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -130,14 +145,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"target: labkit --help median {help_median:.3f} s <= {args.target:.2f} s: "
         f"{'PASS' if target_ok else 'FAIL'}"
     )
+    submit_median = statistics.median(times["labkit submit --dry-run"])
+    submit_ok = submit_median <= args.submit_target
+    print(
+        f"target: labkit submit --dry-run median {submit_median:.3f} s <= {args.submit_target:.2f} s: "
+        f"{'PASS' if submit_ok else 'FAIL'}"
+    )
 
-    found, n_modules, import_s = heavy_imports([python, "-X", "importtime", "-m", "labkit", "--help"])
-    print(f"\npython -X importtime -m labkit --help: {n_modules} modules, {import_s:.3f} s of imports")
-    if found:
-        print(f"heavy imports: FAIL, it imports {', '.join(found)}")
+    heavy = False
+    for label, cmd in (("labkit --help", ["--help"]), ("labkit submit --dry-run", SUBMIT)):
+        found, n_modules, import_s = heavy_imports([python, "-X", "importtime", "-m", "labkit", *cmd])
+        print(f"\n{label} under -X importtime: {n_modules} modules, {import_s:.3f} s of imports")
+        if found:
+            print(f"heavy imports: FAIL, it imports {', '.join(found)}")
+            heavy = True
+        else:
+            print(f"heavy imports: PASS, none of {', '.join(HEAVY)}")
+    if heavy:
         return 1
-    print(f"heavy imports: PASS, none of {', '.join(HEAVY)}")
-    return 0 if target_ok else 2
+    return 0 if target_ok and submit_ok else 2
 
 
 if __name__ == "__main__":

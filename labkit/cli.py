@@ -286,8 +286,8 @@ class _TuneGroup(TyperGroup):
 
 tune_app = typer.Typer(
     cls=_TuneGroup,
-    help="Hyperparameter search: labkit tune FILE [KEY=VALUE]... [--trials N] [--workers K]; "
-    "labkit tune status|best --study NAME.",
+    help="Hyperparameter search: labkit tune FILE [KEY=VALUE]... [--trials N] [--workers K] "
+    "[--cluster PROFILE]; labkit tune status|best --study NAME. See labkit tune start --help.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )

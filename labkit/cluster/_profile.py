@@ -132,8 +132,13 @@ class Profile(Section):
     @field_validator("time", mode="before")
     @classmethod
     def _time_is_text(cls, value: Any) -> Any:
-        # `time: 90` is SLURM's minutes; OmegaConf keeps an unquoted 01:00:00 as text
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads an unquoted 12:00:00 as the number 43200 (base 60): ambiguous, so refused
+            raise ValueError(
+                f'write it in quotes, e.g. time: "12:00:00" or time: "90" for minutes (got the number '
+                f"{value}: YAML reads an unquoted 12:00:00 as 43200)"
+            )
+        return value
 
     @field_validator("sbatch_extra")
     @classmethod
@@ -239,8 +244,8 @@ def load_profile(
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        try:  # YAML values (2, true, [a, b]); times such as 02:00:00 stay text, not base-60 numbers
-            node[leaf] = yaml.safe_load(value) if ":" not in value else value
+        try:  # YAML values (2, true, [a, b]); times (02:00:00, 90 minutes) stay text
+            node[leaf] = value if leaf == "time" or ":" in value else yaml.safe_load(value)
         except yaml.YAMLError:
             node[leaf] = value
     data.setdefault("name", path.stem)

@@ -43,6 +43,10 @@ def job_table(ids: list[str], runs_root: str | os.PathLike[str]) -> tuple[list[d
         entry = known.get(job_id.split("_")[0], {})
         # an array's id stands for all its tasks ("123" → "123_0", "123_1", pending "123_2-3")
         tasks = [info for jid, info in infos.items() if jid == job_id or jid.startswith(f"{job_id}_")]
+        if not tasks and not entry:
+            unknown = "NOT FOUND (unknown to SLURM, not submitted from here)"
+            rows.append(_row(job_id, "?", unknown, 0, "", 0, {}))
+            continue
         if not tasks:  # SLURM has forgotten it (MinJobAge, no accounting): the run directory knows
             state = _run_state(entry.get("dir"))
             elapsed = float(state.get("elapsed_s", 0.0))
@@ -99,7 +103,12 @@ def log_file(job: str, runs_root: str | os.PathLike[str]) -> Path:
     base, _, task = job.partition("_")
     entry = next((j for j in known_jobs(runs_root) if str(j["job_id"]) == base), None)
     if entry is not None:
-        name = f"slurm-{base}_{task or 0}.out" if entry.get("array") else f"slurm-{base}.out"
+        if entry.get("array"):
+            name = f"slurm-{base}_{task or 0}.out"
+        elif entry.get("kind") == "tune-summary":
+            name = f"slurm-{base}-summary.out"
+        else:
+            name = f"slurm-{base}.out"
         return Path(entry["dir"]) / name
     from labkit.cluster._slurm import _run
 

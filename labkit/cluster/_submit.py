@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,7 +51,12 @@ class Submission:
 def launcher(profile: Profile) -> list[str]:
     """What runs labkit on the node: the profile's ``python``, else the Python running labkit
     now (clusters share the file system between login and compute nodes)."""
-    python = shlex.split(profile.python) if profile.python else [sys.executable]
+    if profile.python:
+        python = shlex.split(profile.python)
+    elif profile.apptainer is not None:  # this Python's path means nothing inside the image
+        python = ["python"]
+    else:
+        python = [sys.executable]
     return [*python, "-m", "labkit"]
 
 
@@ -142,7 +148,11 @@ def submit_run(
     run_dir.update(
         experiment_file=str(source) if source else None, submit_command=command, cluster=profile.name
     )
-    job_id = sbatch(run_dir.job_script)
+    try:
+        job_id = sbatch(run_dir.job_script)
+    except BaseException:
+        shutil.rmtree(run_dir.path, ignore_errors=True)  # nothing ran: leave no half-made run behind
+        raise
     run_dir.update(slurm_job_id=job_id, status="PENDING")
     record_job(
         exp.runs_root,

@@ -11,6 +11,9 @@ boundary and stops at once: the resumed job continues from exactly there.
 from __future__ import annotations
 
 import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["Preempted", "PreemptionCallback"]
+__all__ = ["Preempted", "PreemptionCallback", "outside_training"]
 
 
 class Preempted(BaseException):
@@ -80,3 +83,20 @@ class PreemptionCallback(Callback):
         trainer.save_checkpoint(self.path)
         requeue = self.requeue and signum == self.requeue_signal
         raise Preempted(signal.Signals(signum).name, self.path, requeue=requeue)
+
+
+@contextmanager
+def outside_training(requeue_signal: str = "USR1") -> Iterator[None]:
+    """The requeue signal before or after the training loop (loading data, testing, uploading):
+    nothing to checkpoint, and those steps end well within the grace time, so it is noted and
+    ignored instead of killing the process (the default action of SIGUSR1) with the run RUNNING."""
+    signum = signal.Signals[f"SIG{requeue_signal}"]
+
+    def note(received: int, frame: FrameType | None) -> None:
+        print(f"labkit: {signal.Signals(received).name} outside training: finishing first", file=sys.stderr)
+
+    previous = signal.signal(signum, note)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)

@@ -258,19 +258,38 @@ def _train(
     hooks: RunHooks,
     attempt: _Attempt,
 ) -> _Trained:
+    from labkit.cluster._env import in_slurm_job
+    from labkit.runner._preempt import PreemptionCallback, outside_training
+
+    callbacks = list(hooks.callbacks)
+    args = (exp, task, datamodule, tracker, run_dir, progress, stream, hooks, attempt, callbacks)
+    if not in_slurm_job():
+        return _fit_and_test(*args)
+    signame = os.environ.get("LABKIT_SIGNAL", "USR1")
+    requeue = os.environ.get("LABKIT_REQUEUE", "1") == "1"
+    callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame, requeue=requeue))
+    with outside_training(signame):
+        return _fit_and_test(*args)
+
+
+def _fit_and_test(
+    exp: Experiment,
+    task: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    tracker: Tracker | None,
+    run_dir: RunDir,
+    progress: str,
+    stream: TextIO,
+    hooks: RunHooks,
+    attempt: _Attempt,
+    callbacks: list[Callback],
+) -> _Trained:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.accelerators import CUDAAccelerator
     from lightning.pytorch.loggers.logger import DummyLogger
 
-    from labkit.cluster._env import in_slurm_job
-    from labkit.runner._preempt import PreemptionCallback
     from labkit.runner._trainer import build_trainer
 
-    callbacks = list(hooks.callbacks)
-    if in_slurm_job():
-        signame = os.environ.get("LABKIT_SIGNAL", "USR1")
-        requeue = os.environ.get("LABKIT_REQUEUE", "1") == "1"
-        callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame, requeue=requeue))
     start = time.perf_counter()
     try:
         logger = tracker if tracker is not None else DummyLogger()

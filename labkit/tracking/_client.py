@@ -219,6 +219,6 @@ def end_abandoned_run(uri: str, run_id: str, reason: str) -> None:
     """Mark a run whose process died (SIGKILL, node failure) KILLED, with the reason as a tag."""
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
-    if run.info.status == "RUNNING":
+    if run.info.status in ("RUNNING", "SCHEDULED"):  # SCHEDULED: preempted, its job did not come back
         client.set_tag(run_id, "labkit.error", _clip(reason))
         client.set_terminated(run_id, status="KILLED")

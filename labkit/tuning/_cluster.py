@@ -70,7 +70,9 @@ def submit_study(
         f"profile {profile.name}: one task per worker, {profile.gpus_per_node} GPU(s) each; "
         "a preempted worker is requeued and continues its trial",
     ]
-    env = job_environment(profile) | {"OMP_NUM_THREADS": str(profile.cpus_per_task or 1)}
+    env = job_environment(profile)
+    if profile.cpus_per_task is None:  # else the script sets it from SLURM_CPUS_PER_TASK
+        env["OMP_NUM_THREADS"] = "1"
     workers_job = JobSpec(
         job_name=f"{exp.name}-tune",
         command=["tune", "worker", "--study", study],

@@ -133,6 +133,8 @@ def test_submitted_run_completes_with_its_job_id_status_and_log(site: Path) -> N
     )
     mine = labkit(site, "status")  # no job given: the jobs submitted from here
     assert job in mine.stdout
+    unknown = labkit(site, "status", "999999")
+    assert unknown.returncode == 0 and "NOT FOUND" in unknown.stdout
     logs = labkit(site, "logs", job)
     assert logs.returncode == 0 and "labkit: run finished" in logs.stdout
 

@@ -293,6 +293,7 @@ def test_submit_without_sbatch_says_where_to_run(tmp_path: Path) -> None:
     result = labkit("submit", MLP, "--cluster", "cluster/slurm-local.yaml", f"runs_root={tmp_path}", env=env)
     assert result.returncode == 2
     assert "sbatch not found" in result.stderr
+    assert not list(tmp_path.rglob("run.json"))  # no half-made run directory left behind
 
 
 @pytest.mark.parametrize(

@@ -90,10 +90,14 @@ def test_override_without_equals_sign(tmp_path: Path) -> None:
         load_profile(write(tmp_path, "name: site\n"), ["time"])
 
 
-def test_unquoted_times_and_minutes_load_as_slurm_text(tmp_path: Path) -> None:
-    clock, _ = load_profile(write(tmp_path, "name: site\ntime: 01:00:00\n"))
-    minutes, _ = load_profile(write(tmp_path, "name: site\ntime: 90\n"))
-    assert clock.time == "01:00:00" and minutes.time == "90"
+def test_a_time_read_as_a_number_is_refused(tmp_path: Path) -> None:
+    # YAML 1.1: 12:00:00 unquoted is 43200 (base 60), 90 is 90: both refused, with the fix
+    for text in ("12:00:00", "90"):
+        with pytest.raises(ConfigError, match=r'time: write it in quotes, e.g. time: "12:00:00"'):
+            load_profile(write(tmp_path, f"name: site\ntime: {text}\n"))
+    quoted, _ = load_profile(write(tmp_path, 'name: site\ntime: "90"\n'))
+    given, _ = load_profile(write(tmp_path, "name: site\n"), ["time=90"])
+    assert quoted.time == given.time == "90"
 
 
 @pytest.mark.parametrize("time", ["1h", "25:0", "1-", "abc"])

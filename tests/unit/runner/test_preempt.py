@@ -149,3 +149,23 @@ def _assert_one_point_per_step(store: str, run_id: str, epochs: int) -> None:
     by_step = [int(p.value) for p in sorted(history["epoch"], key=lambda p: p.step)]
     assert by_step == sorted(by_step) and sorted(set(by_step)) == list(range(epochs + 1))
     assert len(history["val_loss"]) == epochs
+
+
+class KickDuringTest(pl.Callback):
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_requeue_signal_after_training_is_noted_and_the_run_finishes(
+    load: Load, store: str, in_job: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labkit.runner import RunHooks
+
+    result = run(
+        load("digits_mlp", "trainer.max_epochs=1"),
+        progress="none",
+        hooks=RunHooks(callbacks=[KickDuringTest()]),
+    )
+    assert MlflowClient(store).get_run(result.run_id).info.status == "FINISHED"
+    assert "SIGUSR1 outside training: finishing first" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL

@@ -215,7 +215,11 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "union_tag_invalid":
         discriminator = str(ctx.get("discriminator", ""))
-        key = discriminator.strip("'") if discriminator.startswith("'") else "name"  # a field, or ours
+        key = (
+            discriminator.strip("'")
+            if discriminator.startswith("'")
+            else ("kind" if where == "task" else "name")
+        )
         word = _COMPONENT_WORD.get(where, key)
         tags = [t.strip(" '") for t in ctx.get("expected_tags", "").split(",")]
         names = sorted(t for t in tags if t != "class_path")

@@ -20,9 +20,9 @@ from pydantic import (
 
 from labkit.config._base import ClassPathSpec, Section, component_union
 from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
-from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec
+from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
 from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
-from labkit.tasks._specs import TASK_SPECS, ClassificationSpec
+from labkit.tasks._specs import TASK_SPECS, ClassificationSpec, RegressionSpec
 
 __all__ = [
     "CheckpointConfig",
@@ -39,8 +39,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     ModelConfig = MLPSpec | CNNSpec | ClassPathSpec
-    DataConfig = DigitsSpec | ArraysSpec | ClassPathSpec
-    TaskConfig = ClassificationSpec
+    DataConfig = DigitsSpec | ArraysSpec | FileSpec | SimulatedSpec | ClassPathSpec
+    TaskConfig = ClassificationSpec | RegressionSpec
 else:  # the same unions, chosen at validation time by ``name`` / ``kind``
     ModelConfig = component_union(*MODEL_SPECS)
     DataConfig = component_union(*DATA_SPECS)

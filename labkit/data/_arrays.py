@@ -1,78 +1,112 @@
+"""Data from one file: the experiment names the inputs, the targets and (optionally) the weights."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from labkit.data._base import ArraySplitDataModule
+from labkit.data._base import Arrays, ArraySplitDataModule
+from labkit.data._files import read_arrays
 from labkit.errors import DataError
 
-_SUFFIXES = {".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5"}
+__all__ = ["ArrayDataModule", "FileDataModule", "assemble"]
 
 
-class ArrayDataModule(ArraySplitDataModule):
-    """Samples and labels from one ``.npz`` or HDF5 file, under the keys the experiment names."""
+def assemble(
+    found: Mapping[str, np.ndarray],
+    inputs: str | Sequence[str],
+    targets: str | Sequence[str],
+    weights: str | None,
+    where: str,
+    labels: Mapping[int, str] | None = None,
+) -> Arrays:
+    """Arrays from named columns: one input key of any shape (N, ...), or several (N,) / (N, k)
+    keys side by side; one target key, or several (N,) keys as columns of (N, T)."""
+    in_keys = [inputs] if isinstance(inputs, str) else list(inputs)
+    out_keys = [targets] if isinstance(targets, str) else list(targets)
+    n = len(found[in_keys[0]])
+    for key in [*in_keys, *out_keys, *([weights] if weights else [])]:
+        if len(found[key]) != n:
+            raise DataError(f"{where}: {key!r} has {len(found[key])} rows, {in_keys[0]!r} has {n}")
+    if len(in_keys) == 1:
+        x = found[in_keys[0]]
+    else:
+        parts = []
+        for key in in_keys:
+            a = found[key]
+            if a.ndim > 2:
+                raise DataError(
+                    f"{where}: input {key!r} has shape {a.shape}; to combine several inputs "
+                    "each must be one value (N,) or a vector (N, k) per event"
+                )
+            parts.append(a.reshape(n, -1).astype(np.float64))
+        x = np.concatenate(parts, axis=1)
+    if len(out_keys) == 1:
+        y = found[out_keys[0]]
+        names = (out_keys[0],) if y.ndim == 1 else tuple(f"{out_keys[0]}{i}" for i in range(y.shape[1]))
+    else:
+        for key in out_keys:
+            if found[key].ndim != 1:
+                raise DataError(
+                    f"{where}: target {key!r} has shape {found[key].shape}; several targets "
+                    "must each be one value (N,) per event"
+                )
+        y = np.stack([found[k] for k in out_keys], axis=1)
+        names = tuple(out_keys)
+    w = found[weights].astype(np.float64) if weights else None
+    return Arrays(
+        x=np.asarray(x), y=np.asarray(y), w=w, target_names=names, labels=dict(labels or {}), source=where
+    )
+
+
+class FileDataModule(ArraySplitDataModule):
+    """Events from one HDF5, ROOT, ``.npz``, Parquet or CSV file."""
 
     def __init__(
         self,
         *,
         path: str,
-        x_key: str = "x",
-        y_key: str = "y",
+        inputs: str | Sequence[str],
+        targets: str | Sequence[str],
+        weights: str | None = None,
         format: str = "auto",
+        tree: str | None = None,
+        labels: Mapping[int, str] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.path = Path(path).expanduser()
-        self.x_key, self.y_key = x_key, y_key
-        self.format = format
+        self.inputs, self.targets, self.weights = inputs, targets, weights
+        self.format, self.tree = format, tree
+        self.labels = dict(labels or {})
         self.source = str(self.path)
 
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self.path.is_file():
-            raise DataError(f"data file not found: {self.path} (set data.path)")
-        fmt = self.format
-        if fmt == "auto":
-            fmt = _SUFFIXES.get(self.path.suffix.lower(), "")
-            if not fmt:
-                raise DataError(
-                    f"{self.path}: cannot tell the format from the suffix {self.path.suffix!r}; "
-                    f"use one of {', '.join(_SUFFIXES)} or set data.format to npz or hdf5"
-                )
-        return self._read_npz() if fmt == "npz" else self._read_hdf5()
+    def load(self) -> Arrays:
+        keys = [*([self.inputs] if isinstance(self.inputs, str) else self.inputs)]
+        keys += [self.targets] if isinstance(self.targets, str) else list(self.targets)
+        keys += [self.weights] if self.weights else []
+        found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
+        where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
+        return assemble(found, self.inputs, self.targets, self.weights, where, self.labels)
 
-    def _read_npz(self) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            with np.load(self.path, allow_pickle=False) as f:
-                return tuple(self._get(f, k, list(f.files)) for k in (self.x_key, self.y_key))  # type: ignore[return-value]
-        except DataError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - zipfile/ValueError/OSError: a damaged file
-            raise DataError(f"{self.path}: not a readable .npz file ({exc})") from None
+    def fields(self) -> dict[str, str]:
+        """Each key and the experiment field that named it, for error messages."""
+        found: dict[str, str] = {}
+        for field, keys in (("data.inputs", self.inputs), ("data.targets", self.targets)):
+            for key in [keys] if isinstance(keys, str) else keys:
+                found.setdefault(key, field)
+        if self.weights:
+            found.setdefault(self.weights, "data.weights")
+        return found
 
-    def _read_hdf5(self) -> tuple[np.ndarray, np.ndarray]:
-        import h5py
 
-        try:
-            with h5py.File(self.path, "r") as f:
-                keys: list[str] = []
-                f.visit(lambda name: keys.append(name) if isinstance(f[name], h5py.Dataset) else None)
-                return tuple(self._get(f, k, keys) for k in (self.x_key, self.y_key))  # type: ignore[return-value]
-        except DataError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - OSError from a truncated file, broken links...
-            raise DataError(f"{self.path}: not a readable HDF5 file ({exc})") from None
+class ArrayDataModule(FileDataModule):
+    """``data: {name: arrays, path, x_key, y_key}``: inputs and labels from one ``.npz``/HDF5 file."""
 
-    def _get(self, store: object, key: str, available: list[str]) -> np.ndarray:
-        if key not in available:
-            from labkit.errors import did_you_mean
+    def __init__(self, *, path: str, x_key: str = "x", y_key: str = "y", **kwargs: object) -> None:
+        super().__init__(path=path, inputs=x_key, targets=y_key, **kwargs)  # type: ignore[arg-type]
 
-            field = "data.x_key" if key == self.x_key else "data.y_key"
-            raise DataError(
-                f"{self.path}: no dataset {key!r} ({field}){did_you_mean(key, available)}; "
-                f"the file holds: {', '.join(available) or 'nothing'}"
-            )
-        try:
-            return np.asarray(store[key][()])  # type: ignore[index]
-        except Exception as exc:  # noqa: BLE001 - any read failure is a damaged file
-            raise DataError(f"{self.path}: cannot read dataset {key!r} ({exc})") from None
+    def fields(self) -> dict[str, str]:
+        return {str(self.inputs): "data.x_key", str(self.targets): "data.y_key"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import lightning.pytorch as pl
@@ -11,25 +13,48 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.errors import DataError
 
-__all__ = ["ArraySplitDataModule", "DataInfo"]
+__all__ = ["ArraySplitDataModule", "Arrays", "DataInfo"]
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """What a data module loads: inputs ``x`` (N, ...), targets ``y`` ((N,) labels or (N, T)
+    values), optional event weights ``w`` (N,), and names for the targets or classes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray | None = None
+    target_names: tuple[str, ...] = ()
+    labels: Mapping[int, str] = field(default_factory=dict)  #: label value → class name
+    source: str = "data"  #: how error messages name the file (and keys)
 
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a model needs to know about the data before it is built."""
+    """What a model and a task need to know about the data before they are built."""
 
     in_shape: tuple[int, ...]
     num_classes: int | None = None
     class_names: tuple[str, ...] = ()
     sizes: dict[str, int] = field(default_factory=dict)
+    target_names: tuple[str, ...] = ()
+    #: per target: (mean, std, log) of the normalisation fitted on the training split
+    target_scaling: tuple[tuple[float, float, bool], ...] = ()
+    checksum: str = ""  #: sha256 of the arrays as loaded (before splitting and normalising)
+    weighted: bool = False
+    #: figures the data can say about the test split (e.g. a Cramér–Rao bound), logged with the run
+    reference_metrics: dict[str, float] = field(default_factory=dict)
 
 
 class ArraySplitDataModule(pl.LightningDataModule):
-    """Holds samples ``x`` and labels ``y`` in memory and splits them deterministically.
+    """Holds the data in memory and splits it deterministically.
 
     Subclasses implement :meth:`load`. The split is a permutation drawn from ``seed``, so the
-    same seed always gives the same train/val/test samples; normalisation (``standardize``) is
-    fitted on the training split only.
+    same seed always gives the same train/val/test samples. Normalisation is fitted on the
+    training split only: inputs with ``standardize``, and regression targets always (after a
+    log for the targets in ``log_targets``), so that the model sees numbers of order one.
+
+    ``target_kind`` is what the task needs: integer class ``labels`` or real ``values``.
     """
 
     source = "data"  #: how error messages name where the data came from
@@ -43,6 +68,8 @@ class ArraySplitDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         standardize: bool = False,
+        target_kind: str = "labels",
+        log_targets: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -51,24 +78,33 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.standardize = standardize
+        self.target_kind = target_kind
+        self.log_targets = tuple(log_targets)
         self._splits: dict[str, TensorDataset] = {}
+        self._parts: dict[str, np.ndarray] = {}
         self._info: DataInfo | None = None
 
     # -- to implement ----------------------------------------------------------------------
-    def load(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return all samples ``x`` (N, ...) and integer labels ``y`` (N,)."""
+    def load(self) -> Arrays | tuple[np.ndarray, np.ndarray]:
+        """All samples: an :class:`Arrays`, or ``(x, y)`` with integer labels ``y``."""
         raise NotImplementedError
 
     def class_names(self, num_classes: int) -> tuple[str, ...]:
         return tuple(str(i) for i in range(num_classes))
 
+    def reference_metrics(self, test: np.ndarray) -> dict[str, float]:
+        """Figures of merit the data itself knows for the samples ``test`` (indices)."""
+        return {}
+
     # -- Lightning ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return  # idempotent: labkit sets up once before building the model
-        x, y = self.load()
-        x, y = self._check(x, y)
+        loaded = self.load()
+        arrays = loaded if isinstance(loaded, Arrays) else Arrays(*loaded, source=self.source)
+        x, w = self._check_inputs(arrays)
         n = len(x)
+        checksum = _checksum(arrays)
         order = np.random.default_rng(self.seed).permutation(n)
         n_test = max(1, round(self.test_fraction * n))
         n_val = max(1, round(self.val_fraction * n))
@@ -78,19 +114,35 @@ class ArraySplitDataModule(pl.LightningDataModule):
             "train": order[n_test + n_val :],
         }
         if len(parts["train"]) == 0:
-            raise DataError(f"{self.source}: {n} samples leave no training data after the split")
+            raise DataError(f"{arrays.source}: {n} samples leave no training data after the split")
+        if w is not None:
+            for name, idx in parts.items():
+                if not np.any(w[idx] > 0):
+                    raise DataError(f"{arrays.source}: every event weight in the {name} split is zero")
         if self.standardize:
             mean = x[parts["train"]].mean(axis=0)
             std = x[parts["train"]].std(axis=0)
             x = (x - mean) / np.where(std > 0, std, 1.0)
-        xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y)
-        self._splits = {k: TensorDataset(xt[idx], yt[idx]) for k, idx in parts.items()}
-        num_classes = int(y.max()) + 1
+        info: dict[str, object] = {}
+        if self.target_kind == "values":
+            y, scaling = self._values(arrays, parts["train"])
+            info |= {"target_names": arrays.target_names, "target_scaling": scaling}
+            yt = torch.from_numpy(y)
+        else:
+            labels, names = self._labels(arrays)
+            info |= {"num_classes": len(names), "class_names": names}
+            yt = torch.from_numpy(labels)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        tensors = (xt, yt) if w is None else (xt, yt, torch.from_numpy(w.astype(np.float32)))
+        self._splits = {k: TensorDataset(*(t[idx] for t in tensors)) for k, idx in parts.items()}
+        self._parts = parts
         self._info = DataInfo(
             in_shape=tuple(x.shape[1:]),
-            num_classes=num_classes,
-            class_names=self.class_names(num_classes),
             sizes={k: len(v) for k, v in parts.items()},
+            checksum=checksum,
+            weighted=w is not None,
+            reference_metrics=self.reference_metrics(parts["test"]),
+            **info,  # type: ignore[arg-type]
         )
 
     @property
@@ -121,24 +173,96 @@ class ArraySplitDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     # -- checks ------------------------------------------------------------------------------
-    def _check(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        src = self.source
+    def _check_inputs(self, a: Arrays) -> tuple[np.ndarray, np.ndarray | None]:
+        src, x, y, w = a.source, a.x, a.y, a.w
         if x.ndim < 2:
             raise DataError(f"{src}: inputs must have shape (N, ...) with one row per sample, got {x.shape}")
-        if y.ndim != 1:
-            raise DataError(f"{src}: labels must have shape (N,), got {y.shape}")
         if len(x) != len(y):
-            raise DataError(f"{src}: {len(x)} input samples but {len(y)} labels")
+            raise DataError(f"{src}: {len(x)} input samples but {len(y)} targets")
         if len(x) < 3:
             raise DataError(f"{src}: {len(x)} samples are too few to split into train/val/test")
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise DataError(f"{src}: inputs must be real numbers, got dtype {x.dtype}")
-        bad = ~np.isfinite(x)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise DataError(f"{src}: inputs hold {int(bad.sum())} NaN/inf values (first at index {first})")
+        _finite(x, f"{src}: inputs")
+        if w is not None:
+            if w.shape != (len(x),):
+                raise DataError(f"{src}: event weights must have shape ({len(x)},), got {w.shape}")
+            _finite(w, f"{src}: event weights")
+            if np.any(w < 0):
+                raise DataError(f"{src}: {int(np.sum(w < 0))} event weights are negative")
+        return x.astype(np.float32, copy=False), w
+
+    def _labels(self, a: Arrays) -> tuple[np.ndarray, tuple[str, ...]]:
+        src, y = a.source, a.y
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"{src}: class labels must have shape (N,), got {y.shape}")
         if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise DataError(f"{src}: labels must be integers 0..K-1 for classification, got dtype {y.dtype}")
-        if y.min() < 0:
-            raise DataError(f"{src}: labels must be integers 0..K-1, found {int(y.min())}")
-        return x.astype(np.float32, copy=False), y.astype(np.int64)
+            raise DataError(f"{src}: labels must be integers for classification, got dtype {y.dtype}")
+        values = np.unique(y.astype(np.int64))
+        if a.labels:
+            unknown = sorted(set(values.tolist()) - set(a.labels))
+            if unknown:
+                raise DataError(f"{src}: labels {unknown} are not in data.labels ({dict(a.labels)})")
+            order = sorted(a.labels)
+            index = {v: i for i, v in enumerate(order)}
+            return np.array([index[int(v)] for v in y], dtype=np.int64), tuple(a.labels[v] for v in order)
+        if values.min() == 0:
+            k = int(values.max()) + 1  # 0..K-1 (some may be absent from a small file)
+            return y.astype(np.int64), self.class_names(k)
+        # e.g. PDG ids 11 and 211: classes in increasing order, named by their value
+        index = {int(v): i for i, v in enumerate(values)}
+        return np.vectorize(index.__getitem__)(y.astype(np.int64)).astype(np.int64), tuple(map(str, values))
+
+    def _values(
+        self, a: Arrays, train: np.ndarray
+    ) -> tuple[np.ndarray, tuple[tuple[float, float, bool], ...]]:
+        src, y = a.source, a.y
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2:
+            raise DataError(f"{src}: regression targets must have shape (N,) or (N, T), got {a.y.shape}")
+        names = a.target_names or tuple(f"y{i}" for i in range(y.shape[1]))
+        if len(names) != y.shape[1]:
+            raise DataError(f"{src}: {y.shape[1]} target columns but {len(names)} target names")
+        if not np.issubdtype(y.dtype, np.number):
+            raise DataError(f"{src}: regression targets must be numbers, got dtype {y.dtype}")
+        y = y.astype(np.float64)
+        _finite(y, f"{src}: targets")
+        unknown = [t for t in self.log_targets if t not in names]
+        if unknown:
+            raise DataError(
+                f"data.log_targets: no target {unknown[0]!r}; the targets are: {', '.join(names)}"
+            )
+        scaling = []
+        for i, name in enumerate(names):
+            log = name in self.log_targets
+            if log:
+                if np.any(y[:, i] <= 0):
+                    raise DataError(f"{src}: target {name!r} has values <= 0 and cannot be regressed in log")
+                y[:, i] = np.log(y[:, i])
+            mean, std = float(y[train, i].mean()), float(y[train, i].std())
+            std = std if std > 0 else 1.0
+            y[:, i] = (y[:, i] - mean) / std
+            scaling.append((mean, std, log))
+        return y.astype(np.float32), tuple(scaling)
+
+
+def _finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{what} hold {int(bad.sum())} NaN/inf values (first at index {first})")
+
+
+def _checksum(a: Arrays) -> str:
+    """sha256 of the arrays' bytes, shapes and dtypes: the same data gives the same checksum."""
+    digest = hashlib.sha256()
+    for given in (a.x, a.y, a.w):
+        if given is None:
+            continue
+        array = np.ascontiguousarray(given)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

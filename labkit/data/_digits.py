@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.data._base import ArraySplitDataModule
+from labkit.errors import DataError
 
 
 class DigitsDataModule(ArraySplitDataModule):
@@ -16,5 +17,7 @@ class DigitsDataModule(ArraySplitDataModule):
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
 
+        if self.target_kind != "labels":
+            raise DataError("data: digits holds class labels (0-9): use it with task: classification")
         digits = load_digits()
         return (digits.images[:, None, :, :] / 16.0).astype(np.float32), digits.target.astype(np.int64)

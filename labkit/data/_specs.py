@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
 from labkit.config._base import ComponentSpec
 
-__all__ = ["DATA_SPECS", "ArraysSpec", "DataSpec", "DigitsSpec"]
+__all__ = ["DATA_SPECS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"]
 
 
 class DataSpec(ComponentSpec):
@@ -52,8 +52,60 @@ class ArraysSpec(DataSpec):
     )
 
     def anchored(self, cwd: Path) -> ArraysSpec:
-        path = Path(self.path).expanduser()
-        return self.model_copy(update={"path": str(path if path.is_absolute() else (cwd / path).resolve())})
+        return self.model_copy(update={"path": _anchor(self.path, cwd)})
 
 
-DATA_SPECS: tuple[type[ComponentSpec], ...] = (DigitsSpec, ArraysSpec)
+def _anchor(path: str, cwd: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (cwd / p).resolve())
+
+
+Keys = str | tuple[str, ...]
+
+
+class _Columns(DataSpec):
+    """What the experiment names in the data: inputs, targets, optional event weights."""
+
+    inputs: Keys = Field(description="one array of any shape per event, or several (N,) columns")
+    targets: Keys = Field(description="class labels (one key) or real targets (one or more keys)")
+    weights: str | None = Field(default=None, description="event weights, one per event")
+    labels: dict[int, str] = Field(
+        default_factory=dict, description="class label value -> name, e.g. {11: electron, 211: pion}"
+    )
+    log_targets: tuple[str, ...] = Field(default=(), description="regression targets learnt in log")
+    standardize: bool = Field(default=True, description="scale each input to mean 0, std 1 (fitted on train)")
+
+
+class FileSpec(_Columns):
+    """Events from one file: HDF5 datasets, ROOT TTree branches, ``.npz`` arrays, Parquet/CSV columns."""
+
+    target: ClassVar[str] = "labkit.data._arrays:FileDataModule"
+    name: Literal["file"]
+    path: str = Field(min_length=1, description=".h5/.hdf5, .root, .npz, .parquet or .csv")
+    format: Literal["auto", "npz", "hdf5", "root", "parquet", "csv"] = "auto"
+    tree: str | None = Field(default=None, description="ROOT: the TTree (default: the file's only one)")
+
+    def anchored(self, cwd: Path) -> FileSpec:
+        return self.model_copy(update={"path": _anchor(self.path, cwd)})
+
+
+class SimulatedSpec(_Columns):
+    """Events from one of labkit's seeded simulators (labkit.sim), generated once and cached."""
+
+    target: ClassVar[str] = "labkit.data._simulated:SimulatedDataModule"
+    name: Literal["simulated"]
+    simulator: str = Field(description="calo or grf (labkit sim --help)")
+    events: PositiveInt = 10000
+    sim_seed: int | None = Field(default=None, ge=0, description="default: the experiment's seed")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="the simulator's options, e.g. {energy_range: [1, 100]}"
+    )
+    cache_dir: str | None = Field(
+        default=None, description="default: $LABKIT_CACHE_DIR, else ~/.cache/labkit (XDG_CACHE_HOME)"
+    )
+
+    def anchored(self, cwd: Path) -> SimulatedSpec:
+        return self.model_copy(update={"cache_dir": _anchor(self.cache_dir, cwd)}) if self.cache_dir else self
+
+
+DATA_SPECS: tuple[type[ComponentSpec], ...] = (DigitsSpec, ArraysSpec, FileSpec, SimulatedSpec)

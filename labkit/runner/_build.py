@@ -12,7 +12,7 @@ from torch import nn
 from labkit.config import Experiment
 from labkit.config._base import ClassPathSpec, ComponentSpec
 from labkit.data._base import DataInfo
-from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
+from labkit.errors import ConfigError, RegistryError, did_you_mean
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
 
@@ -57,7 +57,8 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
         return _construct(cls, kwargs, "data.init_args")  # type: ignore[no-any-return]
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
-    return cls(**spec.options(), seed=exp.seed)  # type: ignore[no-any-return]
+    kind = getattr(type(exp.task), "target_kind", "labels")
+    return cls(**spec.options(), seed=exp.seed, target_kind=kind)  # type: ignore[no-any-return]
 
 
 def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
@@ -69,7 +70,12 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=exp.task.num_classes)
+    num_classes = getattr(exp.task, "num_classes", None)
+    names: tuple[str, ...] = ()
+    if getattr(type(exp.task), "target_kind", "labels") == "values" and isinstance(batch, (tuple, list)):
+        y = batch[1]
+        names = tuple(f"y{i}" for i in range(y.shape[1] if y.ndim == 2 else 1))  # a user's own DataModule
+    return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=num_classes, target_names=names)
 
 
 def _fill_in(cls: Any, known: dict[str, Any]) -> dict[str, Any]:
@@ -88,35 +94,24 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
     if isinstance(spec, ClassPathSpec) and isinstance(cls, type) and issubclass(cls, pl.LightningModule):
         return _construct(cls, dict(spec.init_args), "model.init_args")  # type: ignore[no-any-return]
 
-    num_classes = exp.task.num_classes or info.num_classes
-    if num_classes is None:
-        raise DataError("cannot tell the number of classes from this data: set task.num_classes")
-    if info.num_classes is not None and info.num_classes > num_classes:
-        raise DataError(
-            f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {num_classes}"
-        )
-    if num_classes < 2:
-        raise DataError("the data holds a single class (every label is 0): classification needs two or more")
+    out_features, from_data = exp.task.model_outputs(info)
     if isinstance(spec, ClassPathSpec):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise RegistryError(
                 f"model.class_path: {spec.class_path} is neither a torch.nn.Module nor a LightningModule"
             )
-        known = {"in_shape": info.in_shape, "out_features": num_classes, "num_classes": num_classes}
+        known = {"in_shape": info.in_shape, "out_features": out_features, "num_classes": out_features}
         model = _construct(cls, _fill_in(cls, known) | dict(spec.init_args), "model.init_args")
     else:
         assert isinstance(spec, ComponentSpec)
         model_cls = import_object(spec.target, "model.name")
         try:
-            model = model_cls(in_shape=info.in_shape, out_features=num_classes, **spec.options())
+            model = model_cls(in_shape=info.in_shape, out_features=out_features, **spec.options())
         except ValueError as exc:  # e.g. a CNN given flat vectors
             raise ConfigError(f"model: {exc}") from None
 
     task_cls = import_object(exp.task.target, "task.kind")
-    class_names = info.class_names if len(info.class_names) == num_classes else ()
-    task = task_cls(
-        model, exp.optimizer, num_classes=num_classes, class_names=class_names, **exp.task.options()
-    )
+    task = task_cls(model, exp.optimizer, **from_data, **exp.task.options())
     _check_monitors(exp, task)
     return task  # type: ignore[no-any-return]
 

@@ -153,6 +153,11 @@ def run(
             if leader:
                 tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
                 run_id = _start_or_resume(tracker, exp, public, rdir, source, command, hooks, resume_run_id)
+                if not resume_run_id:
+                    if info.checksum:
+                        tracker.set_tags({"labkit.data_sha256": info.checksum})
+                    if info.reference_metrics:  # e.g. the Cramér–Rao bound for this test split
+                        tracker.log_values(info.reference_metrics)
                 rdir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri, error=None)
                 if hooks.on_start is not None:
                     hooks.on_start(rdir, run_id)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from labkit.config import OptimizerConfig
 
-__all__ = ["Task", "build_optimizer"]
+__all__ = ["Task", "build_optimizer", "unpack_batch"]
 
 
 class Task(pl.LightningModule):
@@ -43,6 +43,14 @@ class Task(pl.LightningModule):
         """Diagnostic figures from the last test, by file stem (``confusion_matrix``...)."""
         return {}
 
+    def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
+        """The rows of ``t`` from every DDP rank (each tested a share of the data), or ``t``."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return t
+        out = self.all_gather(t)
+        assert isinstance(out, torch.Tensor)
+        return out.reshape(-1, *t.shape[1:])
+
 
 def build_optimizer(params: Any, cfg: OptimizerConfig, max_epochs: int = 1) -> Any:
     """The optimiser (and scheduler, if any) in the form ``configure_optimizers`` returns.
@@ -70,3 +78,10 @@ def build_optimizer(params: Any, cfg: OptimizerConfig, max_epochs: int = 1) -> A
         opt, factor=sched.gamma, patience=sched.patience, min_lr=sched.min_lr
     )
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": sched.monitor}}
+
+
+def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A batch of labkit's data modules: ``(x, y)``, or ``(x, y, weights)`` with event weights."""
+    if len(batch) == 3:
+        return batch[0], batch[1], batch[2]
+    return batch[0], batch[1], None

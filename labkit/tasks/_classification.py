@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
-from labkit.tasks._base import Task
+from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._specs import ClassificationSpec
 
 if TYPE_CHECKING:
@@ -16,15 +16,16 @@ if TYPE_CHECKING:
 
     from labkit.config import OptimizerConfig
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]  # (x, y) or (x, y, weights)
 
 
 class ClassificationTask(Task):
     """Single-label classification with cross-entropy.
 
     Logs ``train_loss`` (per step), ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` and
-    ``test_auc`` (one-vs-rest ROC AUC, macro-averaged over classes); draws the test confusion
-    matrix.
+    ``test_auc`` (one-vs-rest ROC AUC, macro-averaged over classes); with two classes also
+    ``test_rejection_at_eff90``, 1/ε_B at 90 % efficiency for ``signal_class`` (the second class
+    unless the experiment names another). Draws the test confusion matrix.
     """
 
     monitorable: ClassVar[tuple[str, ...]] = ClassificationSpec.monitorable
@@ -37,6 +38,7 @@ class ClassificationTask(Task):
         num_classes: int,
         label_smoothing: float = 0.0,
         class_names: Sequence[str] = (),
+        signal_class: int | None = None,
     ) -> None:
         super().__init__(model, optimizer)
         if num_classes < 2:
@@ -49,38 +51,65 @@ class ClassificationTask(Task):
         self.test_auc = MulticlassAUROC(num_classes, average="macro")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._confusion: torch.Tensor | None = None
+        # two classes: the signal's score, for the background rejection at 90 % signal efficiency
+        self.signal_class = num_classes - 1 if signal_class is None else signal_class
+        self._scores: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        if w is None:
+            return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        per = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
+        return (per * w).sum() / w.sum()  # event weights (data.weights)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = self._loss(self.model(x), y)
+        x, y, w = unpack_batch(batch)
+        loss = self._loss(self.model(x), y, w)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        x, y = batch
+        x, y, w = unpack_batch(batch)
         logits = self.model(x)
         self.val_acc.update(logits, y)
         self.log(
-            "val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+            "val_loss",
+            self._loss(logits, y, w),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=True,
         )
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        x, y = batch
+        x, y, w = unpack_batch(batch)
         logits = self.model(x)
         self.test_acc.update(logits, y)  # update only: computed once per epoch when logged
         self.test_auc.update(logits, y)
         self.test_confusion.update(logits, y)
-        self.log("test_loss", self._loss(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
+        if self.num_classes == 2:
+            score = torch.softmax(logits.detach(), dim=1)[:, self.signal_class]
+            self._scores.append((score, y == self.signal_class))
+        self.log("test_loss", self._loss(logits, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("test_acc", self.test_acc, on_epoch=True)
         self.log("test_auc", self.test_auc, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._scores = []
 
     def on_test_epoch_end(self) -> None:
         self._confusion = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
+        if self._scores:
+            from labkit.tasks._functional import rejection_at_efficiency
+
+            score = torch.cat([s for s, _ in self._scores])
+            is_signal = torch.cat([t for _, t in self._scores])
+            score, is_signal = self.gather_rows(score), self.gather_rows(is_signal)
+            if bool(is_signal.any()) and not bool(is_signal.all()):
+                rejection = rejection_at_efficiency(score.cpu().numpy(), is_signal.cpu().numpy(), 0.9)
+                self.log("test_rejection_at_eff90", rejection, sync_dist=False)
+            self._scores = []
 
     def figures(self) -> dict[str, Figure]:
         if self._confusion is None:

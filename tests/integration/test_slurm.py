@@ -137,6 +137,8 @@ def test_submitted_run_completes_with_its_job_id_status_and_log(site: Path) -> N
     assert unknown.returncode == 0 and "NOT FOUND" in unknown.stdout
     logs = labkit(site, "logs", job)
     assert logs.returncode == 0 and "labkit: run finished" in logs.stdout
+    follow = labkit(site, "logs", job, "-f")  # the job has ended: prints all of it, then stops
+    assert follow.returncode == 0 and follow.stdout.endswith(f"labkit: job {job} completed\n")
 
 
 def test_shell_metacharacters_in_names_and_overrides_run_nothing(site: Path) -> None:

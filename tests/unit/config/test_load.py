@@ -105,7 +105,7 @@ def test_task_shorthand(tmp_path: Path) -> None:
         ),
         (
             ["task.kind=clasification"],
-            r"task\.kind: 'clasification' is not valid \(did you mean 'classification'\?\)",
+            r"task\.kind: unknown task kind 'clasification' \(did you mean 'classification'\?\); valid: classification, regression",
         ),
         (["trainer.precision=16"], r"trainer\.precision: 16 is not valid; choose one of: 32-true, 16-mixed"),
         (["data.val_fraction=0.9"], r"data: val_fraction \+ test_fraction = 1\.05 leaves no training data"),

@@ -1,0 +1,167 @@
+"""Regression of real-valued targets, judged as physicists judge an estimator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.regression import MeanSquaredError
+
+from labkit.tasks._base import Task, unpack_batch
+from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant
+from labkit.tasks._specs import RegressionSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from labkit.config import OptimizerConfig
+
+__all__ = ["RegressionTask"]
+
+
+class RegressionTask(Task):
+    """Predicts the targets the data names, in the data module's normalised units.
+
+    Losses: ``mse``, ``mae``, or ``gaussian_nll`` (the model predicts a mean and a variance per
+    target: a heteroscedastic estimate of its own uncertainty). Logs ``train_loss``,
+    ``val_loss``, ``val_rmse`` and ``test_rmse`` in normalised units (comparable across
+    targets), and per target ``T`` in its physical units: ``test_rmse_T``, ``test_mae_T``,
+    ``test_bias_T`` (mean of pred − true) and ``test_resolution_T`` (σ of (pred − true)/true).
+    Targets in ``resolution_fit`` also get ``test_resolution_a_T`` and ``test_resolution_b_T``
+    from a fit of the binned resolution to a/√x ⊕ b. Figures: prediction vs truth, bias and
+    resolution binned in the true value.
+    """
+
+    monitorable: ClassVar[tuple[str, ...]] = RegressionSpec.monitorable
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerConfig,
+        *,
+        targets: Sequence[str],
+        scaling: Sequence[tuple[float, float, bool]] = (),
+        loss: str = "mse",
+        resolution_fit: Sequence[str] = (),
+        bins: int = 10,
+    ) -> None:
+        super().__init__(model, optimizer)
+        self.targets = tuple(targets)
+        scaling = tuple(scaling) or tuple((0.0, 1.0, False) for _ in self.targets)
+        if len(scaling) != len(self.targets):
+            raise ValueError(f"{len(self.targets)} targets but {len(scaling)} scalings")
+        self.register_buffer("target_mean", torch.tensor([s[0] for s in scaling], dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor([s[1] for s in scaling], dtype=torch.float32))
+        self.register_buffer("target_log", torch.tensor([bool(s[2]) for s in scaling]))
+        self.loss_name = loss
+        self.val_rmse = MeanSquaredError(squared=False)  # in normalised units, all targets together
+        self.resolution_fit = tuple(resolution_fit)
+        self.bins = bins
+        self._test: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._result: dict[str, np.ndarray] = {}
+
+    # -- the estimate ------------------------------------------------------------------------
+    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        k = len(self.targets)
+        out = out.reshape(len(out), -1)
+        if self.loss_name == "gaussian_nll":
+            return out[:, :k], F.softplus(out[:, k:]) + 1e-6
+        return out, None
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        mean, var = self._split(out)
+        y = y.reshape(mean.shape)
+        if self.loss_name == "gaussian_nll":
+            assert var is not None
+            per = F.gaussian_nll_loss(mean, y, var, reduction="none", full=True)
+        elif self.loss_name == "mae":
+            per = (mean - y).abs()
+        else:
+            per = (mean - y) ** 2
+        per = per.mean(dim=1)
+        if w is None:
+            return per.mean()
+        return (per * w).sum() / w.sum()
+
+    def physical(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised predictions or targets back in the targets' own units."""
+        std, mean, log = self.target_std, self.target_mean, self.target_log
+        assert isinstance(std, torch.Tensor) and isinstance(mean, torch.Tensor) and isinstance(log, torch.Tensor)
+        value = z * std + mean
+        return torch.where(log, torch.exp(value), value)
+
+    # -- Lightning ---------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y, w = unpack_batch(batch)
+        loss = self._loss(self.model(x), y, w)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y, w = unpack_batch(batch)
+        out = self.model(x)
+        mean, _ = self._split(out)
+        n = len(y)
+        self.log(
+            "val_loss", self._loss(out, y, w), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
+        )
+        self.val_rmse.update(mean, y.reshape(mean.shape))
+        self.log("val_rmse", self.val_rmse, on_epoch=True, prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._test = []
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        x, y, w = unpack_batch(batch)
+        out = self.model(x)
+        mean, _ = self._split(out)
+        self.log("test_loss", self._loss(out, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
+        self._test.append((mean.detach(), y.reshape(mean.shape).detach()))
+
+    def on_test_epoch_end(self) -> None:
+        z_pred = torch.cat([p for p, _ in self._test])
+        z_true = torch.cat([t for _, t in self._test])
+        z_pred, z_true = self.gather_rows(z_pred), self.gather_rows(z_true)  # DDP: all ranks' shares
+        self.log("test_rmse", torch.sqrt(((z_pred - z_true) ** 2).mean()), sync_dist=False)
+        pred = self.physical(z_pred).double().cpu().numpy()
+        true = self.physical(z_true).double().cpu().numpy()
+        self._result = {"pred": pred, "true": true}
+        for i, name in enumerate(self.targets):
+            err = pred[:, i] - true[:, i]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = err / true[:, i]
+            rel = rel[np.isfinite(rel)]
+            values = {
+                f"test_rmse_{name}": float(np.sqrt(np.mean(err**2))),
+                f"test_mae_{name}": float(np.mean(np.abs(err))),
+                f"test_bias_{name}": float(np.mean(err)),
+                f"test_resolution_{name}": float(np.std(rel, ddof=1)) if len(rel) > 1 else float("nan"),
+            }
+            if name in self.resolution_fit:
+                centres, _, resolution, _ = binned_bias_resolution(true[:, i], pred[:, i], self.bins)
+                if len(centres) >= 2:
+                    a, b = fit_stochastic_constant(centres, resolution)
+                    values |= {f"test_resolution_a_{name}": a, f"test_resolution_b_{name}": b}
+            for key, value in values.items():
+                self.log(key, value, sync_dist=False)
+        self._test = []
+
+    def figures(self) -> dict[str, Figure]:
+        if not self._result:
+            return {}
+        from labkit.tasks._figures import regression_figure
+
+        return {
+            f"regression_{name}": regression_figure(
+                self._result["true"][:, i],
+                self._result["pred"][:, i],
+                name,
+                self.bins,
+                fit=name in self.resolution_fit,
+            )
+            for i, name in enumerate(self.targets)
+        }

@@ -21,15 +21,28 @@ def assemble(
     weights: str | None,
     where: str,
     labels: Mapping[int, str] | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> Arrays:
     """Arrays from named columns: one input key of any shape (N, ...), or several (N,) / (N, k)
     keys side by side; one target key, or several (N,) keys as columns of (N, T)."""
     in_keys = [inputs] if isinstance(inputs, str) else list(inputs)
     out_keys = [targets] if isinstance(targets, str) else list(targets)
     n = len(found[in_keys[0]])
-    for key in [*in_keys, *out_keys, *([weights] if weights else [])]:
-        if len(found[key]) != n:
-            raise DataError(f"{where}: {key!r} has {len(found[key])} rows, {in_keys[0]!r} has {n}")
+    roles = [("data.inputs", k) for k in in_keys] + [("data.targets", k) for k in out_keys]
+    roles += [("data.weights", weights)] if weights else []
+    for role, key in roles:
+        field = (fields or {}).get(key, role)
+        a = found[key]
+        if a.ndim == 0 or len(a) != n:
+            raise DataError(f"{where}: {key!r} ({field}) has shape {a.shape}, {in_keys[0]!r} has {n} rows")
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise DataError(f"{where}: {key!r} ({field}) must hold real numbers, not {a.dtype}")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = int(np.argwhere(bad)[0][0])
+            raise DataError(
+                f"{where}: {key!r} ({field}) holds {int(bad.sum())} NaN/inf values (first in event {first})"
+            )
     if len(in_keys) == 1:
         x = found[in_keys[0]]
     else:
@@ -89,7 +102,7 @@ class FileDataModule(ArraySplitDataModule):
         keys += [self.weights] if self.weights else []
         found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
         where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
-        return assemble(found, self.inputs, self.targets, self.weights, where, self.labels)
+        return assemble(found, self.inputs, self.targets, self.weights, where, self.labels, self.fields())
 
     def fields(self) -> dict[str, str]:
         """Each key and the experiment field that named it, for error messages."""

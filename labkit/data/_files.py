@@ -104,14 +104,18 @@ def _hdf5(path: Path, keys: list[str], fields: Mapping[str, str], **_: Any) -> d
         return out
 
 
+_TREES = ("TTree", "ROOT::RNTuple")  # ROOT's classic trees and their successor
+
+
 def _root(
     path: Path, keys: list[str], fields: Mapping[str, str], tree: str | None = None, **_: Any
 ) -> dict[str, np.ndarray]:
     import uproot
 
     with uproot.open(path) as f:
-        trees = [name.split(";")[0] for name, cls in f.classnames().items() if cls == "TTree"]
-        trees = list(dict.fromkeys(trees))
+        trees = list(
+            dict.fromkeys(name.split(";")[0] for name, cls in f.classnames().items() if cls in _TREES)
+        )
         if tree is None:
             if len(trees) != 1:
                 listing = ", ".join(trees) or "none"
@@ -123,20 +127,23 @@ def _root(
                 f"the file holds: {', '.join(trees) or 'no TTree'}"
             )
         t = f[tree]
-        available = list(t.keys())
-        out = {}
+        available = [str(k) for k in t.keys()]
         for key in keys:
             if key not in available:
                 raise _missing(path, key, available, f"branch (in TTree {tree!r})", fields)
-            try:
-                out[key] = np.asarray(t[key].array(library="np"))
-            except Exception as exc:  # noqa: BLE001
-                raise DataError(f"{path}: cannot read branch {key!r} of TTree {tree!r} ({exc})") from None
-            if out[key].dtype == object:  # jagged branch (a vector per event): not a fixed-size array
+        try:
+            read = t.arrays(keys, library="np")
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{path}: cannot read branches {keys} of TTree {tree!r} ({exc})") from None
+        out = {}
+        for key in keys:
+            value = read[key]
+            if value.dtype == object:  # a vector of different length in each event
                 raise DataError(
                     f"{path}: branch {key!r} has a different length in each event (a jagged array); "
                     "labkit reads branches with one value or a fixed-size array per event"
                 )
+            out[key] = np.asarray(value)
         return out
 
 

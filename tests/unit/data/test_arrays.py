@@ -88,14 +88,14 @@ def test_nan_inputs(tmp_path: Path) -> None:
     x[7, 2] = np.nan
     path = _write_npz(tmp_path, x=x, y=y)
     with pytest.raises(
-        DataError, match=r"bad\.npz: inputs hold 1 NaN/inf values \(first at index \(7, 2\)\)"
+        DataError, match=r"bad\.npz: 'x' \(data\.x_key\) holds 1 NaN/inf values \(first in event 7\)"
     ):
         ArrayDataModule(path=str(path)).setup()
 
 
 def test_length_mismatch(tmp_path: Path) -> None:
     x, y = _arrays()
-    with pytest.raises(DataError, match=r"bad.npz: 'y' has 59 rows, 'x' has 60"):
+    with pytest.raises(DataError, match=r"bad.npz: 'y' \(data\.y_key\) has shape \(59,\), 'x' has 60 rows"):
         ArrayDataModule(path=str(_write_npz(tmp_path, x=x, y=y[:-1]))).setup()
 
 

@@ -275,6 +275,69 @@ def _is_leader() -> bool:
     return True
 
 
+@app.command()
+def sim(
+    simulator: Annotated[str, typer.Argument(metavar="SIMULATOR", help="calo or grf.", show_default=False)],
+    options: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[KEY=VALUE]...",
+            help="Simulator options, e.g. particle=pion energy_range=[1,50] (labkit sim calo --list).",
+            show_default=False,
+        ),
+    ] = None,
+    events: Annotated[int, typer.Option("-n", "--events", min=1, help="Number of events.")] = 1000,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed: the same arguments and seed give the same file.")
+    ] = 0,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The HDF5 file to write.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    list_options: Annotated[
+        bool, typer.Option("--list", help="List the simulator's options and defaults.")
+    ] = False,
+) -> None:
+    """Generate events with one of labkit's seeded physics simulators and write them to HDF5."""
+    with _errors():
+        import yaml
+
+        from labkit import sim as simulators
+        from labkit.errors import ConfigError, did_you_mean
+
+        names = sorted(simulators.SIMULATORS)
+        if simulator not in names:
+            hint = did_you_mean(simulator, names)
+            raise ConfigError(f"no simulator {simulator!r}{hint}; choose one of: {', '.join(names)}")
+        if list_options:
+            for key, default in simulators.options(simulator).items():
+                print(f"{key} = {default!r}")
+            return
+        if output is None:
+            raise LabkitError("-o FILE.h5 is required (where to write the events)")
+        if output.exists() and not force:
+            raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
+        kwargs: dict[str, Any] = {}
+        for item in options or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.isidentifier():
+                raise ConfigError(f"simulator option {item!r}: write KEY=VALUE, e.g. particle=pion")
+            kwargs[key] = yaml.safe_load(value)
+        start = time.perf_counter()
+        sample = simulators.simulate(simulator, events, seed=seed, **kwargs)
+        generated = time.perf_counter() - start
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+        try:
+            simulators.write_h5(sample, tmp)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in simulators.as_arrays(sample).items())
+        print(
+            f"labkit: wrote {events} {simulator} events (seed {seed}) to {output} in {generated:.1f} s "
+            f"({output.stat().st_size / 1e6:.1f} MB): {shapes}"
+        )
+
+
 class _TuneGroup(TyperGroup):
     """``labkit tune FILE ...`` runs a study; ``labkit tune status|best ...`` look at one."""
 

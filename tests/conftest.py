@@ -11,11 +11,20 @@ EXPERIMENTS = REPO / "experiments"
 
 # Small, fast settings used by tests that train: a few batches of digits, two epochs.
 SMOKE = ["trainer.max_epochs=2", "trainer.early_stopping=null"]
+# ... and for experiments on simulated events: a few hundred of them
+SMOKE_SIM = ["data.events=600"]
+
+
+@pytest.fixture(scope="session")
+def sim_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of simulated events for the whole session (never the user's ~/.cache)."""
+    return tmp_path_factory.mktemp("labkit-cache")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, sim_cache: Path) -> None:
     """No test talks to a tracking server it did not start, or waits minutes on a dead one."""
+    monkeypatch.setenv("LABKIT_CACHE_DIR", str(sim_cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")

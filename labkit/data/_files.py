@@ -127,7 +127,7 @@ def _root(
                 f"the file holds: {', '.join(trees) or 'no TTree'}"
             )
         t = f[tree]
-        available = [str(k) for k in t.keys()]
+        available = [str(k) for k in t.keys()]  # noqa: SIM118 - an uproot tree, not a dict
         for key in keys:
             if key not in available:
                 raise _missing(path, key, available, f"branch (in TTree {tree!r})", fields)

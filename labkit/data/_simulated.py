@@ -110,7 +110,7 @@ class SimulatedDataModule(ArraySplitDataModule):
                 return
             sample = sim.simulate(self.simulator, self.events, seed=self.sim_seed, **self.options)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            sim.write(self.simulator, sample, tmp)
+            sim.write_h5(sample, tmp)
             os.replace(tmp, path)  # complete or absent: a killed job leaves no half-written cache
 
     def load(self) -> Arrays:

@@ -104,6 +104,23 @@ class SimulatedSpec(_Columns):
         default=None, description="default: $LABKIT_CACHE_DIR, else ~/.cache/labkit (XDG_CACHE_HOME)"
     )
 
+    @model_validator(mode="after")
+    def _known_simulator(self) -> SimulatedSpec:
+        from labkit.errors import ConfigError, did_you_mean
+        from labkit.sim._registry import SIMULATORS  # numpy only
+
+        if self.simulator not in SIMULATORS:
+            names = sorted(SIMULATORS)
+            raise ValueError(
+                f"simulator: unknown simulator {self.simulator!r}{did_you_mean(self.simulator, names)}; "
+                f"choose one of: {', '.join(names)}"
+            )
+        try:
+            SIMULATORS[self.simulator].check_options(self.parameters)
+        except ConfigError as exc:
+            raise ValueError(f"parameters: {exc}") from None
+        return self
+
     def anchored(self, cwd: Path) -> SimulatedSpec:
         return self.model_copy(update={"cache_dir": _anchor(self.cache_dir, cwd)}) if self.cache_dir else self
 

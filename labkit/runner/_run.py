@@ -323,11 +323,15 @@ def _fit_and_test(
     if tracker is None:  # another DDP rank: rank 0 logs and uploads
         _leave_process_group()
         return _Trained(metrics, fit_seconds, best)
+    reference = getattr(getattr(datamodule, "info", None), "reference_metrics", None) or {}
+    ratios = _bound_ratios(reference, metrics)
+    metrics |= ratios | {k: float(v) for k, v in reference.items()}
     tracker.log_values(
         {
             "fit_time_s": fit_seconds,
             "epochs_trained": trainer.current_epoch,
             "gpu_hours": attempt.gpu_hours(),
+            **ratios,
         },
         step=trainer.global_step,
     )
@@ -344,6 +348,17 @@ def _fit_and_test(
     tracker.finish()
     _leave_process_group()
     return _Trained(metrics, fit_seconds, best)
+
+
+def _bound_ratios(reference: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+    """``test_rmse_T / crb_T`` for each Cramér–Rao bound the data gives: 1 is the best an unbiased
+    estimator can do on these test samples."""
+    out = {}
+    for name, bound in reference.items():
+        target = name.removeprefix("crb_")
+        if name.startswith("crb_") and f"test_rmse_{target}" in metrics and bound > 0:
+            out[f"rmse_over_crb_{target}"] = metrics[f"test_rmse_{target}"] / bound
+    return out
 
 
 def _leave_process_group() -> None:

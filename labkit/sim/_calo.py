@@ -3,13 +3,12 @@
 References
 ----------
 [GP]  G. Grindhammer and S. Peters, "The parameterized simulation of electromagnetic showers in
-      homogeneous and sampling calorimeters", hep-ex/0001020 (proceedings of the International
-      Conference on Monte Carlo Simulation in High Energy and Nuclear Physics, Tallahassee 1993).
-      Equation and appendix numbers below refer to the arXiv version.
+      homogeneous and sampling calorimeters", hep-ex/0001020. Equation and appendix numbers
+      below refer to the arXiv version.
 [GRP] G. Grindhammer, M. Rudowicz and S. Peters, "The fast simulation of electromagnetic and
       hadronic showers", Nucl. Instrum. Meth. A290 (1990) 469.
-[G4]  The Geant4 GFlash implementation (``GFlashHomoShowerParameterisation``, Geant4 10.x), used
-      to check the transcription of the coefficients.
+[G4]  The Geant4 GFlash implementation (``GFlashHomoShowerParameterisation``,
+      ``GVFlashHomoShowerTuning``), used to check the transcription of the coefficients.
 [PDG] Particle Data Group, "Atomic and nuclear properties of materials" (X0, R_M, E_c, λ_I,
       dE/dx_min of Pb, liquid argon and PbWO4).
 
@@ -17,7 +16,7 @@ Units: depth ``t`` in radiation lengths X0, radius ``r`` in Molière radii R_M, 
 
 Electron showers (``particle="electron"``, PDG 11)
 --------------------------------------------------
-For each shower, with ``y = E / E_c`` ([GP] eq. 6):
+For each shower, with ``y = E / E_c``:
 
 * Individual longitudinal profile ([GP] eqs. 2-4, 9-11 and appendix A.1.2, homogeneous media).
   ``(ln T, ln α)`` is drawn from a 2-D Gaussian with::
@@ -35,11 +34,11 @@ For each shower, with ``y = E / E_c`` ([GP] eq. 6):
       (1/E) dE/dt = f(t) = (β t)^(α-1) β exp(-β t) / Γ(α),   β = (α - 1)/T
 
   so ``T`` is the depth of the maximum and ``<t> = α/β`` the centre of gravity. α is clipped
-  below at 1.1 (β > 0); at the lowest allowed energy (50 E_c) that touches about 1 shower in
-  10⁴. The *average* profile of many showers is described in [GP] (eqs. 7-8, appendix A.1.1)
-  by the Gamma density with ``T = ln y − 0.858`` and ``α = 0.21 + (0.492 + 2.38/Z) ln y``;
-  :func:`average_profile_parameters` returns these, and the tests compare the mean simulated
-  profile with them.
+  below at 1.1 (β > 0); that touches 0.6 % of the showers at the lowest allowed energy
+  (50 E_c), 3·10⁻⁴ at 1 GeV and none in practice above a few GeV. The *average* profile of
+  many showers is described in [GP] (eqs. 7-8, appendix A.1.1) by the Gamma density with
+  ``T = ln y − 0.858`` and ``α = 0.21 + (0.492 + 2.38/Z) ln y``; :func:`average_profile_parameters`
+  returns these, and the tests compare the mean simulated profile with them.
 
 * Radial profile ([GP] eqs. 23-26, appendix A.1.3), at the depth ``τ`` of each spot::
 
@@ -62,9 +61,9 @@ For each shower, with ``y = E / E_c`` ([GP] eq. 6):
   The azimuth is uniform.
 
 * Spots. The visible energy is deposited as ``N = ceil(spots_per_gev · E)`` spots, each at a
-  depth drawn from the shower's Gamma profile and a radius drawn at that depth ([GP] section 4
-  uses spots the same way; its sampling-calorimeter spot count ``N = 10.3/c · E^0.959`` is
-  close to the default 100 spots per GeV for c = 10 %).
+  depth drawn from the shower's Gamma profile and a radius drawn at that depth ([GP] eqs.
+  31-33 use spots the same way; its sampling-calorimeter spot count ``N = 10.3/c · E^0.959``,
+  appendix A.2.5, is close to the default 100 spots per GeV for c = 10 %).
 
 * Sampling fluctuations are put on the spot energies: each spot of a shower carries an
   energy drawn from ``Gamma(k, a²)`` with ``k = E / (N a²)`` (``a`` = ``sampling``). The sum of the
@@ -91,7 +90,8 @@ identification (depth, width, fluctuations, response); no parameter is fitted to
 * The first interaction happens at a depth ``t₀`` drawn from an exponential with mean λ_I/X0
   (21.7 X0 for the default medium, so about a third of the pions cross 24 X0 without
   interacting). Before ``t₀`` the pion ionises along the axis: ``mip_energy_per_x0`` per X0,
-  spread evenly over the angular bins of the innermost radial bin, without fluctuations.
+  spread evenly over the angular bins of the innermost radial bin (if the radial edges start at
+  0), without fluctuations.
 * An electromagnetic fraction ``f_em`` is drawn per shower from a Beta distribution with mean
   ``f̄ = 1 − (E / 1 GeV)^(0.82 − 1)`` (the power law of Groom and of Wigmans' textbook; clipped to
   [0.1, 0.9]) and concentration 6 (standard deviation ≈ 0.19 at f̄ = 0.5).
@@ -132,6 +132,7 @@ import numpy as np
 from labkit.errors import ConfigError
 from labkit.sim._common import (
     PathLike,
+    attr_value,
     check_choice,
     check_count,
     check_edges,
@@ -375,7 +376,7 @@ def simulate_calo(
     low, high = check_range("energy_range", energy_range, minimum=0.0)
     if low < mat.min_energy:
         raise ConfigError(
-            f"energy_range must start at or above {mat.min_energy:.3g} GeV (50 critical energies of "
+            f"energy_range must start at or above {mat.min_energy:.4g} GeV (50 critical energies of "
             f"material {mat.name!r}; the GFlash fluctuation formulas do not hold below), got {energy_range!r}"
         )
     layers = check_count("layers", layers)
@@ -414,11 +415,9 @@ def simulate_calo(
     elif particle == "pion":
         pdg = np.full(n, PDG_PION, dtype=np.int64)
     else:
-        pdg = rng.permutation(np.repeat(np.array([PDG_ELECTRON, PDG_PION], dtype=np.int64), [n - n // 2, n // 2]))
-    if low == high:
-        energy = np.full(n, low)
-    else:
-        energy = np.exp(rng.uniform(math.log(low), math.log(high), n))
+        codes = np.array([PDG_ELECTRON, PDG_PION], dtype=np.int64)
+        pdg = rng.permutation(np.repeat(codes, [n - n // 2, n // 2]))
+    energy = np.full(n, low) if low == high else np.exp(rng.uniform(math.log(low), math.log(high), n))
 
     sources = _sources(rng, energy, pdg == PDG_PION, mat, sampling, spots_per_gev)
     showers = np.empty((n, *grid.shape), dtype=np.float32)
@@ -467,7 +466,7 @@ def write_calo(sample: CaloSample, path: PathLike) -> Path:
         "seed": sample.seed,
         "n": len(sample),
         "labkit_version": __version__,
-        **{key: _attr(value) for key, value in sample.options.items()},
+        **{key: attr_value(value) for key, value in sample.options.items()},
         "layer_edges_x0": sample.layer_edges,
         "radial_edges_rm": sample.radial_edges,
         "angular_bins": sample.angular_bins,
@@ -587,11 +586,12 @@ def _spot_energies(
     rng: np.random.Generator, owner: np.ndarray, energy: np.ndarray, count: np.ndarray, sampling: float
 ) -> np.ndarray:
     """Spot energies whose sum per shower is Gamma(E/a², a²): mean E, σ = a √E (a = sampling)."""
-    mean = energy[owner] / count[owner]
+    mean: np.ndarray = energy[owner] / count[owner]
     if sampling == 0:
         return mean
     scale = sampling * sampling
-    return rng.gamma(mean / scale, scale)
+    spots: np.ndarray = rng.gamma(mean / scale, scale)
+    return spots
 
 
 def _deposit(
@@ -658,7 +658,3 @@ def _add_track(cells: np.ndarray, track_depth: np.ndarray, grid: _Grid, mat: Mat
         lo = layer * grid.thickness
         path = np.clip(track_depth - lo, 0.0, grid.thickness)
         cells[:, layer, 0, :] += (path * per_bin)[:, None]
-
-
-def _attr(value: object) -> object:
-    return np.asarray(value, dtype=np.float64) if isinstance(value, tuple) else value

@@ -14,6 +14,7 @@ from labkit.errors import ConfigError
 
 __all__ = [
     "PathLike",
+    "attr_value",
     "check_choice",
     "check_count",
     "check_edges",
@@ -97,6 +98,11 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
         valid = ", ".join(repr(c) for c in choices)
         raise ConfigError(f"{name} must be one of {valid}, got {value!r}{hint}")
     return value
+
+
+def attr_value(value: object) -> object:
+    """An option value as an HDF5 attribute: tuples become float64 arrays, the rest is unchanged."""
+    return np.asarray(value, dtype=np.float64) if isinstance(value, tuple) else value
 
 
 def write_hdf5(

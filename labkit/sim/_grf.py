@@ -63,7 +63,7 @@ from typing import ClassVar
 import numpy as np
 
 from labkit.errors import ConfigError
-from labkit.sim._common import PathLike, check_count, check_range, check_seed, write_hdf5
+from labkit.sim._common import PathLike, attr_value, check_count, check_range, check_seed, write_hdf5
 
 __all__ = [
     "GRFSample",
@@ -118,7 +118,8 @@ def wavenumbers(size: int, *, half: bool = False) -> np.ndarray:
     size = check_count("size", size, minimum=2)
     ky = 2.0 * np.pi * np.fft.fftfreq(size)
     kx = 2.0 * np.pi * (np.fft.rfftfreq(size) if half else np.fft.fftfreq(size))
-    return np.hypot(ky[:, None], kx[None, :])
+    k: np.ndarray = np.hypot(ky[:, None], kx[None, :])
+    return k
 
 
 def power_spectrum(k: np.ndarray, amplitude: np.ndarray | float, tilt: np.ndarray | float) -> np.ndarray:
@@ -143,7 +144,7 @@ def simulate_grf(
         seed: seed of ``numpy.random.default_rng``.
         size: grid side N (fields are N × N, periodic).
         amplitude_range: ``A`` is drawn log-uniform in ``[low, high]`` (low > 0); ``low == high``
-            fixes it. The default 0.1–10 gives pixel standard deviations of about 0.2–3.5.
+            fixes it. The default 0.1–10 gives pixel standard deviations of about 0.2–3.3.
         tilt_range: ``n`` is drawn uniform in ``[low, high]``; ``low == high`` fixes it.
     """
     n = check_count("n", n)
@@ -151,14 +152,12 @@ def simulate_grf(
     size = check_count("size", size, minimum=2)
     a_low, a_high = check_range("amplitude_range", amplitude_range)
     if a_low <= 0:
-        raise ConfigError(f"amplitude_range must be positive (A is drawn log-uniform), got {amplitude_range!r}")
+        raise ConfigError(f"amplitude_range must be positive (A is log-uniform), got {amplitude_range!r}")
     t_low, t_high = check_range("tilt_range", tilt_range)
 
     rng = np.random.default_rng(seed)
     amplitude = (
-        np.full(n, a_low)
-        if a_low == a_high
-        else np.exp(rng.uniform(math.log(a_low), math.log(a_high), n))
+        np.full(n, a_low) if a_low == a_high else np.exp(rng.uniform(math.log(a_low), math.log(a_high), n))
     )
     tilt = np.full(n, t_low) if t_low == t_high else rng.uniform(t_low, t_high, n)
 
@@ -226,7 +225,7 @@ def write_grf(sample: GRFSample, path: PathLike) -> Path:
         "seed": sample.seed,
         "n": len(sample),
         "labkit_version": __version__,
-        **{key: np.asarray(v, dtype=np.float64) if isinstance(v, tuple) else v for key, v in sample.options.items()},
+        **{key: attr_value(value) for key, value in sample.options.items()},
         "amplitude_prior": "log-uniform",
         "tilt_prior": "uniform",
         "k_unit": "radians per pixel: k = 2*pi*|m|/size",

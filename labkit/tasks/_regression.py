@@ -90,7 +90,9 @@ class RegressionTask(Task):
     def physical(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised predictions or targets back in the targets' own units."""
         std, mean, log = self.target_std, self.target_mean, self.target_log
-        assert isinstance(std, torch.Tensor) and isinstance(mean, torch.Tensor) and isinstance(log, torch.Tensor)
+        assert (
+            isinstance(std, torch.Tensor) and isinstance(mean, torch.Tensor) and isinstance(log, torch.Tensor)
+        )
         value = z * std + mean
         return torch.where(log, torch.exp(value), value)
 
@@ -156,7 +158,7 @@ class RegressionTask(Task):
         from labkit.tasks._figures import regression_figure
 
         return {
-            f"regression_{name}": regression_figure(
+            f"regression_{name.replace('/', '_')}": regression_figure(
                 self._result["true"][:, i],
                 self._result["pred"][:, i],
                 name,

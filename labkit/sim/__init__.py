@@ -1,0 +1,51 @@
+"""Seeded physics simulators that write training data: ``calo`` showers and ``grf`` fields.
+
+Same arguments and seed give byte-identical arrays. Everything here needs numpy only (h5py to
+write files); importing the package is cheap, the simulator modules load on first use.
+
+    >>> from labkit import sim
+    >>> sample = sim.simulate("calo", 1000, seed=1, particle="mixed")
+    >>> sample.write("showers.h5")                      # or sim.write_h5(sample, "showers.h5")
+    >>> arrays = sim.as_arrays(sample)                 # incident_energy, showers, particle
+
+See docs/data.md ("Simulators") for the models, their defaults and the HDF5 layout.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
+
+__all__ = [
+    "MATERIALS",
+    "SIMULATORS",
+    "CaloSample",
+    "GRFSample",
+    "Material",
+    "Sample",
+    "Simulator",
+    "as_arrays",
+    "fisher_bound",
+    "fisher_matrix",
+    "options",
+    "simulate",
+    "simulate_calo",
+    "simulate_grf",
+    "write_h5",
+]
+
+if TYPE_CHECKING:
+    from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
+    from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
+    from labkit.sim._registry import SIMULATORS, Sample, Simulator, as_arrays, options, simulate, write_h5
+
+_LAZY = {
+    **dict.fromkeys(("MATERIALS", "CaloSample", "Material", "simulate_calo"), "labkit.sim._calo"),
+    **dict.fromkeys(("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"), "labkit.sim._grf"),
+    **dict.fromkeys(
+        ("SIMULATORS", "Sample", "Simulator", "as_arrays", "options", "simulate", "write_h5"),
+        "labkit.sim._registry",
+    ),
+}
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -339,3 +339,55 @@ def test_tune_cluster_dry_run_renders_the_worker_array() -> None:
     assert result.returncode == 0, result.stderr
     assert "#SBATCH --array=0-2" in result.stdout and "tune worker --study digits_mlp_search" in result.stdout
     assert "LABKIT_STUDY_STORAGE=" not in result.stdout  # the storage URL travels in the environment
+
+
+# -- labkit sim ------------------------------------------------------------------------------
+def test_sim_twice_gives_identical_files_in_the_documented_layout(tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    for name in ("a.h5", "b.h5"):
+        out = labkit("sim", "calo", "-n", "300", "--seed", "3", "-o", str(tmp_path / name))
+        assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert set(a) == {"incident_energy", "showers", "particle"}
+        assert (
+            a["showers"].shape[0] == 300 and a["showers"].ndim == 4 and a["incident_energy"].shape == (300,)
+        )
+        for key in a:
+            assert np.array_equal(a[key][()], b[key][()])
+        assert {"material_z", "radial_edges"} & set(a.attrs) or len(a.attrs) > 0
+
+
+def test_sim_grf_layout(tmp_path: Path) -> None:
+    import h5py
+
+    out = labkit("sim", "grf", "-n", "50", "--seed", "1", "-o", str(tmp_path / "f.h5"), "size=16")
+    assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert f["fields"].shape == (50, 16, 16) and f["amplitude"].shape == f["tilt"].shape == (50,)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("sim", "cal", "-o", "x.h5"), "no simulator 'cal' (did you mean 'calo'?); choose one of: calo, grf"),
+        (
+            ("sim", "calo", "-o", "x.h5", "particl=pion"),
+            "unknown option 'particl' for simulator 'calo' (did you mean 'particle'?)",
+        ),
+        (("sim", "calo", "-o", "x.h5", "particle=muon"), "particle"),
+        (("sim", "calo"), "-o FILE.h5 is required"),
+    ],
+)
+def test_sim_errors(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    out = labkit(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr
+
+
+def test_sim_does_not_overwrite_without_force(tmp_path: Path) -> None:
+    target = tmp_path / "keep.h5"
+    target.write_text("precious")
+    out = labkit("sim", "grf", "-n", "5", "-o", str(target))
+    assert out.returncode == 2 and "exists" in out.stderr and target.read_text() == "precious"

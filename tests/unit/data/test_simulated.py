@@ -1,0 +1,86 @@
+"""Simulator-backed data: generated once, cached by the generator's arguments, and the bounds
+the simulator knows logged as reference metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labkit.data._simulated import SimulatedDataModule, default_cache_dir
+from labkit.errors import ConfigError
+
+
+def grf(cache: Path, **kwargs: object) -> SimulatedDataModule:
+    args: dict[str, object] = {
+        "simulator": "grf",
+        "events": 200,
+        "parameters": {"size": 16},
+        "inputs": "fields",
+        "targets": ["amplitude", "tilt"],
+        "cache_dir": str(cache),
+        "target_kind": "values",
+        "seed": 1,
+    }
+    return SimulatedDataModule(**(args | kwargs))  # type: ignore[arg-type]
+
+
+def test_events_are_generated_once_and_cached_by_their_arguments(tmp_path: Path) -> None:
+    first = grf(tmp_path)
+    first.setup()
+    files = list((tmp_path / "sim").glob("*.h5"))
+    assert len(files) == 1 and files[0] == first.cache_file()
+    mtime = files[0].stat().st_mtime_ns
+    again = grf(tmp_path)
+    again.setup()
+    assert files[0].stat().st_mtime_ns == mtime  # read, not generated again
+    assert again.info.checksum == first.info.checksum
+    other = grf(tmp_path, parameters={"size": 16, "tilt_range": [-2.5, -1.5]})
+    assert other.cache_file() != first.cache_file()
+    assert grf(tmp_path, sim_seed=9).cache_file() != first.cache_file()
+    assert grf(tmp_path, events=300).cache_file() != first.cache_file()
+
+
+def test_grf_reference_metrics_are_the_cramer_rao_bounds_of_the_test_split(tmp_path: Path) -> None:
+    dm = grf(tmp_path)
+    dm.setup()
+    ref = dm.info.reference_metrics
+    assert set(ref) == {"crb_amplitude", "crb_tilt"} and all(v > 0 for v in ref.values())
+    assert dm.info.target_names == ("amplitude", "tilt") and dm.info.in_shape == (16, 16)
+
+
+def test_labels_of_simulated_particles(tmp_path: Path) -> None:
+    dm = SimulatedDataModule(
+        simulator="calo",
+        events=60,
+        parameters={"particle": "mixed", "layers": 4},
+        inputs="showers",
+        targets="particle",
+        labels={11: "electron", 211: "pion"},
+        cache_dir=str(tmp_path),
+    )
+    dm.setup()
+    assert dm.info.class_names == ("electron", "pion") and dm.info.in_shape == (4, 9, 8)
+
+
+def test_unknown_simulator(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.simulator: no simulator 'gfr' \(did you mean 'grf'\?\); choose one of: calo, grf",
+    ):
+        grf(tmp_path, simulator="gfr").setup()
+
+
+def test_cache_dir_that_cannot_be_made(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"data\.cache_dir: cannot create"):
+        grf(blocker / "cache").setup()
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("LABKIT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "labkit"

@@ -31,6 +31,8 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.cluster._submit",
         "labkit.cluster._status",
         "labkit.cluster._env",
+        "labkit.sim",
+        "labkit.sim._registry",
     ],
 )
 def test_light_imports(module: str) -> None:

@@ -1,26 +1,15 @@
 """Experiment files: the schema, loading with overrides, validation and its error messages.
 
 Nothing here imports torch or Lightning: validating an experiment is fast enough for a login
-node.
+node. Names load on first use, so that the component specs (``labkit.data._specs`` ...) can
+import ``labkit.config._base`` without importing the schema that imports them.
 """
 
-from labkit.config._load import (
-    DEFAULT_STORE,
-    dump_experiment,
-    flatten,
-    format_validation_error,
-    load_experiment,
-    validate_experiment,
-)
-from labkit.config._schema import (
-    CheckpointConfig,
-    EarlyStoppingConfig,
-    Experiment,
-    OptimizerConfig,
-    SchedulerConfig,
-    TrackingConfig,
-    TrainerConfig,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from labkit._lazy import lazy_getattr
 
 __all__ = [
     "DEFAULT_STORE",
@@ -37,3 +26,31 @@ __all__ = [
     "load_experiment",
     "validate_experiment",
 ]
+
+if TYPE_CHECKING:
+    from labkit.config._load import (
+        DEFAULT_STORE,
+        dump_experiment,
+        flatten,
+        format_validation_error,
+        load_experiment,
+        validate_experiment,
+    )
+    from labkit.config._schema import (
+        CheckpointConfig,
+        EarlyStoppingConfig,
+        Experiment,
+        OptimizerConfig,
+        SchedulerConfig,
+        TrackingConfig,
+        TrainerConfig,
+    )
+
+_LOAD = ("DEFAULT_STORE", "dump_experiment", "flatten", "format_validation_error", "load_experiment")
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        name: "labkit.config._load" if name in (*_LOAD, "validate_experiment") else "labkit.config._schema"
+        for name in __all__
+    },
+)

@@ -33,6 +33,8 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.cluster._env",
         "labkit.sim",
         "labkit.sim._registry",
+        "labkit.data._specs",
+        "labkit.tasks._specs",
     ],
 )
 def test_light_imports(module: str) -> None:

@@ -11,7 +11,14 @@ from labkit.data._base import Arrays, ArraySplitDataModule
 from labkit.data._files import read_arrays
 from labkit.errors import DataError
 
-__all__ = ["ArrayDataModule", "FileDataModule", "assemble"]
+__all__ = ["ArrayDataModule", "FileDataModule", "assemble", "keys_of"]
+
+
+def keys_of(inputs: str | Sequence[str], targets: str | Sequence[str], weights: str | None) -> list[str]:
+    """Every key an experiment names: its inputs, its targets and its weights."""
+    keys = [inputs] if isinstance(inputs, str) else list(inputs)
+    keys += [targets] if isinstance(targets, str) else list(targets)
+    return keys + ([weights] if weights else [])
 
 
 def assemble(
@@ -97,9 +104,7 @@ class FileDataModule(ArraySplitDataModule):
         self.source = str(self.path)
 
     def load(self) -> Arrays:
-        keys = [*([self.inputs] if isinstance(self.inputs, str) else self.inputs)]
-        keys += [self.targets] if isinstance(self.targets, str) else list(self.targets)
-        keys += [self.weights] if self.weights else []
+        keys = keys_of(self.inputs, self.targets, self.weights)
         found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
         where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
         return assemble(found, self.inputs, self.targets, self.weights, where, self.labels, self.fields())

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from labkit.data._arrays import assemble
+from labkit.data._arrays import assemble, keys_of
 from labkit.data._base import Arrays, ArraySplitDataModule
 from labkit.data._files import read_arrays
 from labkit.errors import ConfigError
@@ -116,10 +116,7 @@ class SimulatedDataModule(ArraySplitDataModule):
     def load(self) -> Arrays:
         self.prepare_data()
         path = self.cache_file()
-        keys = [*([self.inputs] if isinstance(self.inputs, str) else self.inputs)]
-        keys += [self.targets] if isinstance(self.targets, str) else list(self.targets)
-        keys += [self.weights] if self.weights else []
-        keys += list(_TRUTH.get(self.simulator, ()))
+        keys = keys_of(self.inputs, self.targets, self.weights) + list(_TRUTH.get(self.simulator, ()))
         self._found = read_arrays(path, keys, "hdf5")
         where = f"simulator {self.simulator} ({path})"
         return assemble(self._found, self.inputs, self.targets, self.weights, where, self.labels)

@@ -263,91 +263,75 @@ def _train(
     hooks: RunHooks,
     attempt: _Attempt,
 ) -> _Trained:
-    from labkit.cluster._env import in_slurm_job
-    from labkit.runner._preempt import PreemptionCallback, outside_training
-
-    callbacks = list(hooks.callbacks)
-    args = (exp, task, datamodule, tracker, run_dir, progress, stream, hooks, attempt, callbacks)
-    if not in_slurm_job():
-        return _fit_and_test(*args)
-    signame = os.environ.get("LABKIT_SIGNAL", "USR1")
-    requeue = os.environ.get("LABKIT_REQUEUE", "1") == "1"
-    callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame, requeue=requeue))
-    with outside_training(signame):
-        return _fit_and_test(*args)
-
-
-def _fit_and_test(
-    exp: Experiment,
-    task: pl.LightningModule,
-    datamodule: pl.LightningDataModule,
-    tracker: Tracker | None,
-    run_dir: RunDir,
-    progress: str,
-    stream: TextIO,
-    hooks: RunHooks,
-    attempt: _Attempt,
-    callbacks: list[Callback],
-) -> _Trained:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.accelerators import CUDAAccelerator
     from lightning.pytorch.loggers.logger import DummyLogger
 
+    from labkit.cluster._env import in_slurm_job
+    from labkit.runner._preempt import PreemptionCallback, outside_training
     from labkit.runner._trainer import build_trainer
 
-    start = time.perf_counter()
-    try:
-        logger = tracker if tracker is not None else DummyLogger()
-        trainer, checkpoint = build_trainer(exp, run_dir, logger, progress, stream, callbacks)
-        if isinstance(trainer.accelerator, CUDAAccelerator):
-            attempt.gpus = trainer.num_devices * trainer.num_nodes
+    callbacks = list(hooks.callbacks)
+    guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if in_slurm_job():  # a batch job: checkpoint and stop on SLURM's signal or SIGTERM
+        signame = os.environ.get("LABKIT_SIGNAL", "USR1")
+        requeue = os.environ.get("LABKIT_REQUEUE", "1") == "1"
+        callbacks.append(PreemptionCallback(run_dir.checkpoints / "preempted.ckpt", signame, requeue=requeue))
+        guard = outside_training(signame)
+    with guard:
         start = time.perf_counter()
-        resume = str(hooks.resume_from) if hooks.resume_from else None
-        trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
-    except MisconfigurationException as exc:  # e.g. accelerator: gpu on a machine without one
-        raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
-    except RuntimeError as exc:
-        if "conditioned on metric" in str(exc):  # EarlyStopping on a metric the module never logs
-            raise ConfigError(f"trainer.early_stopping.monitor: {exc}") from exc
-        raise
-    fit_seconds = time.perf_counter() - start
-    if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
-        raise KeyboardInterrupt
-    best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
-    metrics: dict[str, float] = {}
-    if hooks.skip_test is None or not hooks.skip_test():
-        tested = trainer.test(
-            task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
+        try:
+            logger = tracker if tracker is not None else DummyLogger()
+            trainer, checkpoint = build_trainer(exp, run_dir, logger, progress, stream, callbacks)
+            if isinstance(trainer.accelerator, CUDAAccelerator):
+                attempt.gpus = trainer.num_devices * trainer.num_nodes
+            start = time.perf_counter()
+            resume = str(hooks.resume_from) if hooks.resume_from else None
+            trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
+        except MisconfigurationException as exc:  # e.g. accelerator: gpu on a machine without one
+            raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
+        except RuntimeError as exc:
+            if "conditioned on metric" in str(exc):  # EarlyStopping on a metric the module never logs
+                raise ConfigError(f"trainer.early_stopping.monitor: {exc}") from exc
+            raise
+        fit_seconds = time.perf_counter() - start
+        if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
+            raise KeyboardInterrupt
+        best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
+        metrics: dict[str, float] = {}
+        if hooks.skip_test is None or not hooks.skip_test():
+            tested = trainer.test(
+                task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
+            )
+            metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+        if tracker is None:  # another DDP rank: rank 0 logs and uploads
+            _leave_process_group()
+            return _Trained(metrics, fit_seconds, best)
+        reference = getattr(getattr(datamodule, "info", None), "reference_metrics", None) or {}
+        ratios = _bound_ratios(reference, metrics)
+        metrics |= ratios | {k: float(v) for k, v in reference.items()}
+        tracker.log_values(
+            {
+                "fit_time_s": fit_seconds,
+                "epochs_trained": trainer.current_epoch,
+                "gpu_hours": attempt.gpu_hours(),
+                **ratios,
+            },
+            step=trainer.global_step,
         )
-        metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
-    if tracker is None:  # another DDP rank: rank 0 logs and uploads
+
+        draw = getattr(task, "figures", None)  # labkit tasks draw figures; a user's own module may not
+        figures: dict[str, Any] = draw() if callable(draw) else {}
+        if figures:
+            run_dir.figures.mkdir(exist_ok=True)
+            for stem, fig in figures.items():
+                fig.savefig(run_dir.figures / f"{stem}.png", dpi=120)
+        _upload(exp, tracker, run_dir, best)
+        if hooks.end_tags is not None:
+            tracker.set_tags(hooks.end_tags(None))
+        tracker.finish()
         _leave_process_group()
         return _Trained(metrics, fit_seconds, best)
-    reference = getattr(getattr(datamodule, "info", None), "reference_metrics", None) or {}
-    ratios = _bound_ratios(reference, metrics)
-    metrics |= ratios | {k: float(v) for k, v in reference.items()}
-    tracker.log_values(
-        {
-            "fit_time_s": fit_seconds,
-            "epochs_trained": trainer.current_epoch,
-            "gpu_hours": attempt.gpu_hours(),
-            **ratios,
-        },
-        step=trainer.global_step,
-    )
-
-    draw = getattr(task, "figures", None)  # labkit tasks draw figures; a user's own module may not
-    figures: dict[str, Any] = draw() if callable(draw) else {}
-    if figures:
-        run_dir.figures.mkdir(exist_ok=True)
-        for stem, fig in figures.items():
-            fig.savefig(run_dir.figures / f"{stem}.png", dpi=120)
-    _upload(exp, tracker, run_dir, best)
-    if hooks.end_tags is not None:
-        tracker.set_tags(hooks.end_tags(None))
-    tracker.finish()
-    _leave_process_group()
-    return _Trained(metrics, fit_seconds, best)
 
 
 def _bound_ratios(reference: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:

@@ -138,6 +138,14 @@ class TrackingConfig(Section):
     run_name: str | None = Field(default=None, description="default: the experiment's name")
     tags: dict[str, str] = Field(default_factory=dict)
     log_checkpoint: bool = Field(default=True, description="upload the best checkpoint")
+    mode: Literal["auto", "online", "offline"] = Field(
+        default="auto",
+        description="auto: log to the server, offline when it cannot be reached; online: an "
+        "unreachable server is an error; offline: log to the run's spool only (labkit sync)",
+    )
+    drain_timeout: float = Field(
+        default=60.0, ge=0, description="seconds a finished run waits for its spool to reach the server"
+    )
 
 
 class Experiment(Section):

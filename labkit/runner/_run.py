@@ -19,6 +19,7 @@ from labkit.runner._preempt import Preempted
 from labkit.runner._rundir import RunDir
 from labkit.tracking import git_state, redact_command, redact_uri, software_versions
 from labkit.tracking._provenance import user
+from labkit.tracking._spool import SPOOL_FILE
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -56,23 +57,26 @@ class RunHooks:
     on_start: Callable[[RunDir, str], None] | None = None  #: called with the run dir and run id
     skip_test: Callable[[], bool] | None = None  #: after fit: True skips the test (a pruned trial)
     end_tags: Callable[[BaseException | None], dict[str, str]] | None = None  #: tags at the end
+    parent_key: str | None = None  #: the run key of the run this one is a child of (a study's)
 
 
 @dataclass(frozen=True)
 class RunResult:
     """What ``labkit run`` reports at the end."""
 
-    run_id: str
+    run_id: str | None  #: None while the run is only in its spool (offline)
     run_key: str
     run_dir: Path
     tracking_uri: str
-    experiment_id: str
+    experiment_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     fit_seconds: float = 0.0
     best_checkpoint: Path | None = None
 
     def how_to_open(self) -> list[str]:
         """Lines telling a user how to see this run in the MLflow UI."""
+        if not self.run_id or not self.experiment_id:
+            return [f"labkit sync {self.run_dir}  (uploads it), then open it in MLflow"]
         # the query selects the UI's "Model training" view (MLflow 3 opens on its GenAI view)
         page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
         uri = redact_uri(self.tracking_uri)
@@ -110,7 +114,7 @@ def run(
     hooks = hooks or RunHooks()
     command = redact_command(command) if command else None
     leader = getattr(rank_zero_only, "rank", 0) == 0
-    resume_run_id: str | None = None
+    resuming = False  # the run directory holds a run that started: continue it
     if run_dir is None:
         rdir = RunDir.create(exp.runs_root, exp.name)
     else:
@@ -121,10 +125,10 @@ def run(
                 f"run directory {run_dir} holds a finished run (MLflow run {state.get('mlflow_run_id')}); "
                 "nothing to resume"
             )
-        resume_run_id = state.get("mlflow_run_id")
+        resuming = (rdir.path / SPOOL_FILE).is_file()
         if source is None and state.get("experiment_file"):
             source = Path(state["experiment_file"])
-        if resume_run_id and hooks.resume_from is None:
+        if resuming and hooks.resume_from is None:
             hooks = replace(hooks, resume_from=rdir.resume_checkpoint())
     # what is written down and logged: the experiment with any password in its URI masked
     shown_uri = redact_uri(exp.tracking.uri or "")
@@ -149,24 +153,32 @@ def run(
             task = build_task(exp, info)
 
             assert exp.tracking.uri and exp.tracking.experiment and exp.tracking.run_name
-            run_id = ""
+            run_id: str | None = None
             if leader:
-                tracker = Tracker(exp.tracking.uri, exp.tracking.experiment)
-                run_id = _start_or_resume(tracker, exp, public, rdir, source, command, hooks, resume_run_id)
-                if not resume_run_id:
+                tracker = Tracker(
+                    exp.tracking.uri,
+                    exp.tracking.experiment,
+                    rdir.path,
+                    mode=exp.tracking.mode,
+                    drain_timeout=exp.tracking.drain_timeout,
+                    notify=lambda line: print(line, file=stream, flush=True),
+                )
+                run_id = _start_or_resume(tracker, exp, public, rdir, source, command, hooks, resuming)
+                if not resuming:
                     if info.checksum:
                         tracker.set_tags({"labkit.data_sha256": info.checksum})
                     if info.reference_metrics:  # e.g. the Cramér–Rao bound for this test split
                         tracker.log_values(info.reference_metrics)
                 rdir.mark("RUNNING", mlflow_run_id=run_id, tracking_uri=shown_uri, error=None)
                 if hooks.on_start is not None:
-                    hooks.on_start(rdir, run_id)
+                    hooks.on_start(rdir, run_id or "")
             if progress != "none" and leader:
                 n_params = sum(p.numel() for p in task.parameters() if p.requires_grad)
-                verb = "resumes" if resume_run_id else "run"
-                origin = f" from {hooks.resume_from}" if resume_run_id and hooks.resume_from else ""
+                verb = "resumes" if resuming else "run"
+                origin = f" from {hooks.resume_from}" if resuming and hooks.resume_from else ""
+                shown = run_id or f"key {rdir.run_key}"
                 print(
-                    f"labkit: {verb} {run_id} ({exp.name}){origin}: {type(task).__name__} with "
+                    f"labkit: {verb} {shown} ({exp.name}){origin}: {type(task).__name__} with "
                     f"{type(getattr(task, 'model', task)).__name__}, {n_params:,} trainable parameters, "
                     f"data {info.sizes or info.in_shape}\n        run directory {rdir.path}",
                     file=stream,
@@ -178,7 +190,7 @@ def run(
                 _record_preemption(tracker, rdir, exc, attempt)
             raise
         except BaseException as exc:
-            if hooks.end_tags is not None and tracker is not None and tracker.run_id is not None:
+            if hooks.end_tags is not None and tracker is not None and tracker.spool is not None:
                 with contextlib.suppress(Exception):
                     tracker.set_tags(hooks.end_tags(exc))
             if leader:
@@ -187,13 +199,14 @@ def run(
         finally:
             lightning_log.removeFilter(tips)
     if leader:
-        rdir.mark("FINISHED", metrics=result.metrics, elapsed_s=attempt.total_s())
+        run_id = tracker.run_id if tracker else run_id
+        rdir.mark("FINISHED", metrics=result.metrics, elapsed_s=attempt.total_s(), mlflow_run_id=run_id)
     return RunResult(
         run_id=run_id,
         run_key=rdir.run_key,
         run_dir=rdir.path,
         tracking_uri=exp.tracking.uri,
-        experiment_id=(tracker.experiment_id if tracker else None) or "",
+        experiment_id=tracker.experiment_id if tracker else None,
         metrics=result.metrics,
         fit_seconds=result.fit_seconds,
         best_checkpoint=result.best_checkpoint,
@@ -223,23 +236,29 @@ def _start_or_resume(
     source: Path | None,
     command: str | None,
     hooks: RunHooks,
-    resume_run_id: str | None,
-) -> str:
+    resuming: bool,
+) -> str | None:
     import torch
 
     from labkit.cluster._env import slurm_tags
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    if resume_run_id:
-        tracker.resume(resume_run_id)
+    if resuming:
+        tracker.resume()
         tags = slurm_tags() | {
             "labkit.resumed_from": str(hooks.resume_from or "the start (no checkpoint)"),
             "labkit.gpu_model": gpu,
         }
         tracker.set_tags(tags)
-        return resume_run_id
+        return tracker.run_id
     tags = _tags(exp, rdir, source, command) | slurm_tags() | {"labkit.gpu_model": gpu} | hooks.tags
-    run_id = tracker.start(exp.tracking.run_name or exp.name, flatten(public.to_dict()), tags)
+    run_id = tracker.start(
+        exp.tracking.run_name or exp.name,
+        flatten(public.to_dict()),
+        tags,
+        run_key=rdir.run_key,
+        parent_key=hooks.parent_key,
+    )
     if rdir.job_script.is_file():  # a submitted job: its sbatch script, as an artifact from the start
         tracker.log_artifact(rdir.job_script)
     return run_id
@@ -374,7 +393,7 @@ def _record_preemption(tracker: Tracker | None, run_dir: RunDir, exc: Preempted,
     job = current_job_id()
     status = "REQUEUED" if exc.requeue and job else "INTERRUPTED"
     run_dir.mark(status, checkpoint=str(exc.checkpoint), elapsed_s=attempt.total_s(), error=str(exc))
-    if tracker is not None and tracker.run_id is not None:
+    if tracker is not None and tracker.spool is not None:
         if status == "REQUEUED":
             tracker.suspend(f"{exc}; job {job} requeued, it resumes from there")
         else:
@@ -385,7 +404,7 @@ def _record_preemption(tracker: Tracker | None, run_dir: RunDir, exc: Preempted,
             requeue(job)  # last: SLURM stops this job at once and queues it again
         except LabkitError as err:
             run_dir.mark("INTERRUPTED", error=f"requeue failed: {err}")
-            if tracker is not None and tracker.run_id is not None:
+            if tracker is not None and tracker.spool is not None:
                 tracker.fail(err, killed=True)
             raise LabkitError(
                 f"{err}; the checkpoint {exc.checkpoint} is saved: continue with "
@@ -400,7 +419,7 @@ def _record_failure(tracker: Tracker | None, run_dir: RunDir, exc: BaseException
     (run_dir.path / "error.txt").write_text("".join(traceback.format_exception(exc)))
     status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
     run_dir.mark(status, error=f"{type(exc).__name__}: {exc}", elapsed_s=attempt.total_s())
-    if tracker is None or tracker.run_id is None:
+    if tracker is None or tracker.spool is None:
         return
     with contextlib.suppress(Exception):  # the run is failing already; the tag below matters more
         tracker.log_artifact(run_dir.path / "error.txt")

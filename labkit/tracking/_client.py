@@ -1,224 +1,301 @@
-"""One MLflow run's lifecycle and batched logging (MLflow only: no torch, no Lightning).
+"""One run's logging: everything goes to the run's spool first, a background thread ships it.
 
-Metric points are buffered and sent with ``log_batch`` (at most 1000 metrics, 100 params and
-100 tags a call, as MLflow allows), never one HTTP call per value. The buffer is flushed when
-it is full, every ``flush_seconds``, and when the run ends.
+:class:`RunClient` appends params, tags, metric points, artifacts and status changes to the
+run's :class:`~labkit.tracking._spool.Spool` (a local SQLite file) and never waits on the
+network while the run trains. A :class:`~labkit.tracking._shipper.BackgroundShipper` sends them
+to MLflow in batches. ``tracking.mode``:
+
+* ``auto`` (default) — ship while the run trains; a server that cannot be reached makes the run
+  continue offline (the shipper keeps retrying);
+* ``online`` — a server that cannot be reached when the run starts is an error;
+* ``offline`` — nothing is sent; ``labkit sync`` uploads the run later.
+
+At the end the client waits a bounded time for the spool to drain and reports what is left.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-
-# MLflow 3 sends usage telemetry from a background thread, decided when mlflow is imported.
-# labkit's promise is no network traffic but the tracking server's: off unless a user opts in
-# (MLFLOW_DISABLE_TELEMETRY=false).
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from labkit.errors import TrackingError
 from labkit.tracking._provenance import redact_uri
+from labkit.tracking._spool import SPOOL_FILE, Pending, Spool
 
-__all__ = ["RunClient", "end_abandoned_run"]
+if TYPE_CHECKING:
+    from labkit.tracking._shipper import BackgroundShipper
 
-MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
-MAX_TAG_LENGTH = 8000  # MLflow stores tag values up to 8000 characters
-# MLflow 3's UI shows an experiment without this tag as a GenAI "evaluation" experiment
-EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+__all__ = ["DrainReport", "RunClient", "end_abandoned_run"]
+
+MODES = ("auto", "online", "offline")
+_STALE_TAGS = ("labkit.error", "labkit.error_type")  # from an earlier, interrupted session
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What a run left in its spool when it ended."""
+
+    spool: Path
+    pending: Pending
+    reason: str | None = None  #: why it is not shipped (offline mode, the last error)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.pending.total:
+            why = f" ({self.reason})" if self.reason else ""
+            out.append(
+                f"labkit: {self.pending.describe()} not yet on the MLflow server{why}; they are "
+                f"safe in {self.spool}: upload them with `labkit sync {self.spool.parent}`"
+            )
+        for kind, key, error in self.rejected[:5]:
+            out.append(f"labkit: the MLflow server refused {kind} {key!r}: {error}")
+        return out
 
 
 class RunClient:
-    """Creates or resumes one MLflow run and logs to it in batches.
+    """The spool-backed logging of one run (no torch, no Lightning).
 
     Lifecycle: :meth:`start` (or :meth:`resume`), :meth:`log_values` / :meth:`set_tags` /
-    :meth:`log_artifact`, then :meth:`finish`, :meth:`fail` or :meth:`suspend`.
+    :meth:`log_artifact`, then :meth:`finish`, :meth:`fail` or :meth:`suspend`, each of which
+    drains the spool (bounded by ``drain_timeout``) and returns a :class:`DrainReport`.
+    ``notify`` receives one-line messages for the user (offline mode, what is left).
     """
 
-    def __init__(self, uri: str, experiment: str, *, flush_seconds: float = 10.0) -> None:
-        self.uri = uri
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_dir: str | Path,
+        *,
+        mode: str = "auto",
+        connect_timeout: float = 10.0,
+        drain_timeout: float = 60.0,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise TrackingError(f"tracking.mode: {mode!r} is not one of {', '.join(MODES)}")
+        self.uri, self.dest = uri, redact_uri(uri)
         self.experiment_name = experiment
-        self.flush_seconds = flush_seconds
-        # "Creating initial MLflow database tables..." on every new SQLite store is noise to users
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-        try:
-            self.client = MlflowClient(tracking_uri=uri)
-        except Exception as exc:  # noqa: BLE001 - e.g. an SQLite path that cannot be created
-            raise self._unusable(exc) from None
-        self.run_id: str | None = None
-        self.experiment_id: str | None = None
-        self._pending: list[Metric] = []
-        self._last_flush = time.monotonic()
-        self._logged_up_to: dict[str, int] = {}  # a resumed run: the last step of each metric
+        self.spool_path = Path(run_dir) / SPOOL_FILE
+        self.mode = mode
+        self.connect_timeout, self.drain_timeout = connect_timeout, drain_timeout
+        self.notify = notify or (lambda line: None)
+        self.spool: Spool | None = None
+        self.last_report: DrainReport | None = None
+        self._shipper: BackgroundShipper | None = None  # while the run is open
+        self._floor: dict[str, int] = {}  # a resumed run: the last step of each metric
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id, once the run exists on the server (None while offline)."""
+        if self._shipper is not None and self._shipper.run_id:
+            return str(self._shipper.run_id)
+        return self.spool.dest_meta(self.dest).get("run_id") if self.spool else None
+
+    @property
+    def experiment_id(self) -> str | None:
+        if self._shipper is not None and self._shipper.experiment_id:
+            return str(self._shipper.experiment_id)
+        return self.spool.dest_meta(self.dest).get("experiment_id") if self.spool else None
+
+    @property
+    def run_key(self) -> str:
+        assert self.spool is not None, "start() the run first"
+        return self.spool.meta()["run_key"]
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> str:
-        """Create the run, log ``params`` and ``tags``; return the MLflow run id."""
-        try:
-            self.experiment_id = self._experiment_id()
-            run = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={"mlflow.runName": run_name}
+    def start(
+        self,
+        run_name: str,
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+        *,
+        run_key: str | None = None,
+        parent_key: str | None = None,
+    ) -> str | None:
+        """Open the run's spool, log ``params`` and ``tags``, start shipping; return the MLflow
+        run id if the server has the run already (None offline). ``parent_key``: the run key of
+        a study's run, which this run is linked to on the server."""
+        spool = self._open()
+        if spool.meta().get("run_key") is None:
+            spool.close()
+            spool = Spool.create(
+                self.spool_path,
+                uri=self.dest,
+                experiment=self.experiment_name,
+                run_name=run_name,
+                run_key=run_key,
+                parent_key=parent_key,
             )
-        except TrackingError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - store back-ends raise many kinds; all mean "unusable"
-            raise self._unusable(exc) from None
-        self.run_id = run.info.run_id
-        self._send(
-            params=[Param(k, v) for k, v in params.items()],
-            tags=[RunTag(k, _clip(v)) for k, v in tags.items()],
-        )
+            self.spool = spool
+        spool.log_params(params)
+        spool.set_tags({"labkit.run_key": spool.meta()["run_key"], **tags})
+        spool.set_status("RUNNING")
+        self._go_online()
         return self.run_id
 
-    def _unusable(self, exc: Exception) -> TrackingError:
-        return TrackingError(
-            f"cannot start a run in MLflow experiment {self.experiment_name!r} at "
-            f"{redact_uri(self.uri)}: {type(exc).__name__}: {_first_line(exc)} "
-            "(set tracking.uri or MLFLOW_TRACKING_URI)"
+    def resume(self) -> str | None:
+        """Continue the run whose spool is in the run directory (a requeued job, a study's run).
+
+        Points at steps the run already has are dropped, so a run resumed from a checkpoint older
+        than its last logged step holds no (key, step) twice."""
+        spool = self._open()
+        if spool.meta().get("run_key") is None:
+            raise TrackingError(f"{self.spool_path} holds no run to resume")
+        self._floor = spool.last_steps()
+        spool.delete_tags(_STALE_TAGS)
+        spool.set_status("RUNNING")
+        self._go_online()
+        return self.run_id
+
+    def _open(self) -> Spool:
+        if self.spool is None:
+            self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+            self.spool = Spool(self.spool_path)
+        return self.spool
+
+    def _go_online(self) -> None:
+        from labkit.tracking._shipper import BackgroundShipper
+
+        if self.mode == "offline":
+            self.notify(
+                f"labkit: tracking.mode is offline: the run logs to {self.spool_path}; "
+                f"upload it with `labkit sync {self.spool_path.parent}`"
+            )
+            return
+        shipper = BackgroundShipper(self.spool_path, self.uri)
+        shipper.start()
+        self._shipper = shipper
+        shipper.wait_for(1, self.connect_timeout)
+        if shipper.state == "online":
+            return
+        if shipper.state == "failed" or self.mode == "online":
+            self._stop_shipper()
+            error = shipper.error or TrackingError(
+                f"MLflow at {self.dest} did not answer in {self.connect_timeout:g} s"
+            )
+            hint = (
+                "" if shipper.state == "failed" else " (tracking.mode: auto logs to the run's spool instead)"
+            )
+            raise TrackingError(
+                f"cannot start a run in MLflow experiment {self.experiment_name!r}: {error}{hint}"
+            ) from None
+        why = shipper.error or f"no answer in {self.connect_timeout:g} s"
+        self.notify(
+            f"labkit: {why}; the run goes on offline, logging to {self.spool_path} "
+            "(shipping is retried in the background)"
         )
 
-    def resume(self, run_id: str) -> None:
-        """Continue an existing run: a study's parent run, or a job restarted after a requeue.
-
-        Points at steps the run already has are dropped, so a run resumed from a checkpoint
-        older than its last logged step holds no (key, step) twice.
-        """
-        try:
-            run = self.client.get_run(run_id)
-            self.client.update_run(run_id, status="RUNNING")
-            for stale in ("labkit.error", "labkit.error_type"):  # from an earlier, interrupted session
-                if stale in run.data.tags:
-                    self.client.delete_tag(run_id, stale)
-            for key in run.data.metrics:
-                history = self.client.get_metric_history(run_id, key)
-                if history:
-                    self._logged_up_to[key] = max(m.step for m in history)
-        except Exception as exc:  # noqa: BLE001
-            raise self._unusable(exc) from None
-        self.run_id, self.experiment_id = run_id, run.info.experiment_id
-
-    def suspend(self, reason: str) -> None:
-        """Flush and mark the run SCHEDULED: its job is requeued and will resume it."""
-        if self.run_id is None:
-            return
-        try:
-            self._send(tags=[RunTag("labkit.suspended", _clip(reason))])
-        finally:
-            self._end(RunStatus.to_string(RunStatus.SCHEDULED))
-
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._send(tags=[RunTag(k, _clip(v)) for k, v in tags.items()])
+        self._spool().set_tags(tags)
+        self._poke()
 
-    def finish(self) -> None:
-        """Flush what is pending and mark the run FINISHED."""
-        self._end(RunStatus.to_string(RunStatus.FINISHED))
+    def log_values(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log metric points at ``step`` (dropped where a resumed run has that step already)."""
+        floor = self._floor
+        kept = {k: v for k, v in metrics.items() if step > floor.get(k, -1)}
+        self._spool().log_metrics(kept, step)
 
-    def fail(self, exc: BaseException, *, killed: bool | None = None) -> None:
-        """Flush, record the error as tags and mark the run FAILED, or KILLED when it was stopped
-        from outside (Ctrl-C, SIGTERM; ``killed`` decides when given)."""
-        if self.run_id is None:
-            return
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Upload ``path`` (a file or a folder, in the run directory) with the next shipment."""
+        self._spool().log_artifact(path, artifact_path)
+        self._poke()
+
+    def flush(self) -> None:
+        """Ship now rather than at the shipper's next interval."""
+        self._poke()
+
+    def suspend(self, reason: str) -> DrainReport | None:
+        """Mark the run SCHEDULED: its job is requeued and will resume it."""
+        if self.spool is None:
+            return None
+        self.spool.set_tags({"labkit.suspended": reason})
+        return self._end("SCHEDULED")
+
+    def finish(self) -> DrainReport | None:
+        """Mark the run FINISHED and drain the spool."""
+        return self._end("FINISHED")
+
+    def fail(self, exc: BaseException, *, killed: bool | None = None) -> DrainReport | None:
+        """Record the error as tags and mark the run FAILED, or KILLED when it was stopped from
+        outside (Ctrl-C, SIGTERM; ``killed`` decides when given)."""
+        if self.spool is None:
+            return None
         if killed is None:
             killed = isinstance(exc, (KeyboardInterrupt, SystemExit))
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip() or type(exc).__name__
-        tags = [RunTag("labkit.error", _clip(text)), RunTag("labkit.error_type", type(exc).__name__)]
-        try:
-            self._send(tags=tags)
-        finally:
-            self._end(RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED))
+        self.spool.set_tags({"labkit.error": text, "labkit.error_type": type(exc).__name__})
+        return self._end("KILLED" if killed else "FAILED")
 
-    def _end(self, status: str) -> None:
-        if self.run_id is None:
-            return
-        try:
-            self.flush()
-        finally:
-            self.client.set_terminated(self.run_id, status=status)
+    def _end(self, status: str) -> DrainReport | None:
+        if self.spool is None:
+            return None
+        self.spool.set_status(status)
+        report = self.close()
+        for line in report.lines():
+            self.notify(line)
+        return report
 
-    def _experiment_id(self) -> str:
-        found = self.client.get_experiment_by_name(self.experiment_name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                raise TrackingError(
-                    f"MLflow experiment {self.experiment_name!r} is deleted; restore it "
-                    "(mlflow experiments restore) or set tracking.experiment to another name"
-                )
-            if EXPERIMENT_KIND not in found.tags:
-                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
-            return str(found.experiment_id)
-        location = None
-        if self.uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
-            location = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
-        try:
-            return str(
-                self.client.create_experiment(
-                    self.experiment_name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING}
-                )
-            )
-        except MlflowException:  # created concurrently by another process
-            found = self.client.get_experiment_by_name(self.experiment_name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
+    def close(self) -> DrainReport:
+        """Wait (at most ``drain_timeout`` seconds) for the spool to drain, stop shipping and say
+        what is left. A server that is down when the run ends is tried once more, not waited for."""
+        spool = self._spool()
+        shipper = self._shipper
+        reason: str | None = "tracking.mode is offline" if self.mode == "offline" else None
+        if shipper is not None:
+            first = shipper.attempts
+            shipper.poke()
+            deadline = time.monotonic() + self.drain_timeout
+            while spool.pending(self.dest).total and shipper.is_alive():
+                if shipper.attempts > first and shipper.state == "offline":
+                    break  # tried again since the run ended: still down
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                shipper.wait_for(shipper.attempts + 1, min(left, 1.0))
+            if shipper.error is not None and shipper.state != "online":
+                reason = str(shipper.error)
+            elif spool.pending(self.dest).total:
+                reason = f"still uploading after {self.drain_timeout:g} s"
+            self._stop_shipper()
+        report = DrainReport(self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest))
+        self.last_report = report
+        return report
 
-    def log_values(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Queue metric points (flushed in batches)."""
-        now = int(time.time() * 1000)
-        floor = self._logged_up_to
-        self._pending.extend(
-            Metric(k, float(v), now, step) for k, v in metrics.items() if step > floor.get(k, -1)
-        )
-        self._maybe_flush()
+    def _stop_shipper(self) -> None:
+        shipper, self._shipper = self._shipper, None
+        if shipper is not None:
+            shipper.stop()
+            shipper.join(timeout=5.0)
 
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        assert self.run_id is not None, "start() the run first"
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+    def _spool(self) -> Spool:
+        assert self.spool is not None, "start() the run first"
+        return self.spool
 
-    def flush(self) -> None:
-        """Send every pending metric point now."""
-        pending, self._pending = self._pending, []
-        self._send(metrics=pending)
-        self._last_flush = time.monotonic()
-
-    def _maybe_flush(self) -> None:
-        if len(self._pending) >= MAX_METRICS or time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
-    def _send(
-        self, metrics: Iterable[Metric] = (), params: Iterable[Param] = (), tags: Iterable[RunTag] = ()
-    ) -> None:
-        run_id = self.run_id
-        assert run_id is not None
-        metric_list, param_list, tag_list = list(metrics), list(params), list(tags)
-        for i in range(0, len(metric_list), MAX_METRICS):
-            self.client.log_batch(run_id, metrics=metric_list[i : i + MAX_METRICS])
-        for i in range(0, len(param_list), MAX_PARAMS):
-            self.client.log_batch(run_id, params=param_list[i : i + MAX_PARAMS])
-        for i in range(0, len(tag_list), MAX_TAGS):
-            self.client.log_batch(run_id, tags=tag_list[i : i + MAX_TAGS])
+    def _poke(self) -> None:
+        if self._shipper is not None:
+            self._shipper.poke()
 
 
-def _clip(value: str) -> str:
-    return value if len(value) <= MAX_TAG_LENGTH else value[: MAX_TAG_LENGTH - 15] + "\n[... clipped]"
+def end_abandoned_run(run_dir: str | Path, reason: str, uri: str | None = None) -> None:
+    """Mark the run of a process that died (SIGKILL, node failure) KILLED, with the reason as a
+    tag, and upload what its spool still holds (one attempt; ``labkit sync`` does the rest)."""
+    from labkit.tracking._sync import sync_spool
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def end_abandoned_run(uri: str, run_id: str, reason: str) -> None:
-    """Mark a run whose process died (SIGKILL, node failure) KILLED, with the reason as a tag."""
-    client = MlflowClient(tracking_uri=uri)
-    run = client.get_run(run_id)
-    if run.info.status in ("RUNNING", "SCHEDULED"):  # SCHEDULED: preempted, its job did not come back
-        client.set_tag(run_id, "labkit.error", _clip(reason))
-        client.set_terminated(run_id, status="KILLED")
+    path = Path(run_dir) / SPOOL_FILE
+    if not path.is_file():
+        return
+    spool = Spool(path)
+    try:
+        if spool.last_status() in ("RUNNING", "SCHEDULED"):  # SCHEDULED: preempted, did not come back
+            spool.set_tags({"labkit.error": reason})
+            spool.set_status("KILLED")
+    finally:
+        spool.close()
+    sync_spool(path, uri=uri)

@@ -23,7 +23,7 @@ from labkit.cluster._slurm import sbatch
 from labkit.cluster._submit import _check_uri, adapt_experiment, job_environment, launcher, record_job
 from labkit.config import Experiment
 from labkit.errors import ConfigError
-from labkit.tuning._tune import _redact, finish_study, prepare_study, study_folder
+from labkit.tuning._tune import _redact, finish_study, parent_client, prepare_study, study_folder
 
 __all__ = ["StudySubmission", "submit_study", "summarize_study"]
 
@@ -129,16 +129,15 @@ def submit_study(
 def summarize_study(study: str, storage: str) -> None:
     """The summary job: fail trials of workers that died, then summarise the study onto its
     parent run (as ``labkit tune`` does when it drives the workers itself)."""
-    from labkit.tracking import RunClient
     from labkit.tuning._study import StudyHandle
 
     handle = StudyHandle.load(study, storage)
     handle.fail_stale()
     exp = handle.experiment()
-    assert exp.tracking.uri and exp.tracking.experiment and exp.search is not None
-    parent = RunClient(exp.tracking.uri, exp.tracking.experiment)
-    if handle.parent_run_id:
-        parent.resume(handle.parent_run_id)
+    assert exp.search is not None
+    parent = parent_client(exp, study, sys.stdout)
+    if handle.parent_run_key and parent.spool_path.is_file():
+        parent.resume()
     else:
         raise ConfigError(f"study {study!r} has no MLflow parent run to summarise onto")
     finish_study(handle, parent, exp.search.trials, study_folder(exp, study))

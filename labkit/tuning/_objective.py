@@ -135,13 +135,13 @@ def run_trial(
         resume_from = RunDir(Path(str(old_dir)), "").resume_checkpoint() if old_dir else None
         if resume_from is not None:  # its epochs count towards the trial's value
             callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
-        old_run = previous.user_attrs.get(_RUN_ID)
-        if old_run and base.tracking.uri:
-            end_abandoned_run(base.tracking.uri, str(old_run), f"worker died during trial {previous.number}")
+        if old_dir:
+            end_abandoned_run(str(old_dir), f"worker died during trial {previous.number}", base.tracking.uri)
 
     def on_start(run_dir: Any, run_id: str) -> None:
         trial.set_user_attr("labkit.worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr(_RUN_ID, run_id)
+        if run_id:  # offline: known once the run is synced
+            trial.set_user_attr(_RUN_ID, run_id)
         trial.set_user_attr(_RUN_DIR, str(run_dir.path))
         job = current_job_id()
         if job:
@@ -155,8 +155,6 @@ def run_trial(
         return {"labkit.trial_state": state}
 
     tags = {"labkit.study": study_name, "labkit.trial": str(trial.number)}
-    if handle.parent_run_id:
-        tags["mlflow.parentRunId"] = handle.parent_run_id
     if resume_from is not None:
         tags["labkit.resumed_from"] = str(resume_from)
     hooks = RunHooks(
@@ -166,6 +164,7 @@ def run_trial(
         on_start=on_start,
         skip_test=lambda: callback.pruned,
         end_tags=end_tags,
+        parent_key=handle.parent_run_key,
     )
     with _heartbeat(handle, trial_id):
         try:

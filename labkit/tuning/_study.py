@@ -30,7 +30,7 @@ from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
 __all__ = ["SLURM_JOB", "StudyHandle", "Tally"]
 
 _EXPERIMENT = "labkit.experiment"  # study user attr: the resolved experiment (JSON)
-_PARENT = "labkit.parent_run_id"  # study user attr: the MLflow parent run
+_PARENT = "labkit.parent_run_key"  # study user attr: the run key of the study's MLflow run
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SLURM_JOB = "labkit.slurm_job"  # trial user attr: the SLURM job (array task) running it
 
@@ -134,13 +134,14 @@ class StudyHandle:
         return self._experiment
 
     @property
-    def parent_run_id(self) -> str | None:
+    def parent_run_key(self) -> str | None:
+        """The run key of the study's own run (its spool is in the study folder)."""
         value = self.study.user_attrs.get(_PARENT)
         return str(value) if value else None
 
-    @parent_run_id.setter
-    def parent_run_id(self, run_id: str) -> None:
-        self.study.set_user_attr(_PARENT, run_id)
+    @parent_run_key.setter
+    def parent_run_key(self, run_key: str) -> None:
+        self.study.set_user_attr(_PARENT, run_key)
 
     # -- budget --------------------------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:

@@ -78,13 +78,26 @@ def study_folder(exp: Experiment, study: str) -> Path:
     return Path(exp.runs_root) / exp.name / "studies" / study
 
 
+def parent_client(exp: Experiment, study: str, stream: TextIO) -> RunClient:
+    """The logging of a study's own MLflow run; its spool is in the study folder."""
+    from labkit.tracking import RunClient
+
+    assert exp.tracking.uri and exp.tracking.experiment
+    return RunClient(
+        exp.tracking.uri,
+        exp.tracking.experiment,
+        study_folder(exp, study),
+        mode=exp.tracking.mode,
+        drain_timeout=exp.tracking.drain_timeout,
+        notify=lambda line: print(line, file=stream, flush=True),
+    )
+
+
 def prepare_study(
     exp: Experiment, *, study: str, storage: str, trials: int | None, stream: TextIO
 ) -> tuple[StudyHandle, RunClient, int]:
     """Check the search, create or load the study, queue its trials, start or resume its MLflow
     parent run; return them and the number of trials the study ends with."""
-    from labkit.tracking import RunClient
-
     if exp.search is None:
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
@@ -104,18 +117,19 @@ def prepare_study(
     )
 
     assert exp.tracking.uri and exp.tracking.experiment
-    parent = RunClient(exp.tracking.uri, exp.tracking.experiment)
-    if handle.parent_run_id:
-        parent.resume(handle.parent_run_id)
+    parent = parent_client(exp, study, stream)
+    if handle.parent_run_key and parent.spool_path.is_file():
+        parent.resume()
     else:
         from labkit.config import flatten
 
-        run_id = parent.start(
+        parent.start(
             f"{study} (study)",
             flatten({"search": search.model_dump(mode="json")}),
             {"labkit.study": study, "labkit.study_storage": _redact(storage)},
+            run_key=handle.parent_run_key,
         )
-        handle.parent_run_id = run_id
+        handle.parent_run_key = parent.run_key
     return handle, parent, total
 
 

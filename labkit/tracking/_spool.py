@@ -1,0 +1,284 @@
+"""The durable spool of one run: an SQLite database (WAL mode) in its run directory.
+
+Every param, tag, metric point, artifact and status change of a run is appended here first, in
+one local transaction, before anything goes over a network; a shipper (:mod:`._shipper`) sends
+what is pending to MLflow and records how far it got. A process killed at any moment leaves
+every point it had logged in the spool; ``labkit sync`` ships the rest later.
+
+Plain Python (sqlite3): no mlflow, no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import TrackingError
+
+__all__ = ["SPOOL_FILE", "Op", "Pending", "Spool", "SpoolBusy", "find_spools"]
+
+SPOOL_FILE = "spool.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ops (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind  TEXT NOT NULL,     -- metric | param | tag | delete_tag | artifact | status
+    key   TEXT NOT NULL,     -- the name; an artifact's local path; a status
+    value TEXT,              -- param/tag value; an artifact's folder in the run
+    num   REAL,              -- a metric's value
+    step  INTEGER,
+    ts    INTEGER            -- milliseconds since the epoch
+);
+-- what a server refused for good (an invalid value), per destination
+CREATE TABLE IF NOT EXISTS rejected (
+    dest TEXT, seq INTEGER, kind TEXT, key TEXT, error TEXT, PRIMARY KEY (dest, seq)
+);
+"""
+_UPSERT = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+KINDS = ("metric", "param", "tag", "delete_tag", "artifact", "status")
+
+
+class SpoolBusy(TrackingError):
+    """Another process is shipping this spool right now (the run itself, or another sync)."""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One logged item, in the order it was logged."""
+
+    seq: int
+    kind: str
+    key: str
+    value: str | None
+    num: float | None
+    step: int | None
+    ts: int | None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a spool still has to ship, by kind."""
+
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def describe(self) -> str:
+        names = {"metric": "metric point", "param": "param", "tag": "tag", "artifact": "artifact"}
+        parts = []
+        for kind, n in self.counts.items():
+            word = names.get(kind, f"{kind.replace('_', ' ')} change")
+            parts.append(f"{n} {word}{'s' * (n != 1)}")
+        return ", ".join(parts) or "nothing"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Spool:
+    """The spool database of one run, opened by one thread (open one :class:`Spool` per thread).
+
+    Writes are short transactions; ``synchronous=NORMAL`` in WAL mode keeps every committed
+    write through a process kill (an operating-system crash may lose the last few)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise TrackingError(f"cannot open the logging spool {self.path}: {exc}") from None
+
+    # ------------------------------------------------------------------ create / describe
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        run_key: str | None = None,
+        parent_key: str | None = None,
+    ) -> Spool:
+        """A new run's spool; an existing spool at ``path`` is reopened unchanged."""
+        spool = cls(path)
+        if spool.meta().get("run_key"):
+            return spool
+        spool.set_meta(
+            run_key=run_key or uuid.uuid4().hex,
+            uri=uri,
+            experiment=experiment,
+            run_name=run_name,
+            created_ms=str(_now_ms()),
+            **({"parent_key": parent_key} if parent_key else {}),
+        )
+        return spool
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, **values: str) -> None:
+        with self._transaction():
+            self.db.executemany(
+                _UPSERT,
+                list(values.items()),
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ append
+    def log_metrics(self, metrics: Mapping[str, float], step: int, ts: int | None = None) -> None:
+        ts = ts or _now_ms()
+        rows = [("metric", k, None, float(v), step, ts) for k, v in metrics.items()]
+        self._append(rows)
+
+    def log_metric_rows(self, rows: Iterable[tuple[str, float, int, int]]) -> None:
+        """Append ``(key, value, step, timestamp_ms)`` points in one transaction."""
+        self._append([("metric", k, None, float(v), s, t) for k, v, s, t in rows])
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        self._append([("param", k, str(v), None, None, None) for k, v in params.items()])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self._append([("tag", k, str(v), None, None, None) for k, v in tags.items()])
+
+    def delete_tags(self, keys: Iterable[str]) -> None:
+        self._append([("delete_tag", k, None, None, None, None) for k in keys])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self._append([("artifact", str(Path(path).resolve()), artifact_path, None, None, None)])
+
+    def set_status(self, status: str) -> None:
+        self._append([("status", status, None, None, None, _now_ms())])
+
+    def _append(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        with self._transaction():
+            self.db.executemany("INSERT INTO ops(kind, key, value, num, step, ts) VALUES (?,?,?,?,?,?)", rows)
+
+    # ------------------------------------------------------------------ read
+    def last_steps(self) -> dict[str, int]:
+        """The last step logged of each metric (a resumed run drops points at or before it)."""
+        rows = self.db.execute("SELECT key, MAX(step) FROM ops WHERE kind='metric' GROUP BY key")
+        return {k: int(s) for k, s in rows.fetchall()}
+
+    def last_status(self) -> str | None:
+        row = self.db.execute("SELECT key FROM ops WHERE kind='status' ORDER BY seq DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
+    # ------------------------------------------------------------------ per destination
+    # A spool can be shipped to several tracking servers (a laptop's store, then the group's);
+    # what has been shipped, and the run's id there, are kept per destination (a URI without
+    # credentials).
+    def dest_meta(self, dest: str) -> dict[str, str]:
+        prefix = f"{dest}|"
+        return {k.removeprefix(prefix): v for k, v in self.meta().items() if k.startswith(prefix)}
+
+    def set_dest_meta(self, dest: str, **values: str) -> None:
+        self.set_meta(**{f"{dest}|{k}": v for k, v in values.items()})
+
+    def shipped_seq(self, dest: str) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (f"{dest}|shipped_seq",)).fetchone()
+        return int(row[0]) if row else 0
+
+    def pending_ops(self, dest: str, limit: int = 5000) -> list[Op]:
+        rows = self.db.execute(
+            "SELECT seq, kind, key, value, num, step, ts FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self.shipped_seq(dest), limit),
+        )
+        return [Op(*row) for row in rows.fetchall()]
+
+    def pending(self, dest: str | None = None) -> Pending:
+        """What is not yet on ``dest`` (default: the URI the run was started with)."""
+        dest = dest or self.meta().get("uri", "")
+        rows = self.db.execute(
+            "SELECT kind, COUNT(*) FROM ops WHERE seq > ? GROUP BY kind", (self.shipped_seq(dest),)
+        ).fetchall()
+        order = {k: i for i, k in enumerate(KINDS)}
+        return Pending(dict(sorted(((k, int(n)) for k, n in rows), key=lambda kv: order.get(kv[0], 99))))
+
+    def mark_shipped(self, dest: str, seq: int) -> None:
+        self.set_dest_meta(dest, shipped_seq=str(seq))
+
+    def reject(self, dest: str, ops: list[Op], error: str) -> None:
+        """Ops the server refused for good (an invalid value): kept here, not retried."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO rejected(dest, seq, kind, key, error) VALUES (?,?,?,?,?)",
+                [(dest, op.seq, op.kind, op.key, error[:2000]) for op in ops],
+            )
+            self.db.execute(
+                _UPSERT,
+                (f"{dest}|shipped_seq", str(max(op.seq for op in ops))),
+            )
+
+    def rejected(self, dest: str) -> list[tuple[str, str, str]]:
+        rows = self.db.execute("SELECT kind, key, error FROM rejected WHERE dest=? ORDER BY seq", (dest,))
+        return [(str(k), str(n), str(e)) for k, n, e in rows.fetchall()]
+
+    # ------------------------------------------------------------------ one shipper at a time
+    @contextlib.contextmanager
+    def shipping_lock(self) -> Iterator[None]:
+        """Held by whoever ships this spool; a second shipper gets :class:`SpoolBusy`."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                raise SpoolBusy(f"{self.path} is being shipped by {holder}; try again when it ends") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": os.uname().nodename}).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def find_spools(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every run spool in or under ``paths`` (run directories or folders of them), parents first:
+    a study's parent run is shipped before its trials so that they can link to it."""
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if p.is_file() and p.name == SPOOL_FILE:
+            found.add(p.resolve())
+        elif (p / SPOOL_FILE).is_file():
+            found.add((p / SPOOL_FILE).resolve())
+        elif p.is_dir():
+            found.update(f.resolve() for f in p.rglob(SPOOL_FILE))
+    return sorted(found, key=lambda f: (_has_parent(f), str(f)))
+
+
+def _has_parent(path: Path) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            return db.execute("SELECT 1 FROM meta WHERE key='parent_key'").fetchone() is not None
+    except sqlite3.Error:
+        return False

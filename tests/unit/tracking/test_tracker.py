@@ -10,52 +10,9 @@ from labkit.errors import TrackingError
 from labkit.tracking import Tracker, git_state, redact_uri
 
 
-class CountingClient:
-    """Counts the requests a Tracker makes, passing each to the real client."""
-
-    def __init__(self, real: MlflowClient) -> None:
-        self.real = real
-        self.batches: list[dict[str, int]] = []
-
-    def log_batch(self, run_id: str, metrics=(), params=(), tags=()):  # type: ignore[no-untyped-def]
-        self.batches.append({"metrics": len(metrics), "params": len(params), "tags": len(tags)})
-        return self.real.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.real, name)
-
-
 @pytest.fixture
-def tracker(store: str) -> Tracker:
-    t = Tracker(store, "unit", flush_seconds=3600)
-    t.client = CountingClient(t.client)  # type: ignore[assignment]
-    return t
-
-
-def test_params_and_tags_sent_in_batches_of_100(tracker: Tracker, store: str) -> None:
-    params = {f"p{i:03d}": str(i) for i in range(250)}
-    run_id = tracker.start("r", params, {"labkit.x": "1"})
-    sizes = [b["params"] for b in tracker.client.batches if b["params"]]  # type: ignore[attr-defined]
-    assert sizes == [100, 100, 50]
-    run = MlflowClient(store).get_run(run_id)
-    assert run.data.params["p249"] == "249"
-    assert run.data.tags["mlflow.runName"] == "r"
-    assert run.data.tags["labkit.x"] == "1"
-
-
-def test_metrics_buffered_until_flush(tracker: Tracker, store: str) -> None:
-    run_id = tracker.start("r", {}, {})
-    tracker.client.batches.clear()  # type: ignore[attr-defined]
-    for step in range(2500):
-        tracker.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
-    # two full batches went out on their own; the rest waits for the flush
-    assert [b["metrics"] for b in tracker.client.batches] == [1000, 1000]  # type: ignore[attr-defined]
-    tracker.finish()
-    assert [b["metrics"] for b in tracker.client.batches] == [1000, 1000, 500]  # type: ignore[attr-defined]
-    client = MlflowClient(store)
-    history = client.get_metric_history(run_id, "loss")
-    assert len(history) == 2500 and len({m.step for m in history}) == 2500
-    assert client.get_run(run_id).info.status == "FINISHED"
+def tracker(store: str, tmp_path: Path) -> Tracker:
+    return Tracker(store, "unit", tmp_path / "run")
 
 
 def test_epoch_kept_once_per_step(tracker: Tracker, store: str) -> None:
@@ -81,6 +38,7 @@ def test_fail_marks_run_failed_with_error_tag(tracker: Tracker, store: str) -> N
 
 def test_interrupt_marks_run_killed(tracker: Tracker, store: str) -> None:
     run_id = tracker.start("r", {}, {})
+    assert run_id is not None
     tracker.fail(KeyboardInterrupt())
     assert MlflowClient(store).get_run(run_id).info.status == "KILLED"
 
@@ -100,18 +58,21 @@ def test_sqlite_artifacts_live_beside_the_database(tracker: Tracker, store: str,
     assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["note.txt"]
 
 
-def test_deleted_experiment_is_a_clear_error(store: str) -> None:
+def test_deleted_experiment_is_a_clear_error(store: str, tmp_path: Path) -> None:
     client = MlflowClient(store)
     client.delete_experiment(client.create_experiment("gone"))
-    with pytest.raises(TrackingError, match=r"experiment 'gone' is deleted; restore it"):
-        Tracker(store, "gone").start("r", {}, {})
+    with pytest.raises(TrackingError, match=r"experiment 'gone' at sqlite.* is deleted; restore it"):
+        Tracker(store, "gone", tmp_path / "run").start("r", {}, {})
 
 
 def test_unusable_store_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     uri = f"sqlite:///{tmp_path / 'file' / 'inside-a-file.db'}"
-    with pytest.raises(TrackingError, match=r"cannot start a run in MLflow experiment 'x' at sqlite"):
-        Tracker(uri, "x").start("r", {}, {})
+    with pytest.raises(
+        TrackingError,
+        match=r"cannot start a run in MLflow experiment 'x': cannot use the tracking URI sqlite",
+    ):
+        Tracker(uri, "x", tmp_path / "run").start("r", {}, {})
 
 
 @pytest.mark.parametrize(
@@ -147,11 +108,11 @@ def test_git_state(tmp_path: Path) -> None:
     assert "+two" in dirty.patch and "#   new.txt" in dirty.patch
 
 
-def test_experiments_are_marked_model_training_for_the_ui(store: str) -> None:
+def test_experiments_are_marked_model_training_for_the_ui(store: str, tmp_path: Path) -> None:
     client = MlflowClient(store)
     old = client.create_experiment("old")  # made by someone else, without the tag
-    Tracker(store, "old").start("r", {}, {})
-    Tracker(store, "new").start("r", {}, {})
+    Tracker(store, "old", tmp_path / "a").start("r", {}, {})
+    Tracker(store, "new", tmp_path / "b").start("r", {}, {})
     for name in ("old", "new"):
         experiment = client.get_experiment_by_name(name)
         assert (
@@ -177,6 +138,9 @@ def test_mlflow_telemetry_off_unless_opted_in(before: str | None, after: str) ->
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
     if before is not None:
         env["MLFLOW_DISABLE_TELEMETRY"] = before
-    code = "import os, labkit.tracking._client; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    code = (
+        "import os; from labkit.tracking._shipper import mlflow_client; mlflow_client('sqlite://'); "
+        "print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == after

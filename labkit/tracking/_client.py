@@ -264,6 +264,11 @@ class RunClient:
             elif spool.pending(self.dest).total:
                 reason = f"still uploading after {self.drain_timeout:g} s"
             self._stop_shipper()
+        elif self.mode != "offline" and spool.pending(self.dest).total:
+            # ended again after an earlier end stopped the shipper (a failed requeue): one try
+            from labkit.tracking._sync import sync_spool
+
+            reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
         report = DrainReport(self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest))
         self.last_report = report
         return report

@@ -37,7 +37,7 @@ def main() -> None:
         notify=lambda line: print(line, file=sys.stderr, flush=True),
     )
     client.start(args.name, {"points": str(args.points)}, {"labkit.test": "spool_writer"})
-    start = time.perf_counter()
+    start, t0 = time.perf_counter(), time.time()
     for step in range(args.points):
         client.log_values({"x": float(step)}, step)
         if (step + 1) % 100 == 0:
@@ -56,6 +56,8 @@ def main() -> None:
                 "logging_s": logging_s,
                 "total_s": total_s,
                 "pending": report.pending.total,
+                "t0": t0,  # wall clock of the first point
+                "t_end": time.time(),  # wall clock when the spool had drained
             }
         ),
         flush=True,

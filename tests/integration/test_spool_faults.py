@@ -25,9 +25,22 @@ WRITER = Path(__file__).with_name("spool_writer.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def writer(run_dir: Path, uri: str, points: int, *, interval: float = 0.0, name: str = "writer", **kw: Any) -> subprocess.Popen[str]:
+def writer(
+    run_dir: Path, uri: str, points: int, *, interval: float = 0.0, name: str = "writer", **kw: Any
+) -> subprocess.Popen[str]:
     env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    cmd = [sys.executable, str(WRITER), str(run_dir), uri, "--points", str(points), "--interval", str(interval), "--name", name]
+    cmd = [
+        sys.executable,
+        str(WRITER),
+        str(run_dir),
+        uri,
+        "--points",
+        str(points),
+        "--interval",
+        str(interval),
+        "--name",
+        name,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
@@ -47,7 +60,9 @@ def assert_each_point_once(url: str, run_id: str, points: int) -> None:
     assert sorted(found) == list(range(points))  # every step, none twice
 
 
-def test_server_stopped_for_20_s_mid_run_loses_nothing(labkit_server: Any, pg_mlflow: str, tmp_path: Path) -> None:
+def test_server_stopped_for_20_s_mid_run_loses_nothing(
+    labkit_server: Any, pg_mlflow: str, tmp_path: Path
+) -> None:
     server = labkit_server(backend_store_uri=pg_mlflow)
     proc = writer(tmp_path / "run", server.url, 6000, interval=0.008)  # ≈50 s of logging
     time.sleep(8)
@@ -62,7 +77,9 @@ def test_server_stopped_for_20_s_mid_run_loses_nothing(labkit_server: Any, pg_ml
     assert MlflowClient(server.url).get_run(report["run_id"]).info.status == "FINISHED"
 
 
-def test_sigkilled_process_points_arrive_with_the_next_sync(labkit_server: Any, pg_mlflow: str, tmp_path: Path) -> None:
+def test_sigkilled_process_points_arrive_with_the_next_sync(
+    labkit_server: Any, pg_mlflow: str, tmp_path: Path
+) -> None:
     server = labkit_server(backend_store_uri=pg_mlflow)
     stopped = labkit_server.stopped_url()  # a port nothing listens on: everything stays in the spool
     proc = writer(tmp_path / "run", stopped, 100_000, interval=0.0005)
@@ -77,19 +94,25 @@ def test_sigkilled_process_points_arrive_with_the_next_sync(labkit_server: Any, 
     assert logged >= 3000
     sync = subprocess.run(
         [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run"), "--uri", server.url],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert sync.returncode == 0, sync.stdout + sync.stderr
     run_id = spool.dest_meta(server.url)["run_id"]
     assert_each_point_once(server.url, run_id, logged)
     again = subprocess.run(
         [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run"), "--uri", server.url],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert "in sync" in again.stdout and "0 items uploaded" in again.stdout
 
 
-def test_16_writers_exact_counts_within_the_connection_cap(labkit_server: Any, pg_mlflow: str, tmp_path: Path) -> None:
+def test_16_writers_exact_counts_within_the_connection_cap(
+    labkit_server: Any, pg_mlflow: str, tmp_path: Path
+) -> None:
     import psycopg
 
     server = labkit_server(backend_store_uri=pg_mlflow, workers=2, db_pool_size=2, db_max_overflow=1)
@@ -127,8 +150,15 @@ def test_run_against_a_closed_port_then_sync_all(labkit_server: Any, pg_mlflow: 
     `labkit sync --all` uploads them; a second sync uploads nothing; each point is there once."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     cmd = [
-        sys.executable, "-m", "labkit", "run", str(REPO / "experiments" / "digits_mlp.yaml"),
-        "trainer.max_epochs=2", "trainer.early_stopping=null", "--progress", "none",
+        sys.executable,
+        "-m",
+        "labkit",
+        "run",
+        str(REPO / "experiments" / "digits_mlp.yaml"),
+        "trainer.max_epochs=2",
+        "trainer.early_stopping=null",
+        "--progress",
+        "none",
     ]
     ran = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:]

@@ -81,10 +81,12 @@ def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_pat
     assert run.data.tags["labkit.error"] == "RuntimeError: exploded after 3 batches"
 
 
-def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+def test_unreachable_server_in_online_mode_is_a_clear_error(tmp_path: Path) -> None:
     from tests.integration.conftest import free_port
 
-    result = labkit_run(f"http://127.0.0.1:{free_port()}", tmp_path, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = labkit_run(url, tmp_path, "tracking.mode=online", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert result.returncode == 2
-    assert "cannot start a run in MLflow experiment 'digits' at http://127.0.0.1:" in result.stderr
+    assert f"cannot start a run in MLflow experiment 'digits': MLflow at {url} cannot be reached" in result.stderr
+    assert "tracking.mode: auto logs to the run's spool instead" in result.stderr
     assert "Traceback" not in result.stderr

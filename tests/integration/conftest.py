@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,9 +10,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,193 @@ def slurm() -> Iterator[None]:
         yield
     finally:
         subprocess.run(["bash", str(SERVICES / "slurm-down.sh")], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def pg_mlflow(postgres: str) -> str:
+    """The URL of the ``mlflow`` database of the :func:`postgres` cluster (shared by the session's
+    tests: give experiments unique names)."""
+    return postgres.rsplit("/", 1)[0] + "/mlflow"
+
+
+#: The admin password of every ``LabkitServer(auth=True)`` (user ``admin``).
+ADMIN_PASSWORD = "labkit-admin-password-for-tests"
+
+
+def _processes() -> Iterator[tuple[int, str, int, int]]:
+    """(pid, state, ppid, pgrp) of every process, from /proc."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        yield int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])
+
+
+def _children_groups(pid: int) -> set[int]:
+    """Process groups of the children of ``pid`` (``mlflow server`` runs in a session of its own)."""
+    return {pgrp for _, _, ppid, pgrp in _processes() if ppid == pid}
+
+
+def _live_groups(groups: set[int]) -> set[int]:
+    """Those of ``groups`` that still have a process that is not a zombie."""
+    return {pgrp for _, state, _, pgrp in _processes() if pgrp in groups and state != "Z"}
+
+
+class LabkitServer:
+    """``labkit server start`` as a subprocess on a fixed 127.0.0.1 port.
+
+    ``stop()`` then ``start()`` brings it back on the same port with the same backend, artifacts
+    and state directory (users, secret key). The backend URI reaches the server through
+    ``MLFLOW_BACKEND_STORE_URI``; with ``auth`` the admin is ``admin`` / :data:`ADMIN_PASSWORD`.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        backend_uri: str | None = None,
+        auth: bool = False,
+        workers: int = 2,
+        db_pool_size: int = 5,
+        db_max_overflow: int = 10,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.backend_uri = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
+        self.artifacts = root / "artifacts"
+        self.state_dir = root / "state"
+        self.log = root / "server.log"
+        self.auth = auth
+        self.workers = workers
+        self.db_pool_size = db_pool_size
+        self.db_max_overflow = db_max_overflow
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self._groups: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def options(self) -> Any:
+        """The :class:`labkit.tracking._server.ServerOptions` it runs with."""
+        from labkit.tracking._server import ServerOptions
+
+        return ServerOptions(
+            port=self.port,
+            backend_store_uri=self.backend_uri,
+            artifacts_destination=str(self.artifacts),
+            auth=self.auth,
+            workers=self.workers,
+            db_pool_size=self.db_pool_size,
+            db_max_overflow=self.db_max_overflow,
+            state_dir=self.state_dir,
+        )
+
+    @property
+    def connection_cap(self) -> int:
+        """The most database connections this server can hold (``labkit server start`` prints it)."""
+        from labkit.tracking._server import connection_cap
+
+        return connection_cap(self.options)
+
+    def client_env(self, user: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+        """Environment for a client of this server (credentials only with ``auth``), failing fast."""
+        env = {
+            "MLFLOW_TRACKING_URI": self.url,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        }
+        if self.auth:
+            env |= {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+        return env
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 120) -> LabkitServer:
+        """Start it and wait until ``/health`` answers (≈10 s)."""
+        if self.running:
+            return self
+        cmd = [
+            sys.executable, "-m", "labkit", "server", "start",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--state-dir", str(self.state_dir), "--artifacts-destination", str(self.artifacts),
+            "--workers", str(self.workers),
+            "--db-pool-size", str(self.db_pool_size), "--db-max-overflow", str(self.db_max_overflow),
+            *(["--auth"] if self.auth else []), *self.extra_args,
+        ]  # fmt: skip
+        from tests.conftest import REPO
+
+        env = {
+            **os.environ,
+            "MLFLOW_BACKEND_STORE_URI": self.backend_uri,
+            "PYTHONPATH": str(REPO),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+        with self.log.open("ab") as out:  # appended: a restart keeps the first run's log
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                code = self.process.poll()
+                self.stop()
+                raise RuntimeError(f"labkit server did not start (exit {code}):\n{self.log_tail()}")
+            time.sleep(0.3)
+        self._groups = _children_groups(self.process.pid)
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop it (SIGTERM, which labkit forwards to the server) and every process it started."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        groups = {process.pid, *self._groups, *_children_groups(process.pid)}
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while _live_groups(groups) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for group in _live_groups(groups):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 10
+        while _live_groups(groups) and time.monotonic() < deadline:  # SIGKILLed: gone in a moment
+            time.sleep(0.05)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
+
+
+@pytest.fixture
+def labkit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LabkitServer]]:
+    """A factory: ``labkit_server(backend_uri=..., auth=True, workers=2, db_pool_size=...,
+    db_max_overflow=..., port=..., start=True)`` → a started :class:`LabkitServer`. Every server
+    it made is stopped at the end of the test."""
+    made: list[LabkitServer] = []
+
+    def make(*, start: bool = True, **kwargs: Any) -> LabkitServer:
+        server = LabkitServer(tmp_path_factory.mktemp("labkit-server"), **kwargs)
+        made.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in made:
+        server.stop()

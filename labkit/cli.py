@@ -736,6 +736,64 @@ def ui(
                 stop_ui(item)
 
 
+@app.command()
+def sync(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[RUN_DIR]...", help="Run directories, or folders holding them.", show_default=False
+        ),
+    ] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every run under --runs-root.")] = False,
+    runs_root: Annotated[Path, typer.Option(help="Where --all looks.")] = Path("runs"),
+    uri: Annotated[
+        str | None,
+        typer.Option(help="Upload to this tracking URI instead of the one each run was started with."),
+    ] = None,
+) -> None:
+    """Upload what runs left in their spools (offline runs, killed jobs) to MLflow.
+
+    Safe to repeat: a second sync sends nothing, and a sync stopped midway duplicates nothing
+    when run again. Credentials come from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+    """
+    with _errors():
+        from labkit.errors import TrackingError
+        from labkit.tracking import find_spools, sync_spool
+
+        targets = list(paths or []) + ([runs_root] if all_runs else [])
+        if not targets:
+            raise TrackingError("name run directories to sync, or use --all (every run under --runs-root)")
+        for target in targets:
+            if not target.exists():
+                raise TrackingError(f"{target}: no such run directory or folder")
+        spools = find_spools(targets)
+        if not spools:
+            print(f"labkit sync: no run spools under {', '.join(map(str, targets))}")
+            return
+        left = sent = 0
+        for spool in spools:
+            result = sync_spool(spool, uri)
+            sent += result.sent
+            where = spool.parent
+            if result.busy:
+                print(f"  busy     {where}: {result.error}")
+            elif result.error and result.pending.total:
+                print(f"  pending  {where}: {result.pending.describe()}; {result.error}")
+            elif result.sent or result.rejected:
+                refused = f", {result.rejected} refused (kept in the spool)" if result.rejected else ""
+                items = f"{result.sent} item{'s' * (result.sent != 1)}{refused}"
+                print(f"  uploaded {where}: {items} → run {result.run_id}")
+            else:
+                print(f"  in sync  {where} (run {result.run_id})")
+            left += bool(result.pending.total or result.busy)
+        dest = redact_uri(uri) if uri else "their tracking servers"
+        print(f"labkit sync: {len(spools)} run{'s' * (len(spools) != 1)}, {sent} items uploaded to {dest}")
+        if left:
+            raise TrackingError(
+                f"{left} run{'s' * (left != 1)} not fully uploaded (see above); run labkit sync again"
+            )
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops `labkit ui` the way Ctrl-C does
 
@@ -749,7 +807,7 @@ def _importable_here() -> None:
 
 
 def _summary(result: RunResult) -> None:
-    rows = [("run id", result.run_id)]
+    rows = [("run id", result.run_id or f"not on the server yet (run key {result.run_key})")]
     rows += [(key, f"{value:.4f}") for key, value in sorted(result.metrics.items())]
     rows += [
         ("fit time", f"{result.fit_seconds:.1f} s"),

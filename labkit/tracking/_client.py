@@ -253,8 +253,13 @@ class RunClient:
             shipper.poke()
             deadline = time.monotonic() + self.drain_timeout
             while spool.pending(self.dest).total and shipper.is_alive():
-                if shipper.attempts > first and shipper.state == "offline":
-                    break  # tried again since the run ended: still down
+                error = shipper.error
+                if (
+                    shipper.attempts > first
+                    and shipper.state == "offline"
+                    and getattr(error, "refused", False)
+                ):
+                    break  # tried again since the run ended: nothing listens there
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -37,7 +37,27 @@ RUN_KEY = "labkit.run_key"
 
 
 class Unreachable(TrackingError):
-    """The server did not answer, or answered that it cannot serve now: retry later."""
+    """The server did not answer, or answered that it cannot serve now: retry later.
+
+    ``refused``: nothing answers at that address at all (connection refused, no route, unknown
+    host), as opposed to a server that is busy or restarting its database connections."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+# A server whose database is busy says so with HTTP 400 (MLflow wraps every SQLAlchemy error as
+# BAD_REQUEST): a QueuePool timeout under load is not an invalid request, and must be retried
+_BUSY = ("sqlalche", "queuepool", "database is locked", "deadlock", "could not connect", "timed out")
+_REFUSED = (
+    "connection refused",
+    "no route to host",
+    "network is unreachable",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "connecttimeout",
+)
 
 
 class Denied(TrackingError):
@@ -271,18 +291,23 @@ def _translated(dest: str, *, invalid: bool = False) -> Iterator[None]:
         yield
     except MlflowException as exc:
         status = exc.get_http_status_code()
-        text = _first_line(exc)
+        text, full = _first_line(exc), str(exc).lower()
         if status in (401, 403):
             raise Denied(
                 f"the MLflow server at {dest} refused {'the credentials' if status == 401 else 'access'} "
                 f"(HTTP {status}): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
                 f"MLFLOW_TRACKING_TOKEN) for a user with EDIT permission on the experiment; {text}"
             ) from None
-        if invalid and status in (400, 404, 409, 413):
-            raise _Invalid(text) from None
-        if status in (400, 404, 409) and "Max retries" not in text and "failed with exception" not in text:
+        transport = "max retries" in full or "failed with exception" in full
+        busy = any(marker in full for marker in _BUSY)
+        if status in (400, 404, 409, 413) and not transport and not busy:
+            if invalid:
+                raise _Invalid(text) from None
             raise TrackingError(f"the MLflow server at {dest} refused a request: {text}") from None
-        raise Unreachable(f"MLflow at {dest} cannot be reached: {_network_cause(text)}") from None
+        refused = transport and any(marker in full for marker in _REFUSED)
+        raise Unreachable(
+            f"MLflow at {dest} cannot be reached: {_network_cause(text)}", refused=refused
+        ) from None
     except OSError as exc:  # a local store on a full or missing disk, a socket error
         raise Unreachable(f"MLflow at {dest} cannot be reached: {exc}") from None
     except Exception as exc:

@@ -63,7 +63,7 @@ def assert_each_point_once(url: str, run_id: str, points: int) -> None:
 def test_server_stopped_for_20_s_mid_run_loses_nothing(
     labkit_server: Any, pg_mlflow: str, tmp_path: Path
 ) -> None:
-    server = labkit_server(backend_store_uri=pg_mlflow)
+    server = labkit_server(backend_uri=pg_mlflow)
     proc = writer(tmp_path / "run", server.url, 6000, interval=0.008)  # ≈50 s of logging
     time.sleep(8)
     server.stop()
@@ -80,9 +80,8 @@ def test_server_stopped_for_20_s_mid_run_loses_nothing(
 def test_sigkilled_process_points_arrive_with_the_next_sync(
     labkit_server: Any, pg_mlflow: str, tmp_path: Path
 ) -> None:
-    server = labkit_server(backend_store_uri=pg_mlflow)
-    stopped = labkit_server.stopped_url()  # a port nothing listens on: everything stays in the spool
-    proc = writer(tmp_path / "run", stopped, 100_000, interval=0.0005)
+    server = labkit_server(backend_uri=pg_mlflow, start=False)  # not up yet: all stays in the spool
+    proc = writer(tmp_path / "run", server.url, 100_000, interval=0.0005)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("logged 3000"):
@@ -92,21 +91,13 @@ def test_sigkilled_process_points_arrive_with_the_next_sync(
     spool = Spool(tmp_path / "run" / "spool.db")
     logged = spool.last_steps()["x"] + 1
     assert logged >= 3000
-    sync = subprocess.run(
-        [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run"), "--uri", server.url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert sync.returncode == 0, sync.stdout + sync.stderr
+    server.start()
+    sync = [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run")]  # to the URI it recorded
+    first = subprocess.run(sync, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
     run_id = spool.dest_meta(server.url)["run_id"]
     assert_each_point_once(server.url, run_id, logged)
-    again = subprocess.run(
-        [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run"), "--uri", server.url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = subprocess.run(sync, capture_output=True, text=True, timeout=300)
     assert "in sync" in again.stdout and "0 items uploaded" in again.stdout
 
 
@@ -115,7 +106,9 @@ def test_16_writers_exact_counts_within_the_connection_cap(
 ) -> None:
     import psycopg
 
-    server = labkit_server(backend_store_uri=pg_mlflow, workers=2, db_pool_size=2, db_max_overflow=1)
+    # a tight cap: 8 connections per pool, fewer than 16 writers need at once (each write holds
+    # two); requests that time out waiting for one (HTTP 400 QueuePool) are retried by labkit
+    server = labkit_server(backend_uri=pg_mlflow, workers=2, db_pool_size=4, db_max_overflow=4)
     cap = server.connection_cap
     dsn = pg_mlflow.replace("postgresql+psycopg://", "postgresql://")
     peak = [0]
@@ -169,7 +162,7 @@ def test_run_against_a_closed_port_then_sync_all(labkit_server: Any, pg_mlflow: 
     logged = {k: v + 1 for k, v in spool.last_steps().items()}
     assert spool.pending().counts["metric"] > 0
 
-    server = labkit_server(backend_store_uri=pg_mlflow)
+    server = labkit_server(backend_uri=pg_mlflow)
     env["MLFLOW_TRACKING_URI"] = server.url
     sync = [sys.executable, "-m", "labkit", "sync", "--all", "--uri", server.url]
     first = subprocess.run(sync, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

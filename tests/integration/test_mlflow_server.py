@@ -87,6 +87,9 @@ def test_unreachable_server_in_online_mode_is_a_clear_error(tmp_path: Path) -> N
     url = f"http://127.0.0.1:{free_port()}"
     result = labkit_run(url, tmp_path, "tracking.mode=online", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
     assert result.returncode == 2
-    assert f"cannot start a run in MLflow experiment 'digits': MLflow at {url} cannot be reached" in result.stderr
+    assert (
+        f"cannot start a run in MLflow experiment 'digits': MLflow at {url} cannot be reached"
+        in result.stderr
+    )
     assert "tracking.mode: auto logs to the run's spool instead" in result.stderr
     assert "Traceback" not in result.stderr

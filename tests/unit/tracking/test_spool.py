@@ -85,9 +85,12 @@ def test_pending_is_counted_per_destination(tmp_path: Path, store: str) -> None:
 def test_one_shipper_at_a_time(tmp_path: Path) -> None:
     spool = new_spool(tmp_path, "x")
     other = Spool(spool.path)
-    with spool.shipping_lock(), pytest.raises(SpoolBusy, match=r"is being shipped by .*pid"):
-        with other.shipping_lock():
-            pass
+    with (
+        spool.shipping_lock(),
+        pytest.raises(SpoolBusy, match=r"is being shipped by .*pid"),
+        other.shipping_lock(),
+    ):
+        pass
     with other.shipping_lock():  # released
         pass
 

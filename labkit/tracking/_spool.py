@@ -27,6 +27,7 @@ from labkit.errors import TrackingError
 __all__ = ["SPOOL_FILE", "Op", "Pending", "Spool", "SpoolBusy", "find_spools"]
 
 SPOOL_FILE = "spool.db"
+POINTS_SUFFIX = ".points"  # spool.db.points: metric points appended by the training loop
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ops (
@@ -95,6 +96,8 @@ class Spool:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.points_path = self.path.with_name(self.path.name + POINTS_SUFFIX)
+        self._points_fd: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -151,17 +154,53 @@ class Spool:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._points_fd is not None:
+            os.close(self._points_fd)
+            self._points_fd = None
         self.db.close()
 
     # ------------------------------------------------------------------ append
     def log_metrics(self, metrics: Mapping[str, float], step: int, ts: int | None = None) -> None:
         ts = ts or _now_ms()
-        rows = [("metric", k, None, float(v), step, ts) for k, v in metrics.items()]
-        self._append(rows)
+        self.log_metric_rows([(k, float(v), step, ts) for k, v in metrics.items()])
 
     def log_metric_rows(self, rows: Iterable[tuple[str, float, int, int]]) -> None:
-        """Append ``(key, value, step, timestamp_ms)`` points in one transaction."""
-        self._append([("metric", k, None, float(v), s, t) for k, v, s, t in rows])
+        """Append ``(key, value, step, timestamp_ms)`` points: one ``write`` to the points file
+        (≈4 µs, where an SQLite commit costs ≈25–60 µs inside a training loop). A write the
+        kernel has taken survives the process being killed; :meth:`ingest` moves the points
+        into the ``ops`` table, in order, exactly once."""
+        rows = list(rows)
+        if not rows:
+            return
+        if self._points_fd is None:
+            self._points_fd = os.open(self.points_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(self._points_fd, json.dumps(rows, separators=(",", ":")).encode() + b"\n")
+
+    def ingest(self) -> int:
+        """Move the complete lines of the points file beyond the recorded offset into ``ops``
+        (one transaction with the new offset: a crash ingests them again or not at all)."""
+        try:
+            size = self.points_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='points_offset'").fetchone()
+        if row is not None and int(row[0]) >= size:
+            return 0
+        with self._transaction():
+            row = self.db.execute("SELECT value FROM meta WHERE key='points_offset'").fetchone()
+            offset = int(row[0]) if row else 0
+            with self.points_path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+            end = data.rfind(b"\n")
+            if end < 0:
+                return 0
+            points = [p for line in data[:end].split(b"\n") if line for p in json.loads(line)]
+            self.db.executemany(
+                "INSERT INTO ops(kind, key, num, step, ts) VALUES ('metric', ?, ?, ?, ?)", points
+            )
+            self.db.execute(_UPSERT, ("points_offset", str(offset + end + 1)))
+        return len(points)
 
     def log_params(self, params: Mapping[str, str]) -> None:
         self._append([("param", k, str(v), None, None, None) for k, v in params.items()])
@@ -176,6 +215,7 @@ class Spool:
         self._append([("artifact", str(Path(path).resolve()), artifact_path, None, None, None)])
 
     def set_status(self, status: str) -> None:
+        self.ingest()  # the points logged before the status change come before it
         self._append([("status", status, None, None, None, _now_ms())])
 
     def _append(self, rows: list[tuple[Any, ...]]) -> None:
@@ -187,6 +227,7 @@ class Spool:
     # ------------------------------------------------------------------ read
     def last_steps(self) -> dict[str, int]:
         """The last step logged of each metric (a resumed run drops points at or before it)."""
+        self.ingest()
         rows = self.db.execute("SELECT key, MAX(step) FROM ops WHERE kind='metric' GROUP BY key")
         return {k: int(s) for k, s in rows.fetchall()}
 
@@ -210,6 +251,7 @@ class Spool:
         return int(row[0]) if row else 0
 
     def pending_ops(self, dest: str, limit: int = 5000) -> list[Op]:
+        self.ingest()
         rows = self.db.execute(
             "SELECT seq, kind, key, value, num, step, ts FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
             (self.shipped_seq(dest), limit),
@@ -219,6 +261,7 @@ class Spool:
     def pending(self, dest: str | None = None) -> Pending:
         """What is not yet on ``dest`` (default: the URI the run was started with)."""
         dest = dest or self.meta().get("uri", "")
+        self.ingest()
         rows = self.db.execute(
             "SELECT kind, COUNT(*) FROM ops WHERE seq > ? GROUP BY kind", (self.shipped_seq(dest),)
         ).fetchall()

@@ -158,3 +158,34 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage
     resumed = [r for r in runs if r.data.tags.get("labkit.resumed_from")]
     assert len(resumed) == 1 and resumed[0].data.tags["labkit.trial_state"] == "COMPLETE"
     assert resumed[0].data.tags["labkit.resumed_from"].endswith("last.ckpt")
+
+
+def test_offline_study_syncs_with_its_trials_linked(tmp_path: Path) -> None:
+    """A study run offline (a node without a route to the server) leaves spools; `labkit sync`
+    sends the study's run first, then its trials as its children."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    study_name = f"offline-{tmp_path.name}"
+    args = (
+        SEARCH, *QUICK, f"runs_root={tmp_path / 'runs'}", "tracking.mode=offline",
+        "--trials", "2", "--workers", "1", "--storage", f"sqlite:///{tmp_path / 'optuna.db'}",
+        "--study", study_name,
+    )  # fmt: skip
+    result = tune(*args, env={"MLFLOW_TRACKING_URI": uri})
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "m.db").exists()  # offline: nothing was sent
+    sync = subprocess.run(
+        [sys.executable, "-m", "labkit", "sync", "--all", "--runs-root", str(tmp_path / "runs")],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert "3 runs" in sync.stdout
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in runs if r.info.run_name == f"{study_name} (study)"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and len(runs) == 3
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics.get("trials_pruned", 0) == 2
+    assert any(k.startswith("best_") for k in parent.data.metrics)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import sqlite3
 import time
@@ -82,6 +83,19 @@ class Pending:
             word = names.get(kind, f"{kind.replace('_', ' ')} change")
             parts.append(f"{n} {word}{'s' * (n != 1)}")
         return ", ".join(parts) or "nothing"
+
+
+def _point(key: str, value: float, step: int, ts: int) -> tuple[str, float | None, str | None, int, int]:
+    """An ops row of a metric point. SQLite stores NaN as NULL: a value that is not finite goes
+    into the text column as ``NaN``, ``Infinity`` or ``-Infinity`` (read back by ``float()``)."""
+    if math.isfinite(value):
+        return key, value, None, step, ts
+    return key, None, "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"), step, ts
+
+
+def metric_value(op: Op) -> float:
+    """The value of a metric op (see :func:`_point`)."""
+    return float(op.num) if op.num is not None else float(op.value or "nan")
 
 
 def _now_ms() -> int:
@@ -195,9 +209,9 @@ class Spool:
             end = data.rfind(b"\n")
             if end < 0:
                 return 0
-            points = [p for line in data[:end].split(b"\n") if line for p in json.loads(line)]
+            points = [_point(*p) for line in data[:end].split(b"\n") if line for p in json.loads(line)]
             self.db.executemany(
-                "INSERT INTO ops(kind, key, num, step, ts) VALUES ('metric', ?, ?, ?, ?)", points
+                "INSERT INTO ops(kind, key, num, value, step, ts) VALUES ('metric', ?, ?, ?, ?, ?)", points
             )
             self.db.execute(_UPSERT, ("points_offset", str(offset + end + 1)))
         return len(points)

@@ -93,3 +93,26 @@ def test_unreachable_server_in_online_mode_is_a_clear_error(tmp_path: Path) -> N
     )
     assert "tracking.mode: auto logs to the run's spool instead" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_spooled_points_reach_the_server_as_logged(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """The shipper posts log_batch JSON itself (not through MLflow's protobuf client): values,
+    NaN and infinities, steps, timestamps, params and tags arrive as MLflow's own client sends them."""
+    from labkit.tracking import RunClient
+
+    client = RunClient(mlflow_server.url, "server-json", tmp_path / "run")
+    run_id = client.start("r", {"lr": "0.001"}, {"note": "ünïcode ✓"})
+    assert run_id is not None
+    for step in range(2500):
+        client.log_values({"loss": 1.0 / (step + 1)}, step)
+    client.log_values({"nan": float("nan"), "inf": float("inf")}, 7)
+    report = client.finish()
+    assert report is not None and report.pending.total == 0
+    mlflow = MlflowClient(mlflow_server.url)
+    run = mlflow.get_run(run_id)
+    assert run.data.params == {"lr": "0.001"} and run.data.tags["note"] == "ünïcode ✓"
+    assert run.data.metrics["nan"] != run.data.metrics["nan"] and run.data.metrics["inf"] > 1e300
+    history = sorted(mlflow.get_metric_history(run_id, "loss"), key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(2500))
+    assert [m.value for m in history] == [1.0 / (s + 1) for s in range(2500)]
+    assert all(m.timestamp > 1_600_000_000_000 for m in history)

@@ -310,3 +310,14 @@ def test_spool_files_are_created_with_the_run(tmp_path: Path, store: str) -> Non
     client.start("r", {}, {})
     client.finish()
     assert sorted(os.listdir(tmp_path / "run"))[0] == "spool.db"
+
+
+def test_nan_and_infinite_values_survive_the_spool(tmp_path: Path, store: str) -> None:
+    client = RunClient(store, "unit", tmp_path / "run", mode="offline")
+    client.start("r", {}, {})
+    client.log_values({"nan": float("nan"), "inf": float("inf"), "minus": float("-inf"), "x": 2.5}, 1)
+    client.finish()
+    (result,) = sync([tmp_path])
+    values = MlflowClient(store).get_run(result.run_id or "").data.metrics
+    assert values["nan"] != values["nan"]  # NaN (SQLite alone would have stored NULL)
+    assert values["inf"] > 1e300 and values["minus"] < -1e300 and values["x"] == 2.5

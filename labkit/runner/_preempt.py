@@ -73,6 +73,17 @@ class PreemptionCallback(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # the epoch's last batch: its validation runs next, then the epoch ends. Stopping
+            # here would lose that validation (a resumed run starts the next epoch): stop at the
+            # end of the epoch instead (on_train_epoch_end)
+            return
+        self._stop_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer: pl.Trainer) -> None:
         received = self._received is not None
         if trainer.world_size > 1:  # every rank stops at the same step, or the collectives hang
             received = trainer.strategy.reduce_boolean_decision(received, all=False)

@@ -79,12 +79,15 @@ def _history(store: str, run_id: str) -> dict[str, list[Any]]:
     return {k: c.get_metric_history(run_id, k) for k in c.get_run(run_id).data.metrics}
 
 
+@pytest.mark.parametrize("at", [100, 80], ids=["mid-epoch", "last-batch-of-an-epoch"])
 def test_killed_job_resumes_into_the_same_run(
-    load: Load, store: str, in_job: None, monkeypatch: pytest.MonkeyPatch
+    load: Load, store: str, in_job: None, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
+    """At step 80 (the last of epoch 2's 40 batches) the checkpoint waits for the epoch's
+    validation: a resumed run would start epoch 3 and never validate epoch 2."""
     exp = load("digits_mlp", *LONG)
     with pytest.raises(Preempted):
-        run(exp, progress="none", hooks=_kick(signal.SIGTERM, at=100))
+        run(exp, progress="none", hooks=_kick(signal.SIGTERM, at=at))
     (run_dir,) = Path(exp.runs_root, exp.name).iterdir()
     state = json.loads((run_dir / "run.json").read_text())
     assert state["status"] == "INTERRUPTED" and state["checkpoint"].endswith("preempted.ckpt")

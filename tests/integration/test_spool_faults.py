@@ -135,6 +135,7 @@ def test_16_writers_exact_counts_within_the_connection_cap(
     assert len({r["run_id"] for r in reports}) == 16
     for r in reports:
         assert_each_point_once(server.url, r["run_id"], 5000)
+    print(f"16 writers: peak {peak[0]} database connections, cap {cap}")
     assert 0 < peak[0] <= cap, f"{peak[0]} database connections, cap {cap}"
 
 

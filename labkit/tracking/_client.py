@@ -89,6 +89,8 @@ class RunClient:
         self.last_report: DrainReport | None = None
         self._shipper: BackgroundShipper | None = None  # while the run is open
         self._floor: dict[str, int] = {}  # a resumed run: the last step of each metric
+        self._ended: tuple[str | None, str | None] = (None, None)  # run and experiment id at close
+        self._run_key: str | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -96,18 +98,23 @@ class RunClient:
         """The MLflow run id, once the run exists on the server (None while offline)."""
         if self._shipper is not None and self._shipper.run_id:
             return str(self._shipper.run_id)
-        return self.spool.dest_meta(self.dest).get("run_id") if self.spool else None
+        if self.spool is None or self.spool.closed:
+            return self._ended[0]
+        return self.spool.dest_meta(self.dest).get("run_id")
 
     @property
     def experiment_id(self) -> str | None:
         if self._shipper is not None and self._shipper.experiment_id:
             return str(self._shipper.experiment_id)
-        return self.spool.dest_meta(self.dest).get("experiment_id") if self.spool else None
+        if self.spool is None or self.spool.closed:
+            return self._ended[1]
+        return self.spool.dest_meta(self.dest).get("experiment_id")
 
     @property
     def run_key(self) -> str:
-        assert self.spool is not None, "start() the run first"
-        return self.spool.meta()["run_key"]
+        if self._run_key is None:
+            self._run_key = self._spool().meta()["run_key"]
+        return self._run_key
 
     # ------------------------------------------------------------------ lifecycle
     def start(
@@ -215,7 +222,7 @@ class RunClient:
         """Mark the run SCHEDULED: its job is requeued and will resume it."""
         if self.spool is None:
             return None
-        self.spool.set_tags({"labkit.suspended": reason})
+        self._spool().set_tags({"labkit.suspended": reason})
         return self._end("SCHEDULED")
 
     def finish(self) -> DrainReport | None:
@@ -230,13 +237,13 @@ class RunClient:
         if killed is None:
             killed = isinstance(exc, (KeyboardInterrupt, SystemExit))
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip() or type(exc).__name__
-        self.spool.set_tags({"labkit.error": text, "labkit.error_type": type(exc).__name__})
+        self._spool().set_tags({"labkit.error": text, "labkit.error_type": type(exc).__name__})
         return self._end("KILLED" if killed else "FAILED")
 
     def _end(self, status: str) -> DrainReport | None:
         if self.spool is None:
             return None
-        self.spool.set_status(status)
+        self._spool().set_status(status)
         report = self.close()
         for line in report.lines():
             self.notify(line)
@@ -276,6 +283,8 @@ class RunClient:
             reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
         report = DrainReport(self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest))
         self.last_report = report
+        self._ended = (self.run_id, self.experiment_id)
+        spool.close()
         return report
 
     def _stop_shipper(self) -> None:
@@ -286,7 +295,7 @@ class RunClient:
 
     def _spool(self) -> Spool:
         assert self.spool is not None, "start() the run first"
-        return self.spool
+        return self.spool.reopen()
 
     def _poke(self) -> None:
         if self._shipper is not None:

@@ -112,14 +112,25 @@ class Spool:
         self.path = Path(path)
         self.points_path = self.path.with_name(self.path.name + POINTS_SUFFIX)
         self._points_fd: int | None = None
+        self.db = self._connect()
+        self.closed = False
+
+    def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise TrackingError(f"cannot open the logging spool {self.path}: {exc}") from None
+        return db
+
+    def reopen(self) -> Spool:
+        """Connect again after :meth:`close` (a run that ends a second time)."""
+        if self.closed:
+            self.db, self.closed = self._connect(), False
+        return self
 
     # ------------------------------------------------------------------ create / describe
     @classmethod
@@ -168,10 +179,14 @@ class Spool:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        """Release the database connection and the points file (a long-lived tuning worker
+        runs many trials)."""
         if self._points_fd is not None:
             os.close(self._points_fd)
             self._points_fd = None
-        self.db.close()
+        if not self.closed:
+            self.db.close()
+            self.closed = True
 
     # ------------------------------------------------------------------ append
     def log_metrics(self, metrics: Mapping[str, float], step: int, ts: int | None = None) -> None:

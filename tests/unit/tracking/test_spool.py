@@ -321,3 +321,25 @@ def test_nan_and_infinite_values_survive_the_spool(tmp_path: Path, store: str) -
     values = MlflowClient(store).get_run(result.run_id or "").data.metrics
     assert values["nan"] != values["nan"]  # NaN (SQLite alone would have stored NULL)
     assert values["inf"] > 1e300 and values["minus"] < -1e300 and values["x"] == 2.5
+
+
+def test_a_finished_run_leaves_no_file_open(tmp_path: Path, store: str) -> None:
+    """A tuning worker runs trial after trial in one process: each run's spool is closed."""
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def one_run(i: int) -> RunClient:
+        client = RunClient(store, "unit", tmp_path / f"run{i}")
+        client.start("r", {}, {})
+        client.log_values({"loss": 1.0}, 0)
+        client.finish()
+        return client
+
+    one_run(0)  # MLflow's own engine and files, once
+    before = open_fds()
+    clients = [one_run(i) for i in range(1, 11)]
+    assert open_fds() - before < 5
+    assert all(c.run_id for c in clients) and clients[0].run_id != clients[1].run_id
+    again = clients[0].fail(RuntimeError("ended twice"))  # a closed spool opens again
+    assert again is not None and again.pending.total == 0

@@ -89,26 +89,27 @@ class RunClient:
         self.last_report: DrainReport | None = None
         self._shipper: BackgroundShipper | None = None  # while the run is open
         self._floor: dict[str, int] = {}  # a resumed run: the last step of each metric
-        self._ended: tuple[str | None, str | None] = (None, None)  # run and experiment id at close
+        self._ended: dict[str, str | None] = {}  # run_id and experiment_id when the spool closed
         self._run_key: str | None = None
 
     # ------------------------------------------------------------------ identity
     @property
     def run_id(self) -> str | None:
         """The MLflow run id, once the run exists on the server (None while offline)."""
-        if self._shipper is not None and self._shipper.run_id:
-            return str(self._shipper.run_id)
-        if self.spool is None or self.spool.closed:
-            return self._ended[0]
-        return self.spool.dest_meta(self.dest).get("run_id")
+        return self._known("run_id")
 
     @property
     def experiment_id(self) -> str | None:
-        if self._shipper is not None and self._shipper.experiment_id:
-            return str(self._shipper.experiment_id)
+        return self._known("experiment_id")
+
+    def _known(self, key: str) -> str | None:
+        """``run_id`` or ``experiment_id`` on the server: the shipper's, else the spool's."""
+        value = getattr(self._shipper, key, None)
+        if value:
+            return str(value)
         if self.spool is None or self.spool.closed:
-            return self._ended[1]
-        return self.spool.dest_meta(self.dest).get("experiment_id")
+            return self._ended.get(key)
+        return self.spool.dest_meta(self.dest).get(key)
 
     @property
     def run_key(self) -> str:
@@ -283,7 +284,7 @@ class RunClient:
             reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
         report = DrainReport(self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest))
         self.last_report = report
-        self._ended = (self.run_id, self.experiment_id)
+        self._ended = {"run_id": self.run_id, "experiment_id": self.experiment_id}
         spool.close()
         return report
 

@@ -86,7 +86,6 @@ def mlflow_client(uri: str):  # type: ignore[no-untyped-def]
 class ShipResult:
     sent: int = 0  #: ops the server accepted
     rejected: int = 0  #: ops the server refused for good (kept in the spool's ``rejected``)
-    created: bool = False  #: this call created the MLflow run
 
 
 class Shipper:
@@ -112,10 +111,9 @@ class Shipper:
         )
 
     # ------------------------------------------------------------------ the run
-    def ensure_run(self) -> tuple[str, bool]:
+    def ensure_run(self) -> str:
         """The MLflow run of this spool on this server: recorded, found by its run key, or created."""
         meta = self.spool.meta()
-        created = False
         if self.run_id is None:
             with _translated(self.dest):
                 self.experiment_id = self._experiment_id(meta["experiment"])
@@ -127,12 +125,12 @@ class Shipper:
                         tags={"mlflow.runName": meta["run_name"], RUN_KEY: meta["run_key"]},
                         run_name=meta["run_name"],
                     )
-                    found, created = run.info.run_id, True
+                    found = run.info.run_id
             self.run_id = found
             self.spool.set_dest_meta(self.dest, run_id=found, experiment_id=str(self.experiment_id))
         if meta.get("parent_key") and not self.spool.dest_meta(self.dest).get("parent_run_id"):
             self._link_parent(meta["parent_key"])
-        return self.run_id, created
+        return self.run_id
 
     def _find(self, experiment_id: str, run_key: str) -> str | None:
         from mlflow.entities import ViewType
@@ -188,8 +186,7 @@ class Shipper:
         """Send everything pending (until ``deadline``, a ``time.monotonic()``). Raises
         :class:`Unreachable` or :class:`Denied`; what was sent before stays sent."""
         result = self.totals
-        _, created = self.ensure_run()
-        result.created |= created
+        self.ensure_run()
         while deadline is None or time.monotonic() < deadline:
             ops = self.spool.pending_ops(self.dest)
             if not ops:
@@ -395,7 +392,6 @@ class BackgroundShipper(threading.Thread):
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.attempts = 0  #: finished attempts (successful or not)
-        self.sent = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._changed = threading.Condition()
@@ -433,7 +429,7 @@ class BackgroundShipper(threading.Thread):
         backoff = 0.0
         while not self._stopping.is_set():
             try:
-                result = shipper.ship()
+                shipper.ship()
             except Unreachable as exc:
                 backoff = min(max(0.5, 2 * backoff), self.max_backoff)
                 self._finish_attempt("offline", exc)
@@ -442,7 +438,6 @@ class BackgroundShipper(threading.Thread):
                 return
             else:
                 backoff = 0.0
-                self.sent = result.sent
                 self.run_id, self.experiment_id = shipper.run_id, shipper.experiment_id
                 self._finish_attempt("online", None)
             self._wake.wait(timeout=backoff or self.interval)

@@ -24,6 +24,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until ``url``/health answers 200; False if ``proc`` exits or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 @dataclass(frozen=True)
 class MlflowServer:
     url: str
@@ -61,18 +75,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         # its own process group: the server forks workers; teardown stops them all
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
-            pytest.fail(f"mlflow server did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
+    if not wait_healthy(url, proc, timeout=90):
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+        pytest.fail(f"mlflow server did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
     try:
         yield MlflowServer(url, backend, artifacts, log)
     finally:
@@ -285,19 +290,10 @@ class LabkitServer:
             self.process = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                code = self.process.poll()
-                self.stop()
-                raise RuntimeError(f"labkit server did not start (exit {code}):\n{self.log_tail()}")
-            time.sleep(0.3)
+        if not wait_healthy(self.url, self.process, timeout):
+            code = self.process.poll()
+            self.stop()
+            raise RuntimeError(f"labkit server did not start (exit {code}):\n{self.log_tail()}")
         self._groups = _children_groups(self.process.pid)
         return self
 

@@ -745,7 +745,7 @@ def sync(
         ),
     ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every run under --runs-root.")] = False,
-    runs_root: Annotated[Path, typer.Option(help="Where --all looks.")] = Path("runs"),
+    runs_root: RunsRootOpt = Path("runs"),
     uri: Annotated[
         str | None,
         typer.Option(help="Upload to this tracking URI instead of the one each run was started with."),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.data._base import Arrays, ArraySplitDataModule
-from labkit.data._files import read_arrays
+from labkit.data._files import column_names, read_arrays
 from labkit.errors import DataError
 
 __all__ = ["ArrayDataModule", "FileDataModule", "assemble", "keys_of"]
@@ -29,6 +29,8 @@ def assemble(
     where: str,
     labels: Mapping[int, str] | None = None,
     fields: Mapping[str, str] | None = None,
+    extras: Sequence[str] = (),
+    input_names: Sequence[str] = (),
 ) -> Arrays:
     """Arrays from named columns: one input key of any shape (N, ...), or several (N,) / (N, k)
     keys side by side; one target key, or several (N,) keys as columns of (N, T)."""
@@ -37,6 +39,7 @@ def assemble(
     n = len(found[in_keys[0]])
     roles = [("data.inputs", k) for k in in_keys] + [("data.targets", k) for k in out_keys]
     roles += [("data.weights", weights)] if weights else []
+    roles += [("the task", k) for k in extras]
     for role, key in roles:
         field = (fields or {}).get(key, role)
         a = found[key]
@@ -50,9 +53,11 @@ def assemble(
             raise DataError(
                 f"{where}: {key!r} ({field}) holds {int(bad.sum())} NaN/inf values (first in event {first})"
             )
+    names_in = tuple(input_names)
     if len(in_keys) == 1:
         x = found[in_keys[0]]
     else:
+        names_in = ()
         parts = []
         for key in in_keys:
             a = found[key]
@@ -63,6 +68,8 @@ def assemble(
                 )
             parts.append(a.reshape(n, -1).astype(np.float64))
         x = np.concatenate(parts, axis=1)
+        if all(found[k].ndim == 1 for k in in_keys):
+            names_in = tuple(in_keys)
     if len(out_keys) == 1:
         y = found[out_keys[0]]
         names = (out_keys[0],) if y.ndim == 1 else tuple(f"{out_keys[0]}{i}" for i in range(y.shape[1]))
@@ -76,8 +83,17 @@ def assemble(
         y = np.stack([found[k] for k in out_keys], axis=1)
         names = tuple(out_keys)
     w = found[weights].astype(np.float64) if weights else None
+    if names_in and (np.asarray(x).ndim != 2 or len(names_in) != np.asarray(x).shape[1]):
+        names_in = ()
     return Arrays(
-        x=np.asarray(x), y=np.asarray(y), w=w, target_names=names, labels=dict(labels or {}), source=where
+        x=np.asarray(x),
+        y=np.asarray(y),
+        w=w,
+        target_names=names,
+        labels=dict(labels or {}),
+        source=where,
+        input_names=names_in,
+        extras={k: found[k] for k in extras},
     )
 
 
@@ -104,10 +120,21 @@ class FileDataModule(ArraySplitDataModule):
         self.source = str(self.path)
 
     def load(self) -> Arrays:
-        keys = keys_of(self.inputs, self.targets, self.weights)
+        keys = keys_of(self.inputs, self.targets, self.weights) + list(self.extras)
         found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
         where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
-        return assemble(found, self.inputs, self.targets, self.weights, where, self.labels, self.fields())
+        columns = column_names(self.path, self.inputs, self.format)
+        return assemble(
+            found,
+            self.inputs,
+            self.targets,
+            self.weights,
+            where,
+            self.labels,
+            self.fields(),
+            extras=self.extras,
+            input_names=columns,
+        )
 
     def fields(self) -> dict[str, str]:
         """Each key and the experiment field that named it, for error messages."""

@@ -27,6 +27,10 @@ class Arrays:
     target_names: tuple[str, ...] = ()
     labels: Mapping[int, str] = field(default_factory=dict)  #: label value → class name
     source: str = "data"  #: how error messages name the file (and keys)
+    #: names of the input columns, when the inputs are a table (N, F)
+    input_names: tuple[str, ...] = ()
+    #: per-event arrays a task asked for besides inputs and targets (e.g. an exact likelihood ratio)
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class DataInfo:
     weighted: bool = False
     #: figures the data can say about the test split (e.g. a Cramér–Rao bound), logged with the run
     reference_metrics: dict[str, float] = field(default_factory=dict)
+    #: names of the input columns when the inputs are a table (N, F), else empty
+    input_names: tuple[str, ...] = ()
+    #: the extra per-event arrays the task asked for (``TaskSpec.extras``), for the test split in
+    #: the order of the test loader
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class ArraySplitDataModule(pl.LightningDataModule):
@@ -54,7 +63,9 @@ class ArraySplitDataModule(pl.LightningDataModule):
     training split only: inputs with ``standardize``, and regression targets always (after a
     log for the targets in ``log_targets``), so that the model sees numbers of order one.
 
-    ``target_kind`` is what the task needs: integer class ``labels`` or real ``values``.
+    ``target_kind`` is what the task needs: integer class ``labels`` (N,), real ``values``, or
+    per-pixel class labels (``masks``, shape (N, ...) matching the inputs' trailing axes).
+    ``extras`` names per-event arrays the task needs for the test split (:attr:`DataInfo.extras`).
     """
 
     source = "data"  #: how error messages name where the data came from
@@ -70,6 +81,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         standardize: bool = False,
         target_kind: str = "labels",
         log_targets: Sequence[str] = (),
+        extras: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -80,6 +92,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self.standardize = standardize
         self.target_kind = target_kind
         self.log_targets = tuple(log_targets)
+        self.extras = tuple(extras)
         self._splits: dict[str, TensorDataset] = {}
         self._parts: dict[str, np.ndarray] = {}
         self._info: DataInfo | None = None
@@ -129,9 +142,12 @@ class ArraySplitDataModule(pl.LightningDataModule):
             info |= {"target_names": arrays.target_names, "target_scaling": scaling}
             yt = torch.from_numpy(y)
         else:
-            labels, names = self._labels(arrays)
+            labels, names = self._masks(arrays) if self.target_kind == "masks" else self._labels(arrays)
             info |= {"num_classes": len(names), "class_names": names}
             yt = torch.from_numpy(labels)
+        missing = [k for k in self.extras if k not in arrays.extras]
+        if missing:
+            raise DataError(f"{arrays.source}: no array {missing[0]!r}, which the task needs for its metrics")
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         tensors = (xt, yt) if w is None else (xt, yt, torch.from_numpy(w.astype(np.float32)))
         self._splits = {k: TensorDataset(*(t[idx] for t in tensors)) for k, idx in parts.items()}
@@ -142,6 +158,8 @@ class ArraySplitDataModule(pl.LightningDataModule):
             checksum=checksum,
             weighted=w is not None,
             reference_metrics=self.reference_metrics(parts["test"]),
+            input_names=tuple(arrays.input_names),
+            extras={k: np.asarray(arrays.extras[k])[parts["test"]] for k in self.extras},
             **info,  # type: ignore[arg-type]
         )
 
@@ -214,6 +232,30 @@ class ArraySplitDataModule(pl.LightningDataModule):
         # e.g. PDG ids 11 and 211: classes in increasing order, named by their value
         index = {int(v): i for i, v in enumerate(values)}
         return np.vectorize(index.__getitem__)(y.astype(np.int64)).astype(np.int64), tuple(map(str, values))
+
+    def _masks(self, a: Arrays) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Per-pixel class labels, one mask per sample with the inputs' trailing shape."""
+        src, y = a.source, a.y
+        if y.ndim < 2 or y.shape[1:] != a.x.shape[a.x.ndim - (y.ndim - 1) :]:
+            raise DataError(
+                f"{src}: segmentation needs one label per pixel: labels of shape (N, ...) matching the "
+                f"inputs {a.x.shape}, got {y.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DataError(f"{src}: pixel labels must be integers, got dtype {y.dtype}")
+        labels = y.astype(np.int64)
+        if labels.min() < 0:
+            raise DataError(f"{src}: pixel labels must be >= 0, found {int(labels.min())}")
+        k = int(labels.max()) + 1
+        if a.labels:
+            unknown = sorted(set(np.unique(labels).tolist()) - set(a.labels))
+            if unknown:
+                raise DataError(f"{src}: pixel labels {unknown} are not in data.labels ({dict(a.labels)})")
+            k = max(a.labels) + 1
+            if sorted(a.labels) != list(range(k)):
+                raise DataError(f"data.labels: pixel classes must be numbered 0..K-1, got {sorted(a.labels)}")
+            return labels, tuple(a.labels[i] for i in range(k))
+        return labels, self.class_names(k)
 
     def _values(
         self, a: Arrays, train: np.ndarray

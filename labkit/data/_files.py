@@ -15,7 +15,7 @@ import numpy as np
 
 from labkit.errors import DataError, did_you_mean
 
-__all__ = ["FORMATS", "detect_format", "read_arrays"]
+__all__ = ["FORMATS", "column_names", "detect_format", "read_arrays"]
 
 #: file suffix → format
 FORMATS = {
@@ -64,6 +64,23 @@ def read_arrays(
     except Exception as exc:  # noqa: BLE001 - truncated files, bad compression...: the file is unusable
         shown = {"npz": ".npz", "hdf5": "HDF5", "root": "ROOT", "parquet": "Parquet", "csv": "CSV"}[fmt]
         raise DataError(f"{path}: not a readable {shown} file ({type(exc).__name__}: {exc})") from None
+
+
+def column_names(path: Path, inputs: str | Sequence[str], fmt: str = "auto") -> tuple[str, ...]:
+    """The column names of a single table-shaped HDF5 input (N, F), from its ``columns`` attribute
+    (how labkit's simulators name the columns of ``features``); empty when there are none."""
+    if not isinstance(inputs, str) or detect_format(path, fmt) != "hdf5":
+        return ()
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            names = f[inputs].attrs.get("columns") if inputs in f else None
+    except OSError:
+        return ()
+    if names is None:
+        return ()
+    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names))
 
 
 def _missing(

@@ -21,7 +21,7 @@ import numpy as np
 
 from labkit.data._arrays import assemble, keys_of
 from labkit.data._base import Arrays, ArraySplitDataModule
-from labkit.data._files import read_arrays
+from labkit.data._files import column_names, read_arrays
 from labkit.errors import ConfigError
 
 __all__ = ["SimulatedDataModule", "default_cache_dir"]
@@ -117,9 +117,18 @@ class SimulatedDataModule(ArraySplitDataModule):
         self.prepare_data()
         path = self.cache_file()
         keys = keys_of(self.inputs, self.targets, self.weights) + list(_TRUTH.get(self.simulator, ()))
-        self._found = read_arrays(path, keys, "hdf5")
+        self._found = read_arrays(path, keys + list(self.extras), "hdf5")
         where = f"simulator {self.simulator} ({path})"
-        return assemble(self._found, self.inputs, self.targets, self.weights, where, self.labels)
+        return assemble(
+            self._found,
+            self.inputs,
+            self.targets,
+            self.weights,
+            where,
+            self.labels,
+            extras=self.extras,
+            input_names=column_names(path, self.inputs, "hdf5"),
+        )
 
     def reference_metrics(self, test: np.ndarray) -> dict[str, float]:
         if self.simulator != "grf" or not self._found:

@@ -8,7 +8,7 @@ from pydantic import Field, PositiveInt
 
 from labkit.config._base import ComponentSpec
 
-__all__ = ["MODEL_SPECS", "CNNSpec", "MLPSpec"]
+__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "MLPSpec", "UNetSpec"]
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 
@@ -37,4 +37,28 @@ class CNNSpec(ComponentSpec):
     batch_norm: bool = True
 
 
-MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec)
+class UNetSpec(ComponentSpec):
+    """U-Net for per-pixel outputs on images ``(C, H, W)`` (or ``(H, W)``): an encoder of
+    ``channels`` stages, each halving the image, a decoder with skip connections back to full size."""
+
+    target: ClassVar[str] = "labkit.models._unet:UNet"
+    name: Literal["unet"]
+    channels: tuple[PositiveInt, ...] = Field(default=(16, 32, 64), min_length=1)
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = True
+
+
+class AutoencoderSpec(ComponentSpec):
+    """Fully connected autoencoder: ``hidden`` layers down to ``latent`` and mirrored back up;
+    ``variational`` makes it a VAE (Gaussian latent, KL term in the loss)."""
+
+    target: ClassVar[str] = "labkit.models._autoencoder:Autoencoder"
+    name: Literal["autoencoder"]
+    hidden: tuple[PositiveInt, ...] = Field(default=(64, 32), description="width of the encoder's layers")
+    latent: PositiveInt = 4
+    activation: Activation = "relu"
+    variational: bool = False
+
+
+MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec)

@@ -58,7 +58,8 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
     kind = getattr(type(exp.task), "target_kind", "labels")
-    return cls(**spec.options(), seed=exp.seed, target_kind=kind)  # type: ignore[no-any-return]
+    extras = {"extras": exp.task.extras()} if exp.task.extras() else {}
+    return cls(**spec.options(), seed=exp.seed, target_kind=kind, **extras)  # type: ignore[no-any-return]
 
 
 def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
@@ -100,13 +101,13 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
             raise RegistryError(
                 f"model.class_path: {spec.class_path} is neither a torch.nn.Module nor a LightningModule"
             )
-        known = {"in_shape": info.in_shape, "out_features": out_features, "num_classes": out_features}
+        known = exp.task.model_args(info) | {"out_features": out_features, "num_classes": out_features}
         model = _construct(cls, _fill_in(cls, known) | dict(spec.init_args), "model.init_args")
     else:
         assert isinstance(spec, ComponentSpec)
         model_cls = import_object(spec.target, "model.name")
         try:
-            model = model_cls(in_shape=info.in_shape, out_features=out_features, **spec.options())
+            model = model_cls(**exp.task.model_args(info), out_features=out_features, **spec.options())
         except ValueError as exc:  # e.g. a CNN given flat vectors
             raise ConfigError(f"model: {exc}") from None
 

@@ -14,20 +14,38 @@ from pydantic import Field, PositiveInt
 from labkit.config._base import ComponentSpec
 from labkit.errors import ConfigError, DataError, did_you_mean
 
-__all__ = ["TASK_SPECS", "ClassificationSpec", "RegressionSpec", "TaskSpec"]
+__all__ = [
+    "TASK_SPECS",
+    "AnomalySpec",
+    "ClassificationSpec",
+    "RegressionSpec",
+    "SegmentationSpec",
+    "SurrogateSpec",
+    "TaskSpec",
+]
 
 
 class TaskSpec(ComponentSpec):
     """What every task spec provides."""
 
-    #: what the data's targets are: integer class labels, or real values
-    target_kind: ClassVar[Literal["labels", "values"]] = "labels"
+    #: what the data's targets are: integer class labels, real values, or per-pixel labels
+    target_kind: ClassVar[Literal["labels", "values", "masks"]] = "labels"
     #: what the task logs at every validation (early stopping, checkpoints and studies may watch it)
     monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
 
     def model_outputs(self, info: Any) -> tuple[int, dict[str, Any]]:
         """The model's number of outputs and the task's keyword arguments taken from the data."""
         raise NotImplementedError
+
+    def model_args(self, info: Any) -> dict[str, Any]:
+        """What the model is built from besides its output size and its own options: the shape of
+        one input sample (a task may feed the model only part of the inputs, or more)."""
+        return {"in_shape": tuple(info.in_shape)}
+
+    def extras(self) -> tuple[str, ...]:
+        """Per-event arrays of the data the task needs for its test metrics, besides inputs and
+        targets (they reach it as ``DataInfo.extras``, test split only)."""
+        return ()
 
 
 class ClassificationSpec(TaskSpec):
@@ -102,4 +120,112 @@ class RegressionSpec(TaskSpec):
         return outputs, {"targets": names, "scaling": info.target_scaling}
 
 
-TASK_SPECS: tuple[type[ComponentSpec], ...] = (ClassificationSpec, RegressionSpec)
+def _class_names(info: Any, num_classes: int | None) -> tuple[int, tuple[str, ...]]:
+    k = num_classes or info.num_classes
+    if k is None:
+        raise DataError("cannot tell the number of classes from this data: set task.num_classes")
+    if info.num_classes is not None and info.num_classes > k:
+        raise DataError(f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {k}")
+    names = tuple(info.class_names) if len(info.class_names) == k else tuple(str(i) for i in range(k))
+    return k, names
+
+
+class SegmentationSpec(TaskSpec):
+    """Per-pixel classification of images: cross-entropy and/or Dice loss; per-class IoU and Dice."""
+
+    target: ClassVar[str] = "labkit.tasks._segmentation:SegmentationTask"
+    target_kind: ClassVar[Literal["labels", "values", "masks"]] = "masks"
+    monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_miou")
+    kind: Literal["segmentation"]
+    num_classes: PositiveInt | None = Field(default=None, description="default: from the data")
+    loss: Literal["cross_entropy", "dice", "cross_entropy+dice"] = "cross_entropy+dice"
+    class_weights: tuple[float, ...] | None = Field(
+        default=None, description="cross-entropy weight per class (rare classes weigh more)"
+    )
+
+    def options(self) -> dict[str, object]:
+        return self.model_dump(exclude={"kind", "num_classes"})
+
+    def model_outputs(self, info: Any) -> tuple[int, dict[str, Any]]:
+        k, names = _class_names(info, self.num_classes)
+        if k < 2:
+            raise DataError("the masks hold a single class: segmentation needs two or more")
+        if self.class_weights is not None and len(self.class_weights) != k:
+            raise ConfigError(
+                f"task.class_weights: {len(self.class_weights)} weights for {k} classes ({', '.join(names)})"
+            )
+        return k, {"num_classes": k, "class_names": names}
+
+
+class AnomalySpec(TaskSpec):
+    """Resonant anomaly detection: an unsupervised autoencoder trained on the sidebands, or a
+    weakly supervised classifier of signal region vs sidebands (CWoLa); judged by the SIC."""
+
+    target: ClassVar[str] = "labkit.tasks._anomaly:AnomalyTask"
+    kind: Literal["anomaly"]
+    method: Literal["autoencoder", "cwola"] = "cwola"
+    mass_feature: str = Field(default="mjj", description="the input column the resonance lives in")
+    signal_region: tuple[float, float] = Field(default=(3.3, 3.7), description="window of the mass feature")
+    likelihood_ratio: str | None = Field(
+        default="likelihood_ratio", description="the data key of the exact likelihood ratio (for np_max_sic)"
+    )
+    min_background: PositiveInt = Field(default=10, description="fewest background events behind a SIC value")
+
+    def options(self) -> dict[str, object]:
+        return self.model_dump(exclude={"kind", "likelihood_ratio", "mass_feature"})
+
+    def extras(self) -> tuple[str, ...]:
+        return (self.likelihood_ratio,) if self.likelihood_ratio else ()
+
+    def _mass_index(self, info: Any) -> int:
+        names = tuple(info.input_names)
+        if self.mass_feature not in names:
+            shown = ", ".join(names) or "none (the inputs need a `columns` attribute or one key per column)"
+            raise DataError(
+                f"task.mass_feature: no input column {self.mass_feature!r}"
+                f"{did_you_mean(self.mass_feature, names)}; the columns are: {shown}"
+            )
+        return names.index(self.mass_feature)
+
+    def model_args(self, info: Any) -> dict[str, Any]:
+        return {"in_shape": (int(info.in_shape[0]) - 1,)}  # every feature but the mass
+
+    def model_outputs(self, info: Any) -> tuple[int, dict[str, Any]]:
+        index = self._mass_index(info)
+        features = int(info.in_shape[0]) - 1
+        outputs = features if self.method == "autoencoder" else 1
+        reference = info.extras.get(self.likelihood_ratio) if self.likelihood_ratio else None
+        names = tuple(n for n in info.input_names if n != self.mass_feature)
+        return outputs, {"mass_index": index, "feature_names": names, "reference_scores": reference}
+
+
+class SurrogateSpec(TaskSpec):
+    """A conditional generative model of detector showers given the incident energy, judged as in
+    the Fast Calorimeter Simulation Challenge."""
+
+    target: ClassVar[str] = "labkit.tasks._surrogate:SurrogateTask"
+    target_kind: ClassVar[Literal["labels", "values", "masks"]] = "values"
+    kind: Literal["surrogate"]
+
+    def options(self) -> dict[str, object]:
+        return self.model_dump(exclude={"kind"})
+
+    def model_args(self, info: Any) -> dict[str, Any]:
+        return {"in_shape": tuple(info.in_shape), "conditions": len(info.target_names)}
+
+    def model_outputs(self, info: Any) -> tuple[int, dict[str, Any]]:
+        if not info.target_names:
+            raise DataError("a surrogate is conditioned on real values: name them in data.targets")
+        size = 1
+        for d in info.in_shape:
+            size *= int(d)
+        return size, {"conditions": tuple(info.target_names), "scaling": info.target_scaling}
+
+
+TASK_SPECS: tuple[type[ComponentSpec], ...] = (
+    ClassificationSpec,
+    RegressionSpec,
+    SegmentationSpec,
+    AnomalySpec,
+    SurrogateSpec,
+)

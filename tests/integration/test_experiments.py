@@ -33,6 +33,17 @@ def test_every_shipped_experiment_runs_with_smoke_settings(path: Path, tmp_path:
         "grf_cosmo": {"test_rmse_amplitude", "crb_amplitude", "test_rmse_tilt", "crb_tilt"},
         "calo_pid": {"test_auc", "test_rejection_at_eff90"},
         "calo_energy": {"test_resolution_a_incident_energy", "test_resolution_b_incident_energy"},
+        "tracks_seg": {"test_iou_track", "test_miou", "baseline_iou_track", "test_dice_track"},
+        "dijet_anomaly": {"test_auc", "test_max_sic", "test_rejection_at_eff30", "np_max_sic"},
+        "calo_surrogate": {
+            "test_sep_power_etot_over_einc",
+            "test_classifier_auc",
+            "reference_classifier_auc",
+            "test_fpd",
+            "gen_ms_per_shower_b1",
+            "gen_ms_per_shower_b10000",
+            "sim_ms_per_shower",
+        },
     }.get(path.stem, set())
     assert expected <= set(result.metrics)
 

@@ -77,7 +77,10 @@ def test_check_prints_resolved_experiment(tmp_path: Path) -> None:
         (("run", MLP, "trainer.max_epochs=abc"), "trainer.max_epochs: input should be a valid integer"),
         (("run", MLP, "trainer.max_epoch=3"), "did you mean 'max_epochs'?"),
         (("run", "experiments/nope.yaml"), "experiment file not found: experiments/nope.yaml"),
-        (("run", MLP, "model.name=resnet"), "unknown model 'resnet'; valid: cnn, mlp"),
+        (
+            ("run", MLP, "model.name=resnet"),
+            "unknown model 'resnet' (did you mean 'unet'?); valid: autoencoder, cnn, mlp, unet",
+        ),
         (("run", MLP, "data.name=mnist"), "unknown dataset 'mnist'; valid: arrays, digits"),
         (
             ("run", MLP, "data={name: arrays, path: /nonexistent/d.h5}"),

@@ -98,14 +98,17 @@ def test_task_shorthand(tmp_path: Path) -> None:
         (["trainer.max_epoch=3"], r"trainer\.max_epoch: unknown key \(did you mean 'max_epochs'\?\)"),
         (["trainr.max_epochs=3"], r"trainr: unknown key \(did you mean 'trainer'\?\)"),
         (["model.hiden=[3]"], r"model\.hiden: unknown key \(did you mean 'hidden'\?\)"),
-        (["model.name=mpl"], r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: cnn, mlp"),
+        (
+            ["model.name=mpl"],
+            r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: autoencoder, cnn, mlp, unet",
+        ),
         (
             ["data.name=digit"],
             r"data\.name: unknown dataset 'digit' \(did you mean 'digits'\?\); valid: arrays, digits",
         ),
         (
             ["task.kind=clasification"],
-            r"task\.kind: unknown task kind 'clasification' \(did you mean 'classification'\?\); valid: classification, regression",
+            r"task\.kind: unknown task kind 'clasification' \(did you mean 'classification'\?\); valid: anomaly, classification, regression, segmentation, surrogate",
         ),
         (["trainer.precision=16"], r"trainer\.precision: 16 is not valid; choose one of: 32-true, 16-mixed"),
         (["data.val_fraction=0.9"], r"data: val_fraction \+ test_fraction = 1\.05 leaves no training data"),

@@ -53,6 +53,10 @@ class DataInfo:
     #: the extra per-event arrays the task asked for (``TaskSpec.extras``), for the test split in
     #: the order of the test loader
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: for events from labkit.sim: the simulator's name and its options (a surrogate of the
+    #: simulator writes its files in the same layout and times it)
+    simulator: str | None = None
+    simulator_options: dict[str, object] = field(default_factory=dict)
 
 
 class ArraySplitDataModule(pl.LightningDataModule):
@@ -109,6 +113,10 @@ class ArraySplitDataModule(pl.LightningDataModule):
         """Figures of merit the data itself knows for the samples ``test`` (indices)."""
         return {}
 
+    def provenance(self) -> dict[str, object]:
+        """``simulator`` and ``simulator_options`` of :class:`DataInfo` when a simulator made the data."""
+        return {}
+
     # -- Lightning ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
@@ -160,6 +168,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
             reference_metrics=self.reference_metrics(parts["test"]),
             input_names=tuple(arrays.input_names),
             extras={k: np.asarray(arrays.extras[k])[parts["test"]] for k in self.extras},
+            **self.provenance(),
             **info,  # type: ignore[arg-type]
         )
 

@@ -130,6 +130,12 @@ class SimulatedDataModule(ArraySplitDataModule):
             input_names=column_names(path, self.inputs, "hdf5"),
         )
 
+    def provenance(self) -> dict[str, object]:
+        from labkit import sim
+
+        options = sim.SIMULATORS[self.simulator].defaults() | self.options
+        return {"simulator": self.simulator, "simulator_options": options}
+
     def reference_metrics(self, test: np.ndarray) -> dict[str, float]:
         if self.simulator != "grf" or not self._found:
             return {}

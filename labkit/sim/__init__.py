@@ -21,28 +21,47 @@ __all__ = [
     "MATERIALS",
     "SIMULATORS",
     "CaloSample",
+    "DijetModel",
+    "DijetSample",
     "GRFSample",
     "Material",
     "Sample",
     "Simulator",
+    "TracksSample",
+    "amplitude_window_iou",
     "as_arrays",
     "fisher_bound",
     "fisher_matrix",
+    "fit_amplitude_window",
     "options",
     "simulate",
     "simulate_calo",
+    "simulate_dijet",
     "simulate_grf",
+    "simulate_tracks",
     "write_h5",
 ]
 
 if TYPE_CHECKING:
     from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
+    from labkit.sim._dijet import DijetModel, DijetSample, simulate_dijet
     from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
     from labkit.sim._registry import SIMULATORS, Sample, Simulator, as_arrays, options, simulate, write_h5
+    from labkit.sim._tracks import (
+        TracksSample,
+        amplitude_window_iou,
+        fit_amplitude_window,
+        simulate_tracks,
+    )
 
 _LAZY = {
     **dict.fromkeys(("MATERIALS", "CaloSample", "Material", "simulate_calo"), "labkit.sim._calo"),
+    **dict.fromkeys(("DijetModel", "DijetSample", "simulate_dijet"), "labkit.sim._dijet"),
     **dict.fromkeys(("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"), "labkit.sim._grf"),
+    **dict.fromkeys(
+        ("TracksSample", "amplitude_window_iou", "fit_amplitude_window", "simulate_tracks"),
+        "labkit.sim._tracks",
+    ),
     **dict.fromkeys(
         ("SIMULATORS", "Sample", "Simulator", "as_arrays", "options", "simulate", "write_h5"),
         "labkit.sim._registry",

@@ -111,13 +111,15 @@ def write_hdf5(
     attrs: Mapping[str, object],
     *,
     compress: Sequence[str] = (),
+    dataset_attrs: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """Write ``datasets`` and file attributes ``attrs`` to ``path`` (replaced atomically).
 
     The file is written next to ``path`` under a temporary name and renamed when complete, so a
     crash never leaves a half-written file under the final name. Datasets named in ``compress``
     are stored with gzip (level 4) and the shuffle filter; every reader built on the HDF5 library
-    decodes them transparently.
+    decodes them transparently. ``dataset_attrs`` gives attributes of single datasets (e.g. the
+    ``columns`` of a table, which labkit's data modules read as the input names).
     """
     import h5py
 
@@ -134,6 +136,8 @@ def write_hdf5(
                     )
                 else:
                     f.create_dataset(key, data=array)
+                for name, value in (dataset_attrs or {}).get(key, {}).items():
+                    f[key].attrs[name] = value
             for key, value in attrs.items():
                 f.attrs[key] = value
         os.replace(partial, target)

@@ -20,7 +20,9 @@ import numpy as np
 from labkit.errors import ConfigError, did_you_mean
 from labkit.sim._calo import CaloSample, simulate_calo, write_calo
 from labkit.sim._common import PathLike
+from labkit.sim._dijet import DijetSample, simulate_dijet, write_dijet
 from labkit.sim._grf import GRFSample, simulate_grf, write_grf
+from labkit.sim._tracks import TracksSample, simulate_tracks, write_tracks
 
 __all__ = ["SIMULATORS", "Sample", "Simulator", "as_arrays", "get", "options", "simulate", "write_h5"]
 
@@ -98,6 +100,20 @@ SIMULATORS: dict[str, Simulator] = {
         generate=simulate_grf,
         writer=write_grf,
         sample_type=GRFSample,
+    ),
+    "dijet": Simulator(
+        name="dijet",
+        summary="LHC-Olympics dijets (m_jj, jet masses, tau21), QCD and W' -> XY, exact likelihood ratio",
+        generate=simulate_dijet,
+        writer=write_dijet,
+        sample_type=DijetSample,
+    ),
+    "tracks": Simulator(
+        name="tracks",
+        summary="charged tracks (circles of R = pT/(0.3 B)), showers and noise hits as labelled pixel images",
+        generate=simulate_tracks,
+        writer=write_tracks,
+        sample_type=TracksSample,
     ),
 }
 

@@ -81,8 +81,8 @@ def test_unknown_simulator_lists_the_valid_ones() -> None:
         ConfigError, match=r"unknown simulator 'cal' \(did you mean 'calo'\?\); valid simulators: calo, grf"
     ):
         sim.simulate("cal", 3, seed=0)
-    with pytest.raises(ConfigError, match=r"unknown simulator 'dijet'; valid simulators: calo, grf"):
-        sim.options("dijet")
+    with pytest.raises(ConfigError, match=r"unknown simulator 'lattice'; valid simulators: calo, grf, dijet"):
+        sim.options("lattice")
 
 
 def test_unknown_option_lists_the_valid_ones() -> None:
@@ -100,7 +100,8 @@ def test_unknown_option_lists_the_valid_ones() -> None:
 
 def test_non_samples_are_refused() -> None:
     with pytest.raises(
-        ConfigError, match=r"not a simulator sample: dict \(expected one of CaloSample, GRFSample\)"
+        ConfigError,
+        match=r"not a simulator sample: dict \(expected one of CaloSample, GRFSample, DijetSample",
     ):
         sim.as_arrays({"x": np.zeros(3)})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"not a simulator sample: int"):

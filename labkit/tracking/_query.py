@@ -1,0 +1,266 @@
+"""What everyone ran: runs read from MLflow into plain records, through a local cache.
+
+A group server holds thousands of runs; reading them all for every ``labkit compare`` takes
+seconds to minutes. :class:`RunCache` keeps every run it has read in a SQLite file per server
+(under ``$LABKIT_CACHE_DIR/runs``) and refreshes incrementally: it asks the server only for runs
+started since the last refresh (less an hour, for clocks that disagree) and for runs it last saw
+unfinished. A full refresh happens when asked (``refresh="full"``) or once a day, so that runs
+deleted on the server, or uploaded long after they ran (``labkit sync`` of an offline run keeps
+its original start time), appear within a day at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from labkit.errors import ConfigError, did_you_mean
+from labkit.tracking._provenance import redact_uri
+
+__all__ = ["RunCache", "RunRecord", "fetch_history", "fetch_runs"]
+
+Refresh = Literal["auto", "full", "none"]
+
+#: runs started this long before the last refresh are asked for again (clock skew between hosts)
+_OVERLAP_MS = 3_600_000
+#: a full refresh at least this often
+_FULL_EVERY_S = 86_400.0
+_TERMINAL = ("FINISHED", "FAILED", "KILLED")
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One MLflow run as ``labkit compare`` sees it: no mlflow objects, only plain values."""
+
+    run_id: str
+    experiment: str
+    status: str
+    start_ms: int | None
+    end_ms: int | None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def user(self) -> str:
+        return self.tags.get("mlflow.user", "")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "experiment": self.experiment,
+                "status": self.status,
+                "start_ms": self.start_ms,
+                "end_ms": self.end_ms,
+                "params": self.params,
+                "metrics": self.metrics,
+                "tags": self.tags,
+                "name": self.name,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        return cls(**json.loads(text))
+
+
+def _record(run: Any, experiment: str) -> RunRecord:
+    info, data = run.info, run.data
+    return RunRecord(
+        run_id=info.run_id,
+        experiment=experiment,
+        status=str(info.status),
+        start_ms=info.start_time,
+        end_ms=info.end_time,
+        params=dict(data.params),
+        metrics={k: float(v) for k, v in data.metrics.items()},
+        tags={k: v for k, v in data.tags.items() if k != "mlflow.log-model.history"},
+        name=info.run_name or "",
+    )
+
+
+class RunCache:
+    """The runs of one tracking server, kept in ``<cache_dir>/runs/<hash of the URI>.db``."""
+
+    def __init__(self, uri: str, cache_dir: Path) -> None:
+        self.uri = uri
+        digest = hashlib.sha256(redact_uri(uri).encode()).hexdigest()[:16]
+        self.path = cache_dir / "runs" / f"{digest}.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS runs (
+                run_id TEXT PRIMARY KEY, experiment_id TEXT NOT NULL, status TEXT NOT NULL,
+                start_ms INTEGER, record TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment_id, start_ms);
+            CREATE TABLE IF NOT EXISTS experiments (
+                experiment_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                refreshed_ms INTEGER, full_at REAL);
+            """
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def records(self, experiment_ids: Sequence[str]) -> list[RunRecord]:
+        marks = ",".join("?" * len(experiment_ids))
+        rows = self._db.execute(
+            f"SELECT record FROM runs WHERE experiment_id IN ({marks}) ORDER BY start_ms DESC",
+            tuple(experiment_ids),
+        )
+        return [RunRecord.from_json(text) for (text,) in rows]
+
+    def state(self, experiment_id: str) -> tuple[int | None, float | None]:
+        row = self._db.execute(
+            "SELECT refreshed_ms, full_at FROM experiments WHERE experiment_id = ?", (experiment_id,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def unfinished(self, experiment_id: str) -> list[str]:
+        marks = ",".join("?" * len(_TERMINAL))
+        rows = self._db.execute(
+            f"SELECT run_id FROM runs WHERE experiment_id = ? AND status NOT IN ({marks})",
+            (experiment_id, *_TERMINAL),
+        )
+        return [r for (r,) in rows]
+
+    # -- writing ---------------------------------------------------------------------------
+    def store(
+        self,
+        experiment_id: str,
+        name: str,
+        records: Iterable[RunRecord],
+        *,
+        refreshed_ms: int,
+        full: bool,
+    ) -> int:
+        with self._db:
+            if full:
+                self._db.execute("DELETE FROM runs WHERE experiment_id = ?", (experiment_id,))
+            count = 0
+            for rec in records:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                    (rec.run_id, experiment_id, rec.status, rec.start_ms, rec.to_json()),
+                )
+                count += 1
+            _, full_at = self.state(experiment_id)
+            self._db.execute(
+                "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?)",
+                (experiment_id, name, refreshed_ms, time.time() if full else full_at),
+            )
+        return count
+
+
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiments(client: Any, names: Sequence[str] | None) -> list[tuple[str, str]]:
+    """``(id, name)`` of the experiments named (all when none are), else ConfigError."""
+    from mlflow.entities import ViewType
+
+    found = {e.name: e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
+    if not names:
+        return sorted(((i, n) for n, i in found.items()), key=lambda p: p[1])
+    out = []
+    for name in names:
+        if name not in found:
+            raise ConfigError(
+                f"--experiment: no experiment {name!r} on the tracking server{did_you_mean(name, found)}; "
+                f"it has: {', '.join(sorted(found)) or 'none'}"
+            )
+        out.append((found[name], name))
+    return out
+
+
+def _search(client: Any, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string=filter_string, max_results=_PAGE, page_token=token
+        )
+        for run in page:
+            yield _record(run, name)
+        token = page.token
+        if not token:
+            return
+
+
+def fetch_runs(
+    uri: str,
+    experiments: Sequence[str] | None = None,
+    *,
+    cache_dir: Path,
+    refresh: Refresh = "auto",
+) -> list[RunRecord]:
+    """The runs of ``experiments`` (every experiment when none) on the server at ``uri``,
+    newest first, refreshed in the cache as ``refresh`` says (``none``: the cache as it is)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    try:
+        chosen = _experiments(client, experiments)
+    except MlflowException as exc:
+        raise ConfigError(f"cannot read runs from {redact_uri(uri)}: {exc.message}") from None
+    with RunCache(uri, cache_dir) as cache:
+        if refresh != "none":
+            for experiment_id, name in chosen:
+                _refresh(client, cache, experiment_id, name, full=refresh == "full")
+        return cache.records([i for i, _ in chosen])
+
+
+def _refresh(client: Any, cache: RunCache, experiment_id: str, name: str, *, full: bool) -> None:
+    now_ms = int(time.time() * 1000)
+    since, full_at = cache.state(experiment_id)
+    if full or since is None or full_at is None or time.time() - full_at > _FULL_EVERY_S:
+        cache.store(experiment_id, name, _search(client, experiment_id, name), refreshed_ms=now_ms, full=True)
+        return
+    fresh = list(_search(client, experiment_id, name, f"attributes.start_time >= {since - _OVERLAP_MS}"))
+    pending = cache.unfinished(experiment_id)
+    seen = {r.run_id for r in fresh}
+    pending = [r for r in pending if r not in seen]
+    for i in range(0, len(pending), 100):
+        ids = ", ".join(f"'{r}'" for r in pending[i : i + 100])
+        fresh += _search(client, experiment_id, name, f"attributes.run_id IN ({ids})")
+    cache.store(experiment_id, name, fresh, refreshed_ms=now_ms, full=False)
+
+
+def fetch_history(uri: str, run_id: str, metric: str) -> list[tuple[int, int, float]]:
+    """Every logged point of ``metric`` in run ``run_id``: ``(step, timestamp_ms, value)``."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ConfigError(f"no run {run_id!r} on {redact_uri(uri)} ({exc.message})") from None
+    if metric not in run.data.metrics:
+        names = sorted(run.data.metrics)
+        raise ConfigError(
+            f"run {run_id} logged no metric {metric!r}{did_you_mean(metric, names)}; "
+            f"it logged: {', '.join(names) or 'none'}"
+        )
+    points = client.get_metric_history(run_id, metric)
+    return sorted((p.step, p.timestamp, float(p.value)) for p in points)

@@ -137,6 +137,10 @@ class SimulatedDataModule(ArraySplitDataModule):
         return {"simulator": self.simulator, "simulator_options": options}
 
     def reference_metrics(self, test: np.ndarray) -> dict[str, float]:
+        """What the data knows about the test split: the Cramér–Rao bounds of ``grf`` fields, or
+        the IoU of the classical amplitude-window baseline on ``tracks`` images."""
+        if self.simulator == "tracks" and self._found:
+            return self._tracks_baseline(test)
         if self.simulator != "grf" or not self._found:
             return {}
         from labkit.sim import fisher_bound
@@ -150,6 +154,28 @@ class SimulatedDataModule(ArraySplitDataModule):
             "crb_tilt": float(np.sqrt(np.mean(np.square(sigma_n)))),
         }
 
+    def _tracks_baseline(self, test: np.ndarray) -> dict[str, float]:
+        """``baseline_iou_track``: the track IoU, pooled over the test split's pixels, of calling
+        a pixel "track" when its raw amplitude (MIP, never standardised) lies in the window
+        ``[lo, hi)`` that maximises the track IoU on the training split; ``lo`` and ``hi`` are
+        logged as ``baseline_track_window_lo`` / ``_hi`` (hi only when finite)."""
+        from labkit.sim import amplitude_window_iou, fit_amplitude_window
+
+        images, labels = self._found["images"], self._found["labels"]
+        train = self._parts.get("train")
+        if train is None or len(train) == 0:
+            return {}
+        track = 1  # the simulator's label of track pixels (labkit.sim._tracks.CLASS_NAMES)
+        is_track = labels[train] == track
+        if not is_track.any():
+            return {}
+        lo, hi = fit_amplitude_window(images[train], is_track)
+        out = {"baseline_iou_track": amplitude_window_iou(images[test], labels[test] == track, lo, hi)}
+        out["baseline_track_window_lo"] = lo
+        if np.isfinite(hi):
+            out["baseline_track_window_hi"] = hi
+        return out
+
 
 #: arrays read besides inputs and targets: the truth the reference metrics need
-_TRUTH = {"grf": ("fields", "amplitude", "tilt")}
+_TRUTH = {"grf": ("fields", "amplitude", "tilt"), "tracks": ("images", "labels")}

@@ -11,12 +11,19 @@ from typing import TYPE_CHECKING
 
 from labkit._lazy import lazy_getattr
 
-__all__ = ["MLP", "SmallCNN"]
+__all__ = ["MLP", "Autoencoder", "SmallCNN", "UNet"]
 
 if TYPE_CHECKING:
+    from labkit.models._autoencoder import Autoencoder
     from labkit.models._cnn import SmallCNN
     from labkit.models._mlp import MLP
+    from labkit.models._unet import UNet
 
-_LAZY = {"MLP": "labkit.models._mlp", "SmallCNN": "labkit.models._cnn"}
+_LAZY = {
+    "Autoencoder": "labkit.models._autoencoder",
+    "MLP": "labkit.models._mlp",
+    "SmallCNN": "labkit.models._cnn",
+    "UNet": "labkit.models._unet",
+}
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

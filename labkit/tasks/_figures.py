@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -36,6 +36,42 @@ def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> F
                     fontsize=8,
                     color="white" if frac[i, j] > 0.5 else "black",
                 )
+    fig.tight_layout()
+    return fig
+
+
+def sic_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    n_signal: int,
+    n_background: int,
+    min_background: int,
+) -> Figure:
+    """Significance improvement SIC = ε_S/√ε_B (left) and background rejection 1/ε_B (right)
+    against the signal efficiency ε_S, one line per score; ``curves`` maps a label to the
+    ``(ε_S, ε_B)`` of its cuts. The SIC is drawn where at least ``min_background`` of the
+    ``n_background`` events pass."""
+    fig = Figure(figsize=(11.0, 4.2))
+    ax_sic, ax_rej = fig.subplots(1, 2)
+    for i, (label, (given_s, given_b)) in enumerate(curves.items()):
+        eff_s, eff_b = np.asarray(given_s, dtype=np.float64), np.asarray(given_b, dtype=np.float64)
+        ok = eff_b * n_background >= min_background - 1e-9
+        style = {"color": f"C{i}", "ls": "--" if i else "-"}
+        ax_sic.plot(eff_s[ok], eff_s[ok] / np.sqrt(eff_b[ok]), label=label, **style)
+        pos = eff_b > 0
+        ax_rej.plot(eff_s[pos], 1.0 / eff_b[pos], label=label, **style)
+    ax_sic.axhline(1.0, color="grey", lw=0.8, ls=":", label="no cut (SIC = 1)")
+    ax_sic.set_xlabel("signal efficiency ε_S")
+    ax_sic.set_ylabel("SIC = ε_S / √ε_B")
+    ax_sic.set_title(f"signal region, test: {n_signal} signal, {n_background} background")
+    ax_rej.plot([0, 1], [1, 1], color="grey", lw=0.8, ls=":")
+    ax_rej.set_yscale("log")
+    ax_rej.set_xlabel("signal efficiency ε_S")
+    ax_rej.set_ylabel("background rejection 1/ε_B")
+    ax_rej.set_title(f"SIC drawn where >= {min_background} background events pass")
+    for ax in (ax_sic, ax_rej):
+        ax.set_xlim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -74,4 +110,58 @@ def regression_figure(true: np.ndarray, pred: np.ndarray, name: str, bins: int, 
     for ax in (ax_bias, ax_res):
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def segmentation_figure(
+    images: np.ndarray,
+    true: np.ndarray,
+    pred: np.ndarray,
+    class_names: Sequence[str],
+    iou: dict[str, float | None] | None = None,
+) -> Figure:
+    """One row per image: the input (summed over channels; log colour scale when it is not
+    negative), the true labels and the predicted labels, with the classes in fixed colours
+    (background white)."""
+    from matplotlib.colors import ListedColormap, LogNorm
+    from matplotlib.patches import Patch
+
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 4:  # (N, C, H, W)
+        images = images.sum(axis=1)
+    k = len(class_names)
+    palette = ["#ffffff", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+    colours = (palette * (k // len(palette) + 1))[:k]
+    cmap = ListedColormap(colours)
+    rows = len(images)
+    fig = Figure(figsize=(10.5, 3.2 * rows + 0.8))
+    axes = np.atleast_2d(fig.subplots(rows, 3, squeeze=False))
+    for r in range(rows):
+        image = images[r]
+        positive = image[image > 0]
+        if np.all(image >= 0) and positive.size:
+            norm = LogNorm(vmin=max(float(positive.min()), 1e-3), vmax=float(positive.max()))
+            shown = np.where(image > 0, image, np.nan)
+            im = axes[r, 0].imshow(shown, origin="lower", cmap="viridis", norm=norm, interpolation="nearest")
+        else:
+            im = axes[r, 0].imshow(image, origin="lower", cmap="viridis", interpolation="nearest")
+        fig.colorbar(im, ax=axes[r, 0], fraction=0.046, pad=0.04)
+        for col, labels in ((1, true[r]), (2, pred[r])):
+            axes[r, col].imshow(
+                labels, origin="lower", cmap=cmap, vmin=-0.5, vmax=k - 0.5, interpolation="nearest"
+            )
+        axes[r, 0].set_title("input" if r else "input (test image)")
+        axes[r, 1].set_title("true labels")
+        axes[r, 2].set_title("predicted labels")
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    legend = []
+    for i, name in enumerate(class_names):
+        score = (iou or {}).get(name)
+        label = f"{name} (IoU {score:.3f})" if score is not None and np.isfinite(score) else name
+        legend.append(Patch(facecolor=colours[i], edgecolor="black", label=label))
+    fig.legend(handles=legend, loc="lower center", ncol=min(k, 4), frameon=False)
+    fig.suptitle("Segmentation of test images (IoU over the whole test split)")
+    fig.tight_layout(rect=(0, 0.6 / (3.2 * rows + 0.8), 1, 1))
     return fig

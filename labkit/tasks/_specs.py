@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 
 from labkit.config._base import ComponentSpec
 from labkit.errors import ConfigError, DataError, did_you_mean
@@ -142,6 +142,7 @@ class SegmentationSpec(TaskSpec):
     class_weights: tuple[float, ...] | None = Field(
         default=None, description="cross-entropy weight per class (rare classes weigh more)"
     )
+    overlays: int = Field(default=4, ge=0, le=16, description="test images drawn in the overlay figure")
 
     def options(self) -> dict[str, object]:
         return self.model_dump(exclude={"kind", "num_classes"})
@@ -165,11 +166,21 @@ class AnomalySpec(TaskSpec):
     kind: Literal["anomaly"]
     method: Literal["autoencoder", "cwola"] = "cwola"
     mass_feature: str = Field(default="mjj", description="the input column the resonance lives in")
-    signal_region: tuple[float, float] = Field(default=(3.3, 3.7), description="window of the mass feature")
+    signal_region: tuple[float, float] = Field(
+        default=(3.3, 3.7), description="window [low, high) of the mass feature; the rest are sidebands"
+    )
     likelihood_ratio: str | None = Field(
         default="likelihood_ratio", description="the data key of the exact likelihood ratio (for np_max_sic)"
     )
     min_background: PositiveInt = Field(default=10, description="fewest background events behind a SIC value")
+    kl_weight: float = Field(default=1.0, ge=0.0, description="β of the KL term (variational autoencoders)")
+
+    @field_validator("signal_region")
+    @classmethod
+    def _ordered_window(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError(f"the signal region must be (low, high) with low < high, got {list(value)}")
+        return value
 
     def options(self) -> dict[str, object]:
         return self.model_dump(exclude={"kind", "likelihood_ratio", "mass_feature"})

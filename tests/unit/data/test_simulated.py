@@ -66,7 +66,7 @@ def test_labels_of_simulated_particles(tmp_path: Path) -> None:
 def test_unknown_simulator(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"data\.simulator: no simulator 'gfr' \(did you mean 'grf'\?\); choose one of: calo, grf",
+        match=r"data\.simulator: no simulator 'gfr' \(did you mean 'grf'\?\); choose one of: calo, dijet, grf, tracks",
     ):
         grf(tmp_path, simulator="gfr").setup()
 
@@ -84,3 +84,36 @@ def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("LABKIT_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "labkit"
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_tracks_reference_metric_is_the_amplitude_window_baseline_on_raw_amplitudes(
+    tmp_path: Path, standardize: bool
+) -> None:
+    import numpy as np
+
+    from labkit import sim
+
+    dm = SimulatedDataModule(
+        simulator="tracks",
+        events=120,
+        parameters={"size": 24, "pitch": 0.02},
+        inputs="images",
+        targets="labels",
+        labels={0: "background", 1: "track", 2: "shower", 3: "noise"},
+        cache_dir=str(tmp_path),
+        target_kind="masks",
+        standardize=standardize,
+        seed=2,
+    )
+    dm.setup()
+    ref = dm.info.reference_metrics
+    assert dm.info.class_names == ("background", "track", "shower", "noise") and dm.info.num_classes == 4
+    # by hand, from the simulator's own events: window fitted on the training split, IoU on the test split
+    events = sim.simulate_tracks(120, seed=2, size=24, pitch=0.02)
+    train, test = dm._parts["train"], dm._parts["test"]
+    lo, hi = sim.fit_amplitude_window(events.images[train], events.labels[train] == 1)
+    expected = sim.amplitude_window_iou(events.images[test], events.labels[test] == 1, lo, hi)
+    assert ref["baseline_iou_track"] == pytest.approx(expected) and 0.3 < expected < 1.0
+    assert ref["baseline_track_window_lo"] == pytest.approx(lo)
+    assert ("baseline_track_window_hi" in ref) == bool(np.isfinite(hi))

@@ -1,0 +1,181 @@
+"""Per-pixel classification of detector images (semantic segmentation)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics.segmentation import DiceScore
+
+from labkit.tasks._base import Task, unpack_batch
+from labkit.tasks._specs import SegmentationSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from labkit.config import OptimizerConfig
+
+__all__ = ["SegmentationTask", "soft_dice_loss"]
+
+LOSSES = ("cross_entropy", "dice", "cross_entropy+dice")
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """``1 − mean_c (2 Σ p_c t_c + s) / (Σ p_c + Σ t_c + s)`` over the classes c, with ``p`` the
+    softmax of ``logits`` (N, K, ...) and ``t`` the one-hot ``target`` (N, ...), sums over every
+    pixel of the batch, and ``s = smooth`` (so a class absent from both counts as perfect)."""
+    k = logits.shape[1]
+    p = torch.softmax(logits, dim=1)
+    t = F.one_hot(target, k).movedim(-1, 1).to(p.dtype)
+    dims = (0, *range(2, p.ndim))
+    inter = (p * t).sum(dims)
+    dice = (2.0 * inter + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+    return 1.0 - dice.mean()
+
+
+class SegmentationTask(Task):
+    """One class label per pixel, from a model that returns scores of shape (N, K, H, W).
+
+    Losses (``loss``): ``cross_entropy`` (with ``class_weights``, and event weights when
+    ``data.weights`` is set), ``dice`` (:func:`soft_dice_loss`: 1 − the mean over classes of the
+    soft Dice coefficient over the batch's pixels), or ``cross_entropy+dice``, their sum.
+
+    Logs ``train_loss``, ``val_loss``, ``val_miou``, ``test_loss``, and on the test split, pooled
+    over all its pixels, per class ``C``: ``test_iou_C`` = TP/(TP + FP + FN) and ``test_dice_C``
+    = 2TP/(2TP + FP + FN) (torchmetrics), and ``test_miou``, their mean over the classes,
+    background included (a class absent from both truth and prediction has no IoU and is left
+    out of the mean). Figure ``segmentation_overlays``: the first ``overlays`` test images with
+    their true and predicted labels.
+    """
+
+    monitorable: ClassVar[tuple[str, ...]] = SegmentationSpec.monitorable
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerConfig,
+        *,
+        num_classes: int,
+        class_names: Sequence[str] = (),
+        loss: str = "cross_entropy+dice",
+        class_weights: Sequence[float] | None = None,
+        overlays: int = 4,
+    ) -> None:
+        super().__init__(model, optimizer)
+        if num_classes < 2:
+            raise ValueError(f"segmentation needs at least 2 classes, got {num_classes}")
+        if loss not in LOSSES:
+            raise ValueError(f"unknown segmentation loss {loss!r}; valid: {', '.join(LOSSES)}")
+        self.num_classes = num_classes
+        self.class_names = tuple(class_names) or tuple(str(i) for i in range(num_classes))
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{num_classes} classes but {len(self.class_names)} class names")
+        self.loss_name = loss
+        weights = None
+        if class_weights is not None:
+            if len(class_weights) != num_classes:
+                raise ValueError(f"{len(class_weights)} class weights for {num_classes} classes")
+            weights = torch.tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weights)
+        self.overlays = overlays
+        nan = float("nan")  # a class absent from truth and prediction has no IoU
+        self.val_iou = MulticlassJaccardIndex(num_classes, average="none", zero_division=nan)
+        self.test_iou = MulticlassJaccardIndex(num_classes, average="none", zero_division=nan)
+        self.test_dice = DiceScore(
+            num_classes, average="none", aggregation_level="global", input_format="index"
+        )
+        self._examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._scores: dict[str, float] = {}
+
+    # -- loss ------------------------------------------------------------------------------
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        cw = self.class_weights
+        assert cw is None or isinstance(cw, torch.Tensor)
+        total = logits.new_zeros(())
+        if "cross_entropy" in self.loss_name:
+            if w is None:
+                total = total + F.cross_entropy(logits, y, weight=cw)
+            else:  # event weights: each event's pixels weigh w
+                per = F.cross_entropy(logits, y, weight=cw, reduction="none").flatten(1).sum(1)
+                norm = cw[y].flatten(1).sum(1) if cw is not None else torch.full_like(per, y[0].numel())
+                total = total + (per * w).sum() / (norm * w).sum()
+        if "dice" in self.loss_name:
+            total = total + soft_dice_loss(logits, y)
+        return total
+
+    # -- Lightning ---------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y, w = unpack_batch(batch)
+        loss = self._loss(self.model(x), y, w)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y, w = unpack_batch(batch)
+        logits = self.model(x)
+        self.val_iou.update(logits.argmax(1), y)
+        self.log(
+            "val_loss",
+            self._loss(logits, y, w),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=True,
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        iou = self.val_iou.compute()
+        self.val_iou.reset()
+        self.log("val_miou", torch.nanmean(iou), prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._examples = None
+        self._scores = {}
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        x, y, w = unpack_batch(batch)
+        logits = self.model(x)
+        pred = logits.argmax(1)
+        self.test_iou.update(pred, y)
+        self.test_dice.update(pred, y)
+        self.log("test_loss", self._loss(logits, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
+        if self._examples is None and self.overlays > 0:
+            k = self.overlays
+            self._examples = (
+                x[:k].detach().float().cpu().numpy(),
+                y[:k].detach().cpu().numpy(),
+                pred[:k].detach().cpu().numpy(),
+            )
+
+    def on_test_epoch_end(self) -> None:
+        iou = self.test_iou.compute().cpu()
+        dice = self.test_dice.compute().cpu()
+        self.test_iou.reset()
+        self.test_dice.reset()
+        scores: dict[str, float] = {}
+        for i, name in enumerate(self.class_names):
+            scores[f"test_iou_{_metric_name(name)}"] = float(iou[i])
+            scores[f"test_dice_{_metric_name(name)}"] = float(dice[i])
+        scores["test_miou"] = float(torch.nanmean(iou))
+        for key, value in scores.items():
+            self.log(key, value, sync_dist=False)
+        self._scores = scores
+
+    def figures(self) -> dict[str, Figure]:
+        if self._examples is None:
+            return {}
+        from labkit.tasks._figures import segmentation_figure
+
+        iou = {name: self._scores.get(f"test_iou_{_metric_name(name)}") for name in self.class_names}
+        return {"segmentation_overlays": segmentation_figure(*self._examples, self.class_names, iou)}
+
+
+def _metric_name(class_name: str) -> str:
+    """A class name as it appears in metric names: spaces and odd characters become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", class_name.strip()) or "class"

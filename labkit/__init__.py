@@ -12,10 +12,20 @@ from labkit._lazy import lazy_getattr
 from labkit.errors import LabkitError
 
 __version__ = "0.1.0"
-__all__ = ["Experiment", "LabkitError", "RunResult", "__version__", "load_experiment", "run"]
+__all__ = [
+    "Experiment",
+    "LabkitError",
+    "RunResult",
+    "__version__",
+    "history",
+    "load_experiment",
+    "run",
+    "runs",
+]
 
 if TYPE_CHECKING:
     from labkit.config import Experiment, load_experiment
+    from labkit.report._api import history, runs
     from labkit.runner import RunResult, run
 
 _LAZY = {
@@ -23,6 +33,8 @@ _LAZY = {
     "load_experiment": "labkit.config",
     "RunResult": "labkit.runner",
     "run": "labkit.runner",
+    "runs": "labkit.report._api",
+    "history": "labkit.report._api",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -19,20 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from labkit._cache import default_cache_dir
 from labkit.data._arrays import assemble, keys_of
 from labkit.data._base import Arrays, ArraySplitDataModule
 from labkit.data._files import column_names, read_arrays
 from labkit.errors import ConfigError
 
 __all__ = ["SimulatedDataModule", "default_cache_dir"]
-
-
-def default_cache_dir() -> Path:
-    """``$LABKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/labkit``, else ``~/.cache/labkit``."""
-    if os.environ.get("LABKIT_CACHE_DIR"):
-        return Path(os.environ["LABKIT_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "labkit"
 
 
 class SimulatedDataModule(ArraySplitDataModule):

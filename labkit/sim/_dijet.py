@@ -65,7 +65,8 @@ each integrates to 1 over the support. ``likelihood_ratio = p_sig / p_bkg`` is e
 log space (``log_likelihood_ratio`` is stored as well: the ratio spans hundreds of orders of
 magnitude).
 
-Mixing: exactly ``round(signal_fraction · n)`` events are signal, at random positions.
+Mixing: exactly ``round(signal_fraction · n)`` events are signal, at random positions (drawn from
+a stream spawned from the seed, independent of the one that draws the events).
 """
 
 from __future__ import annotations
@@ -481,10 +482,13 @@ def simulate_dijet(
         jet_mass_resolution=jet_mass_resolution,
         jet_mass_slope=jet_mass_slope,
     )
-    rng = np.random.default_rng(seed)
+    # the signal positions come from their own stream: ``default_rng(seed).permutation(n)`` is
+    # how labkit's data modules split train/val/test, and with the same seed the signal would
+    # all land in the test split
+    order_rng, rng = np.random.default_rng(seed).spawn(2)
     n_signal = round(fraction * n)
     is_signal = np.zeros(n, dtype=np.int64)
-    is_signal[rng.permutation(n)[:n_signal]] = 1
+    is_signal[order_rng.permutation(n)[:n_signal]] = 1
     features = np.empty((n, len(COLUMNS)))
     features[is_signal == 0] = model.sample_background(rng, n - n_signal)
     features[is_signal == 1] = model.sample_signal(rng, n_signal)

@@ -92,6 +92,15 @@ def test_shapes_columns_and_exact_signal_fraction() -> None:
         s.column("mjj2")
 
 
+def test_signal_positions_are_independent_of_the_data_split_with_the_same_seed() -> None:
+    """labkit's data modules split with ``default_rng(seed).permutation``; the simulator runs with
+    the same seed by default, and must not put its signal events in the same order."""
+    for seed in (0, 3):
+        s = simulate_dijet(20_000, seed=seed, signal_fraction=0.05)
+        test = np.random.default_rng(seed).permutation(20_000)[:3000]
+        assert abs(s.is_signal[test].mean() - 0.05) < 0.02
+
+
 def test_write_round_trip_with_column_names(tmp_path: Path) -> None:
     s = simulate_dijet(50, seed=2, signal_fraction=0.2, mjj_range=(3.0, 4.0))
     path = sim.write_h5(s, tmp_path / "dijet.h5")

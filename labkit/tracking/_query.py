@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from labkit.errors import ConfigError, did_you_mean
 from labkit.tracking._provenance import redact_uri
 
-__all__ = ["RunCache", "RunRecord", "fetch_history", "fetch_runs"]
+__all__ = ["RunCache", "RunRecord", "fetch_figures", "fetch_history", "fetch_runs"]
 
 Refresh = Literal["auto", "full", "none"]
 
@@ -264,3 +265,27 @@ def fetch_history(uri: str, run_id: str, metric: str) -> list[tuple[int, int, fl
         )
     points = client.get_metric_history(run_id, metric)
     return sorted((p.step, p.timestamp, float(p.value)) for p in points)
+
+
+def fetch_figures(uri: str, run_id: str, folder: str = "figures") -> dict[str, bytes]:
+    """The PNG figures a run stored under ``folder`` in its artifacts, by file stem (none: ``{}``)."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in a report's output
+    client = _client(uri)
+    try:
+        listed = client.list_artifacts(run_id, folder)
+    except (MlflowException, OSError):
+        return {}
+    pngs = [a.path for a in listed if not a.is_dir and a.path.endswith(".png")]
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix="labkit-figures-") as tmp:
+        for path in sorted(pngs):
+            try:
+                local = client.download_artifacts(run_id, path, tmp)
+            except (MlflowException, OSError):
+                continue
+            out[Path(path).stem] = Path(local).read_bytes()
+    return out

@@ -794,6 +794,138 @@ def sync(
             )
 
 
+class TableFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    md = "md"
+    json = "json"
+
+
+ExperimentsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--experiment", "-e", help="MLflow experiment (repeat for several; default: all).", show_default=False
+    ),
+]
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Runs started since: 30d, 12h, 2w or a date (2026-11-01).")
+]
+UsersOpt = Annotated[
+    list[str] | None, typer.Option("--user", help="Runs by this user (repeatable).", show_default=False)
+]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--filter", help="Conditions joined by 'and': \"test_acc > 0.9 and params.model.name = 'mlp'\"."
+    ),
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow server (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)."),
+]
+RefreshOpt = Annotated[
+    bool,
+    typer.Option("--refresh", help="Re-read every run from the server (the cache is otherwise incremental)."),
+]
+
+
+def _selected_runs(
+    experiments: list[str] | None,
+    since: str | None,
+    users: list[str] | None,
+    where: str | None,
+    tracking_uri: str | None,
+    refresh: bool,
+) -> tuple[str, list[Any]]:
+    from labkit._cache import default_cache_dir
+    from labkit.report import parse_filter, parse_since, select
+    from labkit.report._api import default_uri
+    from labkit.tracking._query import fetch_runs
+
+    cutoff, conditions = parse_since(since), parse_filter(where)  # bad options fail before any request
+    uri = default_uri(tracking_uri)
+    records = fetch_runs(
+        uri, experiments, cache_dir=default_cache_dir(), refresh="full" if refresh else "auto"
+    )
+    return uri, select(records, since=cutoff, users=users or (), where=conditions)
+
+
+@app.command()
+def compare(
+    experiment: ExperimentsOpt = None,
+    since: SinceOpt = None,
+    user: UsersOpt = None,
+    filter_: FilterOpt = None,
+    metric: Annotated[str | None, typer.Option(help="Sort by this metric, best first (and show it).")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option("--group-by", help="Group runs by this parameter (repeatable).", show_default=False),
+    ] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the best N rows.")] = None,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="table (terminal), csv, md or json.")
+    ] = TableFormat.table,
+    tracking_uri: TrackingUriOpt = None,
+    refresh: RefreshOpt = False,
+) -> None:
+    """What everyone ran, side by side: one row per run, or per group of runs differing only by seed
+    (mean ± std (n)), with the parameters that vary and each task's headline metrics."""
+    with _errors():
+        from labkit.report import compare_frame, format_table
+
+        _, records = _selected_runs(experiment, since, user, filter_, tracking_uri, refresh)
+        frame = compare_frame(records, metric=metric, group_by=group_by or (), top=top)
+        title = f"{len(records)} runs" + (f", best {metric} first" if metric else "")
+        sys.stdout.write(format_table(frame, fmt.value, title=title))
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    experiment: ExperimentsOpt = None,
+    since: SinceOpt = None,
+    user: UsersOpt = None,
+    filter_: FilterOpt = None,
+    best: Annotated[
+        int, typer.Option(min=1, help="Runs per experiment whose curves and figures are shown.")
+    ] = 5,
+    title: Annotated[str, typer.Option(help="The page title.")] = "labkit report",
+    tracking_uri: TrackingUriOpt = None,
+    refresh: RefreshOpt = False,
+) -> None:
+    """One self-contained HTML page for the group meeting: leaderboards, learning curves, each
+    task's diagnostic figures, tuning studies and provenance; opens without any network."""
+    with _errors():
+        from labkit.report._html import ReportSources, build_report
+        from labkit.tracking._query import fetch_figures, fetch_history
+
+        uri, records = _selected_runs(experiment, since, user, filter_, tracking_uri, refresh)
+        if not records:
+            from labkit.errors import ConfigError
+
+            raise ConfigError("no runs match the selection (check --experiment, --since, --user, --filter)")
+        sources = ReportSources(
+            history=lambda run_id, name: fetch_history(uri, run_id, name),
+            figures=lambda run_id: fetch_figures(uri, run_id),
+        )
+        chosen = [
+            f"{k} {v}"
+            for k, v in (("experiment", experiment), ("since", since), ("user", user), ("filter", filter_))
+            if v
+        ]
+        page = build_report(records, sources, title=title, best=best, selection="; ".join(chosen))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.partial")
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, output)
+        print(
+            f"labkit report: {len(records)} runs → {output} "
+            f"({len(page.encode()) / 1e6:.1f} MB, self-contained)"
+        )
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops `labkit ui` the way Ctrl-C does
 

@@ -78,5 +78,8 @@ def format_table(frame: pd.DataFrame, fmt: Format, *, title: str = "") -> str:
     for row in cells:
         table.add_row(*row)
     buffer = StringIO()
-    Console(file=buffer, width=200, force_terminal=False).print(table)
+    import shutil
+
+    width = max(100, shutil.get_terminal_size((200, 40)).columns)
+    Console(file=buffer, width=width, force_terminal=False).print(table)
     return buffer.getvalue()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from labkit.report._format import shown_value
-from labkit.report._table import HEADLINE, compare_frame, higher_is_better
+from labkit.report._table import HEADLINE, compare_frame, higher_is_better, is_study
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,7 +183,7 @@ def build_report(
 ) -> str:
     """The HTML page for ``records``: per experiment a leaderboard, the learning curves and the
     diagnostic figures of its ``best`` runs; each tuning study's figures; provenance of every run."""
-    studies = [r for r in records if "labkit.study" in r.tags and "labkit.trial" not in r.tags]
+    studies = [r for r in records if is_study(r)]
     runs = [r for r in records if r not in studies]
     experiments = sorted({r.experiment for r in runs})
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

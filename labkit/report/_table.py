@@ -24,6 +24,7 @@ __all__ = [
     "Filter",
     "compare_frame",
     "higher_is_better",
+    "is_study",
     "parse_filter",
     "parse_since",
     "runs_frame",
@@ -191,10 +192,19 @@ def select(
     ]
 
 
+#: parameters that say where a run logged or what it was called, not what it computed
+_BOOKKEEPING = ("tracking.", "runs_root", "name", "search.")
+
+
 def _varying(records: Sequence[RunRecord]) -> list[str]:
-    """The parameters whose value differs among ``records`` (absent counts as a value)."""
-    keys = sorted({k for r in records for k in r.params})
-    return [k for k in keys if len({r.params.get(k) for r in records}) > 1]
+    """The parameters with two or more values among ``records`` (bookkeeping ones aside)."""
+    keys = sorted({k for r in records for k in r.params if not k.startswith(_BOOKKEEPING)})
+    return [k for k in keys if len({r.params[k] for r in records if k in r.params}) > 1]
+
+
+def is_study(rec: RunRecord) -> bool:
+    """The parent run of a tuning study (its trials are runs of their own)."""
+    return "labkit.study" in rec.tags and "labkit.trial" not in rec.tags
 
 
 def _metrics(records: Sequence[RunRecord], extra: Sequence[str]) -> list[str]:
@@ -252,6 +262,7 @@ def compare_frame(
     first (:func:`higher_is_better`)."""
     import pandas as pd
 
+    records = [r for r in records if not is_study(r)]
     extra = [*metrics, *([metric] if metric else [])]
     frame = runs_frame(records, extra)
     if metric and frame[metric].isna().all() and len(frame):

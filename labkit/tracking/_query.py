@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from labkit.errors import ConfigError, did_you_mean
+from labkit.errors import ConfigError, TrackingError, did_you_mean
 from labkit.tracking._provenance import redact_uri
 
 __all__ = ["RunCache", "RunRecord", "fetch_figures", "fetch_history", "fetch_runs"]
@@ -178,11 +178,131 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def _experiments(client: Any, names: Sequence[str] | None) -> list[tuple[str, str]]:
-    """``(id, name)`` of the experiments named (all when none are), else ConfigError."""
-    from mlflow.entities import ViewType
+class _MlflowSource:
+    """Runs through MLflow's client: any store MLflow knows (``sqlite:``, ``postgresql:``...)."""
 
-    found = {e.name: e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)}
+    def __init__(self, uri: str) -> None:
+        self.client = _client(uri)
+
+    def experiments(self) -> dict[str, str]:
+        from mlflow.entities import ViewType
+
+        return {
+            e.name: e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        }
+
+    def search(self, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id], filter_string=filter_string, max_results=_PAGE, page_token=token
+            )
+            for run in page:
+                yield _record(run, name)
+            token = page.token
+            if not token:
+                return
+
+
+class _RestSource:
+    """Runs from an MLflow server's REST API with plain ``requests``: importing mlflow alone
+    takes seconds, longer than a warm ``labkit compare`` should. Credentials as MLflow reads
+    them: MLFLOW_TRACKING_USERNAME/PASSWORD, MLFLOW_TRACKING_TOKEN,
+    MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH."""
+
+    def __init__(self, uri: str) -> None:
+        import requests
+
+        self.base = uri.rstrip("/")
+        self.session = requests.Session()
+        user, password = (
+            os.environ.get("MLFLOW_TRACKING_USERNAME"),
+            os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+        )
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        if user and password:
+            self.session.auth = (user, password)
+        elif token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            self.session.verify = False
+        elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+            self.session.verify = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+
+    def _post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        import requests
+
+        where = redact_uri(self.base)
+        try:
+            response = self.session.post(f"{self.base}/api/2.0/mlflow/{endpoint}", json=body, timeout=120)
+        except requests.RequestException as exc:
+            raise TrackingError(f"cannot reach the tracking server {where} ({type(exc).__name__})") from None
+        if response.status_code in (401, 403):
+            raise TrackingError(
+                f"{where} refused to list runs (HTTP {response.status_code}): set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+                "for a user who may read the experiments"
+            )
+        if response.status_code != 200:
+            raise TrackingError(
+                f"{where}: {endpoint} failed (HTTP {response.status_code}): {response.text[:300]}"
+            )
+        data: dict[str, Any] = response.json()
+        return data
+
+    def experiments(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        token = None
+        while True:
+            body: dict[str, Any] = {"max_results": 1000, "view_type": "ACTIVE_ONLY"}
+            if token:
+                body["page_token"] = token
+            page = self._post("experiments/search", body)
+            found |= {e["name"]: e["experiment_id"] for e in page.get("experiments", [])}
+            token = page.get("next_page_token")
+            if not token:
+                return found
+
+    def search(self, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
+        token = None
+        while True:
+            body: dict[str, Any] = {
+                "experiment_ids": [experiment_id],
+                "filter": filter_string,
+                "run_view_type": "ACTIVE_ONLY",
+                "max_results": _PAGE,
+            }
+            if token:
+                body["page_token"] = token
+            page = self._post("runs/search", body)
+            for run in page.get("runs", []):
+                info, data = run["info"], run.get("data", {})
+                yield RunRecord(
+                    run_id=info["run_id"],
+                    experiment=name,
+                    status=info.get("status", ""),
+                    start_ms=int(info["start_time"]) if info.get("start_time") is not None else None,
+                    end_ms=int(info["end_time"]) if info.get("end_time") is not None else None,
+                    params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+                    metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+                    tags={
+                        t["key"]: t.get("value", "")
+                        for t in data.get("tags", [])
+                        if t["key"] != "mlflow.log-model.history"
+                    },
+                    name=info.get("run_name", ""),
+                )
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+
+def _source(uri: str) -> _MlflowSource | _RestSource:
+    return _RestSource(uri) if uri.startswith(("http://", "https://")) else _MlflowSource(uri)
+
+
+def _experiments(found: dict[str, str], names: Sequence[str] | None) -> list[tuple[str, str]]:
+    """``(id, name)`` of the experiments named (all when none are), else ConfigError."""
     if not names:
         return sorted(((i, n) for n, i in found.items()), key=lambda p: p[1])
     out = []
@@ -196,19 +316,6 @@ def _experiments(client: Any, names: Sequence[str] | None) -> list[tuple[str, st
     return out
 
 
-def _search(client: Any, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string=filter_string, max_results=_PAGE, page_token=token
-        )
-        for run in page:
-            yield _record(run, name)
-        token = page.token
-        if not token:
-            return
-
-
 def fetch_runs(
     uri: str,
     experiments: Sequence[str] | None = None,
@@ -218,33 +325,34 @@ def fetch_runs(
 ) -> list[RunRecord]:
     """The runs of ``experiments`` (every experiment when none) on the server at ``uri``,
     newest first, refreshed in the cache as ``refresh`` says (``none``: the cache as it is)."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(uri)
+    source = _source(uri)
     try:
-        chosen = _experiments(client, experiments)
-    except MlflowException as exc:
-        raise ConfigError(f"cannot read runs from {redact_uri(uri)}: {exc.message}") from None
+        chosen = _experiments(source.experiments(), experiments)
+    except Exception as exc:
+        if type(exc).__name__ != "MlflowException":
+            raise
+        raise TrackingError(f"cannot read runs from {redact_uri(uri)}: {exc}") from None
     with RunCache(uri, cache_dir) as cache:
         if refresh != "none":
             for experiment_id, name in chosen:
-                _refresh(client, cache, experiment_id, name, full=refresh == "full")
+                _refresh(source, cache, experiment_id, name, full=refresh == "full")
         return cache.records([i for i, _ in chosen])
 
 
-def _refresh(client: Any, cache: RunCache, experiment_id: str, name: str, *, full: bool) -> None:
+def _refresh(
+    source: _MlflowSource | _RestSource, cache: RunCache, experiment_id: str, name: str, *, full: bool
+) -> None:
     now_ms = int(time.time() * 1000)
     since, full_at = cache.state(experiment_id)
     if full or since is None or full_at is None or time.time() - full_at > _FULL_EVERY_S:
-        cache.store(experiment_id, name, _search(client, experiment_id, name), refreshed_ms=now_ms, full=True)
+        cache.store(experiment_id, name, source.search(experiment_id, name), refreshed_ms=now_ms, full=True)
         return
-    fresh = list(_search(client, experiment_id, name, f"attributes.start_time >= {since - _OVERLAP_MS}"))
-    pending = cache.unfinished(experiment_id)
+    fresh = list(source.search(experiment_id, name, f"attributes.start_time >= {since - _OVERLAP_MS}"))
     seen = {r.run_id for r in fresh}
-    pending = [r for r in pending if r not in seen]
+    pending = [r for r in cache.unfinished(experiment_id) if r not in seen]
     for i in range(0, len(pending), 100):
         ids = ", ".join(f"'{r}'" for r in pending[i : i + 100])
-        fresh += _search(client, experiment_id, name, f"attributes.run_id IN ({ids})")
+        fresh += source.search(experiment_id, name, f"attributes.run_id IN ({ids})")
     cache.store(experiment_id, name, fresh, refreshed_ms=now_ms, full=False)
 
 

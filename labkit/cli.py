@@ -926,6 +926,80 @@ def report(
         )
 
 
+@app.command()
+def reproduce(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The MLflow run to reproduce.", show_default=False)
+    ],
+    cluster: ClusterOpt = "",
+    slurm: SlurmOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the config and what would run; run nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun even when this checkout is not the code the run used.")
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
+    runs_root: RunsRootOpt = Path("runs"),
+) -> None:
+    """Run a logged experiment again from its stored config, on the code it used, and compare its
+    headline metrics with the original's."""
+    with _errors():
+        from labkit.config import load_experiment
+        from labkit.report import HEADLINE
+        from labkit.report._api import default_uri
+        from labkit.runner._reproduce import compare_metrics, plan_reproduction
+
+        uri = default_uri(tracking_uri)
+        plan = plan_reproduction(run_id, uri, Path.cwd())
+        commit = plan.commit[:12] if plan.commit else "no commit"
+        print(
+            f"labkit reproduce: run {run_id} ({plan.experiment}, task {plan.task or '?'}, "
+            f"code {commit}{' + uncommitted changes' if plan.dirty else ''})",
+            file=sys.stderr,
+        )
+        for warning in plan.check(force):
+            print(f"labkit: warning: {warning}", file=sys.stderr)
+        root = runs_root.resolve()
+        config_path = root / "reproduce" / f"{run_id}.yaml"
+        text = plan.config_yaml(root, uri)
+        if dry_run:
+            print(f"# {config_path} (not written: --dry-run)")
+            print(text, end="")
+            return
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(text)
+        if cluster:
+            from labkit.cluster._profile import load_profile
+            from labkit.cluster._submit import submit_run
+
+            profile, profile_path = load_profile(cluster, slurm or [])
+            exp = load_experiment(config_path, list(profile.overrides))
+            done = submit_run(
+                exp, profile, profile_path, source=config_path, command=shlex.join(["labkit", *sys.argv[1:]])
+            )
+            print(
+                f"labkit: submitted job {done.job_id} to {profile.name}; when it has finished, compare with\n"
+                f"        labkit compare -e {plan.experiment} "
+                f"--filter \"tags.labkit.reproduces = '{run_id}'\"",
+                file=sys.stderr,
+            )
+            print(done.job_id)
+            return
+        _importable_here()
+        from labkit.runner import run as run_experiment
+
+        exp = load_experiment(config_path)
+        result = run_experiment(exp, command=shlex.join(["labkit", *sys.argv[1:]]), source=config_path)
+        names = list(HEADLINE.get(plan.task, ())) + sorted(k for k in plan.metrics if k.startswith("test_"))
+        rows = compare_metrics(plan.metrics, result.metrics, list(dict.fromkeys(names)))
+        print(f"rerun {result.run_id} of run {run_id}:")
+        for name, before, after, verdict in rows:
+            print(f"  {name:<28} {before:<14.6g} {after:<14.6g} {verdict}")
+        if not rows:
+            print("  (no test metric logged by both runs)")
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops `labkit ui` the way Ctrl-C does
 

@@ -24,7 +24,15 @@ from typing import Any, Literal
 from labkit.errors import ConfigError, TrackingError, did_you_mean
 from labkit.tracking._provenance import redact_uri
 
-__all__ = ["RunCache", "RunRecord", "fetch_figures", "fetch_history", "fetch_runs"]
+__all__ = [
+    "RunCache",
+    "RunRecord",
+    "fetch_artifact_text",
+    "fetch_figures",
+    "fetch_history",
+    "fetch_run",
+    "fetch_runs",
+]
 
 Refresh = Literal["auto", "full", "none"]
 
@@ -397,3 +405,32 @@ def fetch_figures(uri: str, run_id: str, folder: str = "figures") -> dict[str, b
                 continue
             out[Path(path).stem] = Path(local).read_bytes()
     return out
+
+
+def fetch_run(uri: str, run_id: str) -> RunRecord:
+    """One run by id, straight from the server (ConfigError naming it when there is none)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    try:
+        run = client.get_run(run_id)
+        name = client.get_experiment(run.info.experiment_id).name
+    except MlflowException as exc:
+        raise ConfigError(f"no run {run_id!r} on {redact_uri(uri)} ({exc.message})") from None
+    return _record(run, name)
+
+
+def fetch_artifact_text(uri: str, run_id: str, path: str) -> str | None:
+    """The text of artifact ``path`` of run ``run_id`` (``None`` when the run has no such file)."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = _client(uri)
+    with tempfile.TemporaryDirectory(prefix="labkit-artifact-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except (MlflowException, OSError):
+            return None
+        return Path(local).read_text(encoding="utf-8", errors="replace")

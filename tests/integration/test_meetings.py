@@ -131,3 +131,50 @@ def test_notebook_api_has_the_columns_of_compare(
     assert len(frame) == 3 and {"run_id", "user", "start", "status", "test_acc"} <= set(frame.columns)
     curve = labkit.history(str(meeting["ids"][0]), "val_loss", uri=url)  # type: ignore[index]
     assert list(curve.columns) == ["step", "time", "value"] and len(curve) == 2  # two smoke epochs
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_reproduce_reruns_a_digits_run_and_reports_the_same_test_acc(
+    meeting: dict[str, object], tmp_path: Path
+) -> None:
+    first = str(meeting["ids"][0])  # type: ignore[index]
+    url = str(meeting["url"])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "reproduce",
+            first,
+            "--tracking-uri",
+            url,
+            "--runs-root",
+            str(tmp_path),
+        ],
+        cwd=REPO,  # the checkout the run was made from
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.strip().startswith("test_acc"))
+    assert line.split()[-1] == "same", out.stdout
+    rerun = out.stdout.split()[1]
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(url).get_run(rerun).data.tags["labkit.reproduces"] == first
+
+
+def test_reproduce_refuses_other_code_and_applies_nothing(meeting: dict[str, object], tmp_path: Path) -> None:
+    first = str(meeting["ids"][0])  # type: ignore[index]
+    out = labkit(
+        tmp_path, "reproduce", first, "--tracking-uri", str(meeting["url"]), "--runs-root", str(tmp_path)
+    )
+    assert out.returncode == 2
+    assert "is not a git checkout; the run was made at commit" in out.stderr
+    assert "--force" in out.stderr
+    assert not (tmp_path / "reproduce").exists()
+    dry = labkit(tmp_path, "reproduce", first, "--tracking-uri", str(meeting["url"]), "--force", "--dry-run")
+    assert dry.returncode == 0 and "labkit.reproduces" in dry.stdout and "warning: --force" in dry.stderr

@@ -87,6 +87,23 @@ def test_compare_csv_parses_and_groups_seeds(meeting: dict[str, object], tmp_pat
     assert md.returncode == 0 and " ± " in md.stdout and "(2)" in md.stdout
 
 
+def test_compare_against_a_server_imports_neither_torch_nor_mlflow(
+    meeting: dict[str, object], tmp_path: Path
+) -> None:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['labkit', 'compare', '-e', 'meeting-digits', '--tracking-uri', {str(meeting['url'])!r}]\n"
+        "from labkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = {'torch', 'lightning', 'mlflow', 'optuna', 'torchmetrics'}\n"
+        "print('HEAVY', sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    env = {**os.environ, "LABKIT_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+
+
 def test_compare_names_a_bad_experiment(meeting: dict[str, object], tmp_path: Path) -> None:
     out = labkit(tmp_path, "compare", "-e", "meeting-digit", "--tracking-uri", str(meeting["url"]))
     assert out.returncode == 2

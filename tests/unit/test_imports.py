@@ -38,6 +38,13 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.sim._registry",
         "labkit.data._specs",
         "labkit.tasks._specs",
+        "labkit.report",
+        "labkit.report._table",
+        "labkit.report._format",
+        "labkit.report._html",
+        "labkit.report._api",
+        "labkit.tracking._query",
+        "labkit.runner._reproduce",
     ],
 )
 def test_light_imports(module: str) -> None:

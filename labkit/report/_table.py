@@ -283,26 +283,29 @@ def compare_frame(
     else:
         keys = ["experiment", *(p for p in params if p.removeprefix("params.") not in SEED_PARAMS)]
     shown = [c for c in frame.columns if c not in BASE_COLUMNS and not c.startswith("params.")]
-    groups = []
-    for _, part in frame.groupby([frame[k].astype(str) for k in keys], sort=False, dropna=False):
-        row: dict[str, Any] = {
-            "run_id": " ".join(part["run_id"]),
-            "experiment": part["experiment"].iloc[0],
-            "user": ",".join(dict.fromkeys(part["user"])),
-            "start": part["start"].min(),
-            "status": part["status"].iloc[0] if part["status"].nunique() == 1 else "mixed",
-            "duration_s": part["duration_s"].mean(),
-            "gpu_hours": part["gpu_hours"].sum(),
-            "n": len(part),
-        }
-        row |= {k: part[k].iloc[0] for k in keys if k.startswith("params.")}
+    # one vectorised pass (10 000 runs in well under a second): a group id per row, then aggregates
+    key = frame[keys].astype(str).agg("\x1f".join, axis=1) if len(frame) else pd.Series([], dtype=str)
+    group_id = pd.Series(pd.factorize(key)[0], index=frame.index)
+    g = frame.groupby(group_id, sort=False)
+    out_cols: dict[str, Any] = {
+        "run_id": g["run_id"].agg(" ".join),
+        "experiment": g["experiment"].first(),
+        "user": g["user"].agg(lambda users: ",".join(dict.fromkeys(users))),
+        "start": g["start"].min(),
+        "status": g["status"].first().where(g["status"].nunique() == 1, "mixed"),
+        "duration_s": g["duration_s"].mean(),
+        "gpu_hours": g["gpu_hours"].sum(),
+        "n": g.size(),
+    }
+    out_cols |= {k: g[k].first() for k in keys if k.startswith("params.")}
+    if shown:
+        means, stds = g[shown].mean(), g[shown].std(ddof=1)
         for m in shown:
-            row[m] = part[m].mean()
-            row[f"{m}_std"] = part[m].std(ddof=1) if part[m].count() > 1 else math.nan
-        groups.append(row)
+            out_cols[m], out_cols[f"{m}_std"] = means[m], stds[m]
+    groups = pd.DataFrame(out_cols)
     group_params = [k for k in keys if k.startswith("params.")]
     columns = [*BASE_COLUMNS, "n", *group_params, *(c for m in shown for c in (m, f"{m}_std"))]
-    out = pd.DataFrame(groups, columns=columns)
+    out = groups.reindex(columns=columns)
     if metric:
         out = out.sort_values(metric, ascending=not higher_is_better(metric), na_position="last")
     else:

@@ -57,3 +57,79 @@ def test_binned_bias_and_resolution() -> None:
     index = np.clip(np.searchsorted(edges, true, side="right") - 1, 0, 4)
     expected = [np.sqrt(np.mean(0.01 / true[index == b])) for b in range(5)]  # the spread within each bin
     assert np.allclose(resolution, expected, rtol=0.05)
+
+
+# ----------------------------------------------------------------------------- AUC and SIC (anomaly task)
+
+# scores from high to low, and which are signal: S = 3, B = 5
+SIC_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+SIC_TRUTH = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)
+
+
+def test_roc_auc_counts_signal_background_pairs_and_ties() -> None:
+    from labkit.tasks._functional import roc_auc
+
+    # 0.9 and 0.8 beat all 5 background scores, 0.6 beats 4 of them: 14 of 15 pairs
+    assert roc_auc(SIC_SCORES, SIC_TRUTH) == pytest.approx(14 / 15)
+    assert roc_auc(np.exp(1e2 * SIC_SCORES), SIC_TRUTH) == pytest.approx(14 / 15)  # only the order counts
+    # a tie between a signal and a background event counts one half: (0.5 + 1 + 0 + 0.5) / 4
+    assert roc_auc(np.array([1.0, 1.0, 0.0, 0.0]), np.array([1, 0, 1, 0], bool)) == 0.5
+
+
+def test_roc_auc_agrees_with_scikit_learn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from labkit.tasks._functional import roc_auc
+
+    rng = np.random.default_rng(1)
+    truth = rng.random(500) < 0.3
+    scores = np.round(rng.normal(truth.astype(float), 1.0), 1)  # with many ties
+    assert roc_auc(scores, truth) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+
+
+def test_sic_curve_by_hand() -> None:
+    from labkit.tasks._functional import sic_curve
+
+    eff_s, eff_b, sic = sic_curve(SIC_SCORES, SIC_TRUTH, min_background=1)
+    # the cuts at 0.9 and 0.8 pass no background and are left out
+    np.testing.assert_allclose(eff_s, [2 / 3, 1, 1, 1, 1, 1])
+    np.testing.assert_allclose(eff_b, [1 / 5, 1 / 5, 2 / 5, 3 / 5, 4 / 5, 1])
+    np.testing.assert_allclose(sic, eff_s / np.sqrt(eff_b))
+    eff_s, eff_b, _ = sic_curve(SIC_SCORES, SIC_TRUTH, min_background=3)
+    np.testing.assert_allclose(eff_b, [3 / 5, 4 / 5, 1])
+    # equal scores are one cut: (1, 1 | 0, 0) with truth (S, B | S, B) has two cuts
+    eff_s, eff_b, sic = sic_curve(np.array([1.0, 1.0, 0.0, 0.0]), np.array([1, 0, 1, 0], bool))
+    np.testing.assert_allclose(eff_s, [0.5, 1.0])
+    np.testing.assert_allclose(sic, [0.5 / np.sqrt(0.5), 1.0])
+
+
+def test_max_sic_with_the_minimum_background_rule() -> None:
+    from labkit.tasks._functional import max_sic
+
+    assert max_sic(SIC_SCORES, SIC_TRUTH, 1) == pytest.approx(np.sqrt(5))  # 1 / sqrt(1/5) at 0.6
+    assert max_sic(SIC_SCORES, SIC_TRUTH, 2) == pytest.approx(np.sqrt(5 / 2))  # 1 / sqrt(2/5) at 0.5
+    assert max_sic(SIC_SCORES, SIC_TRUTH, 5) == 1.0  # only the loosest cut: no selection
+    with pytest.raises(ValueError, match="fewer than min_background=6 background events"):
+        max_sic(SIC_SCORES, SIC_TRUTH, 6)
+    # a perfect separation is bounded by the rule: ε_S = 1 at ε_B = k/N_B gives sqrt(N_B/k)
+    truth = np.r_[np.ones(50, bool), np.zeros(1000, bool)]
+    scores = np.r_[np.full(50, 2.0), np.linspace(0.0, 1.0, 1000)]
+    assert max_sic(scores, truth, 10) == pytest.approx(np.sqrt(1000 / 10))
+
+
+@pytest.mark.parametrize(
+    ("scores", "truth", "message"),
+    [
+        (np.arange(4.0), np.ones(4, bool), "both signal and background"),
+        (np.arange(4.0), np.zeros(4, bool), "both signal and background"),
+        (np.array([0.1, np.nan]), np.array([1, 0], bool), "1 scores are NaN"),
+        (np.arange(3.0), np.array([1, 0], bool), "3 scores but 2 labels"),
+    ],
+)
+def test_sic_and_auc_refuse_undefined_cases(scores: np.ndarray, truth: np.ndarray, message: str) -> None:
+    from labkit.tasks._functional import max_sic, roc_auc
+
+    with pytest.raises(ValueError, match=message):
+        max_sic(scores, truth)
+    with pytest.raises(ValueError, match=message):
+        roc_auc(scores, truth)

@@ -1,0 +1,232 @@
+"""The anomaly task: what it trains on (never the labels), its losses, and its metrics against the
+functions they are defined by, on dijet events with an exact likelihood ratio."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from labkit.config import OptimizerConfig
+from labkit.data import DataInfo
+from labkit.errors import DataError
+from labkit.models import MLP, Autoencoder
+from labkit.sim._dijet import COLUMNS, simulate_dijet
+from labkit.tasks import AnomalyTask
+from labkit.tasks._functional import max_sic, rejection_at_efficiency, roc_auc
+from labkit.tasks._specs import AnomalySpec
+
+SR = (3.3, 3.7)
+FEATURES = COLUMNS[1:]
+
+
+def _events(
+    n: int, seed: int, fraction: float = 0.1, **options: object
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    s = simulate_dijet(n, seed=seed, signal_fraction=fraction, mjj_range=(3.0, 4.2), **options)  # type: ignore[arg-type]
+    return torch.from_numpy(s.features.astype(np.float32)), torch.from_numpy(s.is_signal), s.likelihood_ratio
+
+
+def _trainer(epochs: int = 2) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+
+
+def _task(method: str = "cwola", variational: bool = False, **kw: object) -> AnomalyTask:
+    model: torch.nn.Module
+    if method == "cwola":
+        model = MLP((4,), 1, hidden=(16,))
+    else:
+        model = Autoencoder((4,), 4, hidden=(16,), latent=2, variational=variational)
+    return AnomalyTask(
+        model, OptimizerConfig(lr=1e-2), mass_index=0, feature_names=FEATURES, method=method, **kw
+    )  # type: ignore[arg-type]
+
+
+def _fit(
+    method: str, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    pl.seed_everything(0, verbose=False)
+    task = _task(method)
+    train = DataLoader(
+        TensorDataset(x, y), batch_size=256, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    _trainer().fit(task, train, DataLoader(TensorDataset(*val), batch_size=256))
+    return task.state_dict()
+
+
+# ----------------------------------------------------------------------------- training ignores labels
+
+
+@pytest.mark.parametrize("method", ["cwola", "autoencoder"])
+def test_training_never_reads_the_labels(method: str) -> None:
+    x, y, _ = _events(3000, seed=1)
+    reference = _fit(method, x, y, (x[:500], y[:500]))
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(5))]
+    for other_train, other_val in (
+        (shuffled, shuffled[:500]),
+        (torch.zeros_like(y), torch.ones(500, dtype=y.dtype)),
+    ):
+        state = _fit(method, x, other_train, (x[:500], other_val))
+        assert state.keys() == reference.keys()
+        for key, value in reference.items():
+            assert torch.equal(state[key], value), key
+
+
+def test_autoencoder_trains_on_the_sidebands_only() -> None:
+    """Replacing the features of every signal-region training event changes nothing."""
+    x, y, _ = _events(3000, seed=2)
+    inside = (x[:, 0] >= SR[0]) & (x[:, 0] < SR[1])
+    scrambled = x.clone()
+    scrambled[inside, 1:] = torch.rand(int(inside.sum()), 4) * 100
+    a = _fit("autoencoder", x, y, (x[:500], y[:500]))
+    b = _fit("autoencoder", scrambled, y, (x[:500], y[:500]))
+    for key, value in a.items():
+        assert torch.equal(b[key], value), key
+    # and the standardisation is that of the training sidebands
+    sidebands = x[~inside, 1:].double()
+    assert torch.allclose(b["feature_mean"].double(), sidebands.mean(0), rtol=1e-5)
+    assert torch.allclose(b["feature_std"].double(), sidebands.std(0, unbiased=False), rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_cwola_val_loss_is_the_region_weighted_cross_entropy() -> None:
+    x, y, _ = _events(2000, seed=3)
+    task = _task("cwola")
+    trainer = _trainer(1)
+    trainer.fit(
+        task, DataLoader(TensorDataset(x, y), batch_size=500), DataLoader(TensorDataset(x, y), batch_size=128)
+    )
+    inside = (x[:, 0] >= SR[0]) & (x[:, 0] < SR[1])
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    expected_weight = torch.tensor([len(x) / (2 * n_out), len(x) / (2 * n_in)])
+    assert torch.allclose(task.region_weight, expected_weight)
+    task.eval()
+    with torch.no_grad():
+        z = (x[:, 1:] - task.feature_mean) / task.feature_std
+        bce = F.binary_cross_entropy_with_logits(task.model(z)[:, 0], inside.float(), reduction="none")
+    w = expected_weight[inside.long()]
+    assert float(trainer.logged_metrics["val_loss"]) == pytest.approx(
+        float((bce * w).sum() / w.sum()), rel=1e-5
+    )
+
+
+def test_vae_score_is_reconstruction_plus_weighted_kl() -> None:
+    x, _, _ = _events(50, seed=4)
+    task = _task("autoencoder", variational=True, kl_weight=0.5)
+    task.eval()
+    with torch.no_grad():
+        z = (x[:, 1:] - task.feature_mean) / task.feature_std
+        out = task.model(z)
+        expected = 0.5 * (out.reconstruction - z).square().sum(1) + 0.5 * out.kl_divergence()
+        assert torch.allclose(task(x), expected)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_np_max_sic_is_the_sic_of_the_exact_likelihood_ratio_on_the_signal_region_test_events() -> None:
+    x, y, lr = _events(4000, seed=5, fraction=0.05)
+    task = _task("cwola", reference_scores=lr, min_background=10)
+    (result,) = _trainer().test(task, DataLoader(TensorDataset(x, y), batch_size=512), verbose=False)
+    inside = ((x[:, 0] >= SR[0]) & (x[:, 0] < SR[1])).numpy()
+    truth = y.numpy()[inside] == 1
+    assert result["np_max_sic"] == pytest.approx(max_sic(lr[inside], truth, 10), rel=1e-6)
+    assert result["np_auc"] == pytest.approx(roc_auc(lr[inside], truth), rel=1e-6)
+    assert result["np_rejection_at_eff30"] == pytest.approx(rejection_at_efficiency(lr[inside], truth, 0.3))
+    assert result["test_sr_signal"] == truth.sum() and result["test_sr_background"] == (~truth).sum()
+    with torch.no_grad():
+        score = task(x).numpy()[inside]
+    assert result["test_max_sic"] == pytest.approx(max_sic(score, truth, 10), rel=1e-6)
+    assert result["test_auc"] == pytest.approx(roc_auc(score, truth), rel=1e-6)
+    assert result["test_max_sic_over_np"] == pytest.approx(
+        result["test_max_sic"] / result["np_max_sic"], rel=1e-6
+    )
+    # the exact ratio is the best discriminant there is: an untrained network is far below it
+    assert result["np_auc"] > 0.99 > result["test_auc"]
+    fig = task.figures()["sic_curve"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["cwola (score)", "Neyman–Pearson (exact likelihood ratio)"]
+
+
+def test_cwola_finds_a_strong_resonance() -> None:
+    x, y, _ = _events(12000, seed=6, fraction=0.1, jet_mass_slope=0.0)
+    xt, yt, lrt = _events(6000, seed=7, fraction=0.1, jet_mass_slope=0.0)
+    pl.seed_everything(0, verbose=False)
+    task = AnomalyTask(
+        MLP((4,), 1, hidden=(32, 32)),
+        OptimizerConfig(lr=3e-3),
+        mass_index=0,
+        feature_names=FEATURES,
+        reference_scores=lrt,
+    )
+    trainer = _trainer(6)
+    trainer.fit(
+        task,
+        DataLoader(TensorDataset(x, y), batch_size=256, shuffle=True),
+        DataLoader(TensorDataset(xt, yt), batch_size=1024),
+    )
+    (result,) = trainer.test(task, DataLoader(TensorDataset(xt, yt), batch_size=1024), verbose=False)
+    assert result["test_auc"] > 0.9 and result["test_max_sic"] > 0.5 * result["np_max_sic"]
+
+
+def test_undefined_metrics_are_nan_and_no_figure() -> None:
+    x, y, lr = _events(300, seed=8, fraction=0.0)  # no signal at all
+    task = _task("autoencoder", reference_scores=lr)
+    (result,) = _trainer().test(task, DataLoader(TensorDataset(x, y), batch_size=64), verbose=False)
+    for key in ("test_auc", "test_max_sic", "test_rejection_at_eff30", "np_max_sic", "test_max_sic_over_np"):
+        assert math.isnan(result[key]), key
+    assert result["test_sr_signal"] == 0 and task.figures() == {}
+    # fewer background events in the signal region than min_background: no SIC, the AUC is defined
+    x, y, lr = _events(300, seed=8, fraction=0.2)
+    task = _task("cwola", reference_scores=lr, min_background=1000)
+    (result,) = _trainer().test(task, DataLoader(TensorDataset(x, y), batch_size=64), verbose=False)
+    assert math.isnan(result["test_max_sic"]) and math.isnan(result["np_max_sic"])
+    assert 0.0 <= result["test_auc"] <= 1.0 and result["np_auc"] > 0.9
+
+
+# ----------------------------------------------------------------------------- the spec and errors
+
+
+def test_spec_builds_the_task_arguments_from_the_data() -> None:
+    info = DataInfo(in_shape=(5,), input_names=COLUMNS, extras={"likelihood_ratio": np.ones(3)})
+    spec = AnomalySpec(kind="anomaly")
+    assert spec.extras() == ("likelihood_ratio",)
+    assert spec.model_args(info) == {"in_shape": (4,)}
+    outputs, args = spec.model_outputs(info)
+    assert outputs == 1 and args["mass_index"] == 0 and args["feature_names"] == FEATURES
+    assert AnomalySpec(kind="anomaly", method="autoencoder").model_outputs(info)[0] == 4
+    assert set(spec.options()) == {"method", "signal_region", "min_background", "kl_weight"}
+    with pytest.raises(
+        DataError, match=r"task.mass_feature: no input column 'm_jj'.*the columns are: mjj, mj1"
+    ):
+        AnomalySpec(kind="anomaly", mass_feature="m_jj").model_outputs(info)
+
+
+def test_bad_options() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="the signal region must be"):
+        AnomalySpec(kind="anomaly", signal_region=(3.7, 3.3))
+    with pytest.raises(ValueError, match="unknown anomaly method 'vae'; valid: autoencoder, cwola"):
+        AnomalyTask(MLP((4,), 1), OptimizerConfig(), mass_index=0, method="vae")
+    with pytest.raises(ValueError, match=r"signal_region must be \(low, high\)"):
+        AnomalyTask(MLP((4,), 1), OptimizerConfig(), mass_index=0, signal_region=(2.0, 1.0))
+    task = AnomalyTask(Autoencoder((4,), 3, latent=2), OptimizerConfig(), mass_index=0, method="autoencoder")
+    with pytest.raises(
+        ValueError, match=r"the autoencoder reconstructs \(3,\) per event, the features are \(4,\)"
+    ):
+        task(torch.ones(2, 5))

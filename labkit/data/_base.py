@@ -113,9 +113,9 @@ class ArraySplitDataModule(pl.LightningDataModule):
         """Figures of merit the data itself knows for the samples ``test`` (indices)."""
         return {}
 
-    def provenance(self) -> dict[str, object]:
-        """``simulator`` and ``simulator_options`` of :class:`DataInfo` when a simulator made the data."""
-        return {}
+    def provenance(self) -> tuple[str | None, dict[str, object]]:
+        """The simulator that made the data and its options (``(None, {})`` for files)."""
+        return None, {}
 
     # -- Lightning ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -160,6 +160,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         tensors = (xt, yt) if w is None else (xt, yt, torch.from_numpy(w.astype(np.float32)))
         self._splits = {k: TensorDataset(*(t[idx] for t in tensors)) for k, idx in parts.items()}
         self._parts = parts
+        simulator, simulator_options = self.provenance()
         self._info = DataInfo(
             in_shape=tuple(x.shape[1:]),
             sizes={k: len(v) for k, v in parts.items()},
@@ -168,7 +169,8 @@ class ArraySplitDataModule(pl.LightningDataModule):
             reference_metrics=self.reference_metrics(parts["test"]),
             input_names=tuple(arrays.input_names),
             extras={k: np.asarray(arrays.extras[k])[parts["test"]] for k in self.extras},
-            **self.provenance(),
+            simulator=simulator,
+            simulator_options=simulator_options,
             **info,  # type: ignore[arg-type]
         )
 

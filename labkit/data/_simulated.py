@@ -123,11 +123,10 @@ class SimulatedDataModule(ArraySplitDataModule):
             input_names=column_names(path, self.inputs, "hdf5"),
         )
 
-    def provenance(self) -> dict[str, object]:
+    def provenance(self) -> tuple[str | None, dict[str, object]]:
         from labkit import sim
 
-        options = sim.SIMULATORS[self.simulator].defaults() | self.options
-        return {"simulator": self.simulator, "simulator_options": options}
+        return self.simulator, sim.SIMULATORS[self.simulator].defaults() | self.options
 
     def reference_metrics(self, test: np.ndarray) -> dict[str, float]:
         """What the data knows about the test split: the Cramér–Rao bounds of ``grf`` fields, or

@@ -71,7 +71,7 @@ def _fit(
 
 @pytest.mark.parametrize("method", ["cwola", "autoencoder"])
 def test_training_never_reads_the_labels(method: str) -> None:
-    x, y, _ = _events(3000, seed=1)
+    x, y, _ = _events(1500, seed=1)
     reference = _fit(method, x, y, (x[:500], y[:500]))
     shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(5))]
     for other_train, other_val in (
@@ -86,7 +86,7 @@ def test_training_never_reads_the_labels(method: str) -> None:
 
 def test_autoencoder_trains_on_the_sidebands_only() -> None:
     """Replacing the features of every signal-region training event changes nothing."""
-    x, y, _ = _events(3000, seed=2)
+    x, y, _ = _events(1500, seed=2)
     inside = (x[:, 0] >= SR[0]) & (x[:, 0] < SR[1])
     scrambled = x.clone()
     scrambled[inside, 1:] = torch.rand(int(inside.sum()), 4) * 100
@@ -163,8 +163,8 @@ def test_np_max_sic_is_the_sic_of_the_exact_likelihood_ratio_on_the_signal_regio
 
 
 def test_cwola_finds_a_strong_resonance() -> None:
-    x, y, _ = _events(12000, seed=6, fraction=0.1, jet_mass_slope=0.0)
-    xt, yt, lrt = _events(6000, seed=7, fraction=0.1, jet_mass_slope=0.0)
+    x, y, _ = _events(8000, seed=6, fraction=0.1, jet_mass_slope=0.0)
+    xt, yt, lrt = _events(4000, seed=7, fraction=0.1, jet_mass_slope=0.0)
     pl.seed_everything(0, verbose=False)
     task = AnomalyTask(
         MLP((4,), 1, hidden=(32, 32)),
@@ -173,10 +173,10 @@ def test_cwola_finds_a_strong_resonance() -> None:
         feature_names=FEATURES,
         reference_scores=lrt,
     )
-    trainer = _trainer(6)
+    trainer = _trainer(5)
     trainer.fit(
         task,
-        DataLoader(TensorDataset(x, y), batch_size=256, shuffle=True),
+        DataLoader(TensorDataset(x, y), batch_size=512, shuffle=True),
         DataLoader(TensorDataset(xt, yt), batch_size=1024),
     )
     (result,) = trainer.test(task, DataLoader(TensorDataset(xt, yt), batch_size=1024), verbose=False)

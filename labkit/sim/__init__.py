@@ -1,4 +1,5 @@
-"""Seeded physics simulators that write training data: ``calo`` showers and ``grf`` fields.
+"""Seeded physics simulators that write training data: ``calo`` showers, ``grf`` fields,
+``tracks`` detector images and ``dijet`` events.
 
 Same arguments and seed give byte-identical arrays. Everything here needs numpy only (h5py to
 write files); importing the package is cheap, the simulator modules load on first use.

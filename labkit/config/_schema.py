@@ -171,6 +171,15 @@ class Experiment(Section):
         return data
 
     @model_validator(mode="after")
+    def _anomaly_cuts_on_raw_mass(self) -> Experiment:
+        if getattr(self.task, "kind", None) == "anomaly" and getattr(self.data, "standardize", False):
+            raise ValueError(
+                "data.standardize: the anomaly task cuts its signal region on the raw mass column; "
+                "set data.standardize: false (the task standardises the other features itself)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _search_paths_exist(self) -> Experiment:
         if self.search is None:
             return self

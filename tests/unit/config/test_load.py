@@ -100,7 +100,7 @@ def test_task_shorthand(tmp_path: Path) -> None:
         (["model.hiden=[3]"], r"model\.hiden: unknown key \(did you mean 'hidden'\?\)"),
         (
             ["model.name=mpl"],
-            r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: autoencoder, cnn, mlp, unet",
+            r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: autoencoder, cnn, cvae, mlp, unet",
         ),
         (
             ["data.name=digit"],
@@ -240,3 +240,10 @@ def test_interpolation_and_its_errors(tmp_path: Path) -> None:
     bad.write_text(good.read_text().replace("${name}", "${nmae}"))
     with pytest.raises(ConfigError, match=r"bad-interp\.yaml: Interpolation key 'nmae' not found"):
         load_experiment(bad, cwd=tmp_path)
+
+
+def test_an_anomaly_search_on_standardised_inputs_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"data.standardize: the anomaly task cuts its signal region on the raw"
+    ):
+        load_experiment(EXPERIMENTS / "dijet_anomaly.yaml", ["data.standardize=true"])

@@ -11,16 +11,18 @@ from typing import TYPE_CHECKING
 
 from labkit._lazy import lazy_getattr
 
-__all__ = ["MLP", "Autoencoder", "SmallCNN", "UNet"]
+__all__ = ["MLP", "Autoencoder", "ConditionalVAE", "SmallCNN", "UNet"]
 
 if TYPE_CHECKING:
     from labkit.models._autoencoder import Autoencoder
     from labkit.models._cnn import SmallCNN
+    from labkit.models._cvae import ConditionalVAE
     from labkit.models._mlp import MLP
     from labkit.models._unet import UNet
 
 _LAZY = {
     "Autoencoder": "labkit.models._autoencoder",
+    "ConditionalVAE": "labkit.models._cvae",
     "MLP": "labkit.models._mlp",
     "SmallCNN": "labkit.models._cnn",
     "UNet": "labkit.models._unet",

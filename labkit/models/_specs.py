@@ -8,7 +8,7 @@ from pydantic import Field, PositiveInt
 
 from labkit.config._base import ComponentSpec
 
-__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "MLPSpec", "UNetSpec"]
+__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "UNetSpec"]
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 
@@ -61,4 +61,23 @@ class AutoencoderSpec(ComponentSpec):
     variational: bool = False
 
 
-MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec)
+class CVAESpec(ComponentSpec):
+    """Conditional VAE for showers (non-negative cells, exact zeros below the threshold): a
+    Gaussian latent, a decoder giving each cell's probability to be non-zero and a Gamma for its
+    energy, and the shower's total drawn separately (``sum_constraint``). For ``task: surrogate``."""
+
+    target: ClassVar[str] = "labkit.models._cvae:ConditionalVAE"
+    name: Literal["cvae"]
+    hidden: tuple[PositiveInt, ...] = Field(
+        default=(512, 512),
+        min_length=1,
+        description="width of the encoder's layers (the decoder mirrors them)",
+    )
+    latent: PositiveInt = Field(default=8, description="dimension of the latent space")
+    activation: Activation = "silu"
+    sum_constraint: bool = Field(
+        default=True, description="draw the sum of the cells separately and rescale the cells to it"
+    )
+
+
+MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec, CVAESpec)

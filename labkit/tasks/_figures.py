@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -164,4 +165,63 @@ def segmentation_figure(
     fig.legend(handles=legend, loc="lower center", ncol=min(k, 4), frameon=False)
     fig.suptitle("Segmentation of test images (IoU over the whole test split)")
     fig.tight_layout(rect=(0, 0.6 / (3.2 * rows + 0.8), 1, 1))
+    return fig
+
+
+def feature_comparison_figure(
+    simulated: dict[str, np.ndarray],
+    generated: dict[str, np.ndarray],
+    edges: dict[str, np.ndarray],
+    separation: dict[str, float],
+    *,
+    reference: dict[str, np.ndarray] | None = None,
+    title: str = "",
+) -> Figure:
+    """One panel per feature: normalised histograms of the simulated and generated samples (and
+    a second simulated sample, ``reference``) in the bins of the separation power, the values
+    outside the bins counted in the first or last one; below each, the ratio generated /
+    simulated with Poisson errors of both."""
+    names = list(simulated)
+    cols = min(4, max(1, len(names)))
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(3.8 * cols, 3.6 * rows + 0.7))
+    outer = fig.add_gridspec(rows, cols, hspace=0.45, wspace=0.3)
+
+    def counts(values: np.ndarray, e: np.ndarray) -> np.ndarray:
+        index = np.clip(np.searchsorted(e, values[np.isfinite(values)], side="right") - 1, 0, len(e) - 2)
+        return np.bincount(index, minlength=len(e) - 1).astype(np.float64)
+
+    for i, name in enumerate(names):
+        r, c = divmod(i, cols)
+        cell = outer[r, c].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.05)
+        top = fig.add_subplot(cell[0])
+        bottom = fig.add_subplot(cell[1], sharex=top)
+        e = edges[name]
+        centres = 0.5 * (e[:-1] + e[1:])
+        n_sim, n_gen = counts(simulated[name], e), counts(generated[name], e)
+        h_sim, h_gen = n_sim / max(n_sim.sum(), 1), n_gen / max(n_gen.sum(), 1)
+        top.stairs(h_sim, e, fill=True, alpha=0.35, color="C0", label="simulated")
+        top.stairs(h_gen, e, color="C3", lw=1.4, label="generated")
+        if reference is not None:
+            n_ref = counts(reference[name], e)
+            top.stairs(
+                n_ref / max(n_ref.sum(), 1), e, color="black", lw=0.8, ls="--", label="simulated, 2nd sample"
+            )
+        top.set_title(f"{name}  S={separation.get(name, float('nan')):.3f}", fontsize=9)
+        top.tick_params(labelbottom=False, labelsize=7)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = h_gen / h_sim
+            error = ratio * np.sqrt(1.0 / n_gen + 1.0 / n_sim)
+        ok = (n_sim > 0) & (n_gen > 0)
+        bottom.errorbar(centres[ok], ratio[ok], yerr=error[ok], fmt="o", ms=2.5, color="C3", lw=0.8)
+        bottom.axhline(1.0, color="black", lw=0.8)
+        bottom.set_ylim(0.0, 2.0)
+        bottom.set_ylabel("gen/sim", fontsize=7)
+        bottom.tick_params(labelsize=7)
+        bottom.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+        bottom.xaxis.get_offset_text().set_fontsize(7)
+        if i == 0:
+            top.legend(fontsize=7)
+    fig.suptitle(title or "Generated vs simulated showers (test split)")
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.05, top=1 - 0.6 / (3.6 * rows + 0.7))
     return fig

@@ -211,12 +211,25 @@ class AnomalySpec(TaskSpec):
 
 
 class SurrogateSpec(TaskSpec):
-    """A conditional generative model of detector showers given the incident energy, judged as in
-    the Fast Calorimeter Simulation Challenge."""
+    """A conditional generative model of the ``calo`` simulator's showers given the incident
+    energy, judged as in the Fast Calorimeter Simulation Challenge: separation power of
+    high-level features, a Fréchet distance, a classifier two-sample test, generation time."""
 
     target: ClassVar[str] = "labkit.tasks._surrogate:SurrogateTask"
     target_kind: ClassVar[Literal["labels", "values", "masks"]] = "values"
     kind: Literal["surrogate"]
+    bins: PositiveInt = Field(default=30, description="bins of each high-level feature (separation power)")
+    classifier_hidden: tuple[PositiveInt, ...] = Field(
+        default=(128, 128), min_length=1, description="layers of the two-sample test's classifier"
+    )
+    reference: bool = Field(
+        default=True,
+        description="simulate a second sample at the test energies: reference_classifier_auc, reference_fpd",
+    )
+    timing_repeats: PositiveInt = Field(
+        default=5, description="repeats of each timing (the median is logged)"
+    )
+    sample_seed: int = Field(default=0, ge=0, description="seed of the generated and reference test showers")
 
     def options(self) -> dict[str, object]:
         return self.model_dump(exclude={"kind"})
@@ -225,12 +238,41 @@ class SurrogateSpec(TaskSpec):
         return {"in_shape": tuple(info.in_shape), "conditions": len(info.target_names)}
 
     def model_outputs(self, info: Any) -> tuple[int, dict[str, Any]]:
-        if not info.target_names:
-            raise DataError("a surrogate is conditioned on real values: name them in data.targets")
-        size = 1
-        for d in info.in_shape:
-            size *= int(d)
-        return size, {"conditions": tuple(info.target_names), "scaling": info.target_scaling}
+        if info.simulator != "calo":
+            where = f"simulator {info.simulator!r}" if info.simulator else "a file or a class of your own"
+            raise DataError(
+                f"task surrogate: the data come from {where}; a surrogate learns labkit's calo simulator "
+                "(data: {name: simulated, simulator: calo, inputs: showers, targets: [incident_energy]}), "
+                "whose options it needs to time it and to write showers in its layout"
+            )
+        if tuple(info.target_names) != ("incident_energy",):
+            raise DataError(
+                "task surrogate: data.targets must be [incident_energy] (the condition), got "
+                f"[{', '.join(info.target_names)}]"
+            )
+        options = dict(info.simulator_options)
+        if options.get("particle") == "mixed":
+            raise DataError(
+                "task surrogate: the showers are conditioned on the energy alone: simulate one particle "
+                "(data.parameters.particle: electron or pion), not mixed"
+            )
+        grid = (int(options["layers"]), len(tuple(options["radial_edges"])) - 1, int(options["angular_bins"]))
+        if tuple(info.in_shape) != grid:
+            raise DataError(
+                f"task surrogate: data.inputs must be the showers, shape {grid} (layers, radial bins, "
+                f"angular bins); got samples of shape {tuple(info.in_shape)}"
+            )
+        if float(options.get("threshold", 0.0)) < 0:
+            raise DataError(
+                "task surrogate: the surrogate models cell energies >= 0 with exact zeros; "
+                f"data.parameters.threshold must be >= 0, got {options['threshold']}"
+            )
+        size = grid[0] * grid[1] * grid[2]
+        return size, {
+            "scaling": tuple(info.target_scaling),
+            "simulator": info.simulator,
+            "simulator_options": options,
+        }
 
 
 TASK_SPECS: tuple[type[ComponentSpec], ...] = (

@@ -338,6 +338,67 @@ def sim(
         )
 
 
+@app.command()
+def generate(
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="The surrogate's run: its MLflow run id, its run key (or the key's first 8 characters), "
+            "or its run directory.",
+            show_default=False,
+        ),
+    ],
+    events: Annotated[int, typer.Option("-n", "--events", min=1, help="Number of showers.")] = 1000,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The HDF5 file to write.")] = None,
+    energy_range: Annotated[
+        tuple[float, float] | None,
+        typer.Option(
+            "--energy-range",
+            metavar="LO HI",
+            help="Incident energies log-uniform in [LO, HI] GeV (default: the range it was trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    energy: Annotated[
+        float | None,
+        typer.Option("--energy", help="One incident energy (GeV) for every shower.", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed: the same run, arguments and seed give the same file.")
+    ] = 0,
+    runs_root: RunsRootOpt = Path("runs"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Write showers from a trained surrogate (task: surrogate) in its simulator's HDF5 layout."""
+    with _errors():
+        if output is None:
+            raise LabkitError("-o FILE.h5 is required (where to write the showers)")
+        if output.exists() and not force:
+            raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
+        if energy is not None and energy_range is not None:
+            raise LabkitError("give --energy E or --energy-range LO HI, not both")
+        from labkit.runner._generate import find_run_dir, generate_showers, load_surrogate
+
+        run_dir = find_run_dir(run_id, runs_root)
+        loaded = load_surrogate(run_dir)
+        wanted = (energy, energy) if energy is not None else energy_range
+        done = generate_showers(loaded, events, output, energy_range=wanted, seed=seed)
+        lo, hi = done.energy_range
+        if done.extrapolated:
+            t_lo, t_hi = done.training_range
+            print(
+                f"labkit: warning: energies {lo:g}-{hi:g} GeV reach outside the training range "
+                f"{t_lo:g}-{t_hi:g} GeV: the surrogate extrapolates there",
+                file=sys.stderr,
+            )
+        shown = f"{lo:g} GeV" if lo == hi else f"{lo:g}-{hi:g} GeV"
+        print(
+            f"labkit: wrote {events} showers ({shown}, seed {seed}) from surrogate run {run_dir} to {output} "
+            f"in {done.seconds:.1f} s ({1e3 * done.seconds / events:.3f} ms per shower)"
+        )
+
+
 class _TuneGroup(TyperGroup):
     """``labkit tune FILE ...`` runs a study; ``labkit tune status|best ...`` look at one."""
 

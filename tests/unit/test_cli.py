@@ -38,7 +38,9 @@ def imported_modules(*args: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("check", "--help"), ("--version",)])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("run", "--help"), ("check", "--help"), ("generate", "--help"), ("--version",)]
+)
 def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
     modules = imported_modules(*args)
     assert "labkit.cli" in modules

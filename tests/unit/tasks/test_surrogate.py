@@ -1,0 +1,89 @@
+"""The surrogate task's checks of the data and its preprocessing (the training and the test
+metrics run in tests/unit/runner/test_generate.py and the shipped experiment's smoke run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from labkit import sim
+from labkit.config import OptimizerConfig
+from labkit.data._base import DataInfo
+from labkit.errors import DataError
+from labkit.models._cvae import ConditionalVAE
+from labkit.tasks._specs import SurrogateSpec
+from labkit.tasks._surrogate import SurrogateTask
+
+OPTIONS = sim.options("calo")
+SCALING = ((2.3, 1.3, True),)
+
+
+def info(**changes: object) -> DataInfo:
+    fields: dict[str, object] = {
+        "in_shape": (12, 9, 8),
+        "target_names": ("incident_energy",),
+        "target_scaling": SCALING,
+        "simulator": "calo",
+        "simulator_options": dict(OPTIONS),
+    }
+    fields |= changes
+    return DataInfo(**fields)  # type: ignore[arg-type]
+
+
+def test_spec_gives_the_cells_and_the_simulator_to_the_task() -> None:
+    size, args = SurrogateSpec(kind="surrogate").model_outputs(info())
+    assert size == 864 and args["simulator"] == "calo" and args["scaling"] == SCALING
+    assert args["simulator_options"]["radial_edges"] == OPTIONS["radial_edges"]
+    assert SurrogateSpec(kind="surrogate").model_args(info()) == {"in_shape": (12, 9, 8), "conditions": 1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"simulator": None}, "the data come from a file or a class of your own; a surrogate learns"),
+        ({"simulator": "grf"}, "the data come from simulator 'grf'"),
+        ({"target_names": ("incident_energy", "particle")}, r"must be \[incident_energy\].*got \[incident"),
+        ({"simulator_options": OPTIONS | {"particle": "mixed"}}, "simulate one particle"),
+        ({"in_shape": (864,)}, r"data.inputs must be the showers, shape \(12, 9, 8\)"),
+        ({"simulator_options": OPTIONS | {"threshold": float("-inf")}}, "threshold must be >= 0, got -inf"),
+    ],
+)
+def test_spec_refuses_data_it_cannot_learn(changes: dict[str, object], match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        SurrogateSpec(kind="surrogate").model_outputs(info(**changes))
+
+
+def task() -> SurrogateTask:
+    model = ConditionalVAE((12, 9, 8), 864, conditions=1, hidden=(16,), latent=2)
+    return SurrogateTask(
+        model, OptimizerConfig(name="adam"), scaling=SCALING, simulator="calo", simulator_options=OPTIONS
+    )
+
+
+def test_preprocessing_round_trip_keeps_the_cells_and_their_zeros() -> None:
+    sample = sim.simulate("calo", 50, seed=4)
+    t = task()
+    t.value_scale.fill_(2.5e-3)  # type: ignore[operator]
+    energy = torch.from_numpy(sample.incident_energy)
+    showers = torch.from_numpy(sample.showers)
+    u = t.encode(showers, energy)
+    assert u.shape == (50, 864) and torch.equal(u > 0, showers.reshape(50, -1) > 0)
+    back = t.decode(u, energy)
+    np.testing.assert_allclose(back.numpy(), sample.showers, rtol=2e-6, atol=1e-9)
+    # the condition is the data module's normalised log E, and back
+    c = t.condition(sample.incident_energy)
+    assert c.shape == (50, 1)
+    np.testing.assert_allclose(t.energy(c).numpy(), sample.incident_energy, rtol=1e-6)
+    np.testing.assert_allclose(c[:, 0].numpy(), (np.log(sample.incident_energy) - 2.3) / 1.3, rtol=1e-5)
+
+
+def test_generated_showers_have_the_grid_exact_zeros_and_nothing_below_threshold() -> None:
+    t = task()
+    t.value_scale.fill_(2.5e-3)  # type: ignore[operator]
+    showers = t.generate(np.geomspace(1.0, 100.0, 64), seed=2)
+    assert showers.shape == (64, 12, 9, 8) and showers.dtype == np.float32
+    threshold = OPTIONS["threshold"]
+    assert isinstance(threshold, float)
+    assert np.all((showers == 0) | (showers >= threshold * (1 - 1e-6))) and (showers == 0).any()
+    np.testing.assert_array_equal(showers, t.generate(np.geomspace(1.0, 100.0, 64), seed=2))

@@ -216,7 +216,7 @@ def classifier_two_sample_auc(
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # comes with scikit-learn
 
     xa = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
     xb = np.asarray(b, dtype=np.float64).reshape(len(b), -1)

@@ -376,7 +376,10 @@ def test_sim_grf_layout(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("sim", "cal", "-o", "x.h5"), "no simulator 'cal' (did you mean 'calo'?); choose one of: calo, grf"),
+        (
+            ("sim", "cal", "-o", "x.h5"),
+            "no simulator 'cal' (did you mean 'calo'?); choose one of: calo, dijet, grf, tracks",
+        ),
         (
             ("sim", "calo", "-o", "x.h5", "particl=pion"),
             "unknown option 'particl' for simulator 'calo' (did you mean 'particle'?)",

@@ -223,5 +223,5 @@ def feature_comparison_figure(
         if i == 0:
             top.legend(fontsize=7)
     fig.suptitle(title or "Generated vs simulated showers (test split)")
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.05, top=1 - 0.6 / (3.6 * rows + 0.7))
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.05, top=1 - 1.0 / (3.6 * rows + 0.7))
     return fig

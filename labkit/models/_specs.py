@@ -38,8 +38,9 @@ class CNNSpec(ComponentSpec):
 
 
 class UNetSpec(ComponentSpec):
-    """U-Net for per-pixel outputs on images ``(C, H, W)`` (or ``(H, W)``): an encoder of
-    ``channels`` stages, each halving the image, a decoder with skip connections back to full size."""
+    """U-Net for per-pixel outputs on images ``(C, H, W)`` (or ``(H, W)``): one encoder stage per
+    entry of ``channels`` with 2×2 pooling between stages, a decoder with skip connections back to
+    full size; any image size (padded to a multiple of 2^(stages − 1) and cropped back)."""
 
     target: ClassVar[str] = "labkit.models._unet:UNet"
     name: Literal["unet"]

@@ -159,15 +159,20 @@ def test_learns_and_logs_per_class_metrics_that_match_the_numpy_twins() -> None:
 def test_overlay_figure_after_test_and_absent_classes() -> None:
     task = _task(overlays=3)
     assert task.figures() == {}
-    data = _blobs(10, 3)
+    # a model that calls every pixel background, on images with nothing but background
+    head = task.model.head
+    assert isinstance(head, torch.nn.Conv2d) and head.bias is not None
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
     only_background = TensorDataset(torch.zeros(10, 8, 8), torch.zeros(10, 8, 8, dtype=torch.long))
     (result,) = _trainer(1).test(task, DataLoader(only_background, batch_size=4), verbose=False)
-    # classes absent from truth and prediction have no IoU: NaN, and left out of the mean
-    assert math.isnan(result["test_iou_track"]) or result["test_iou_track"] == 0.0
-    assert math.isfinite(result["test_miou"])
-    _trainer(1).test(task, DataLoader(data, batch_size=4), verbose=False)
+    # classes absent from truth and prediction have no IoU or Dice (NaN) and are left out of the mean
+    assert math.isnan(result["test_iou_track"]) and math.isnan(result["test_dice_delta_ray"])
+    assert result["test_iou_background"] == 1.0 and result["test_miou"] == 1.0
+    _trainer(1).test(task, DataLoader(_blobs(10, 3), batch_size=4), verbose=False)
     fig = task.figures()["segmentation_overlays"]
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles.count("true labels") == 3 and titles.count("predicted labels") == 3
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend[0].startswith("background") and "delta ray" in legend[2]
+    assert legend[0].startswith("background (IoU") and legend[2].startswith("delta ray")

@@ -43,6 +43,7 @@ figcaption { font-size: .8em; color: #555; }
 .meta { color: #666; font-size: .85em; }
 .dirty { color: #b00; font-weight: 600; }
 nav a { margin-right: 1em; }
+.wide { overflow-x: auto; }
 """
 
 
@@ -92,7 +93,8 @@ def _table(frame: pd.DataFrame, best_first: bool) -> str:
             numeric = isinstance(value, float) and c not in ("run_id",)
             cells.append(f"<td{' class=num' if numeric else ''}>{_e(shown_value(row, c))}</td>")
         rows.append(f"<tr{' class=best' if best_first and i == 0 else ''}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    body = "".join(rows)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _ranked(records: Sequence[RunRecord], metric: str | None) -> list[RunRecord]:
@@ -170,7 +172,7 @@ def _provenance(records: Sequence[RunRecord]) -> str:
             f"<td>{_e(rec.tags.get('labkit.host', ''))}</td>"
             f"<td>{where}</td><td><code>{_e(rec.tags.get('labkit.command', ''))}</code></td></tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f'<div class="wide"><table>{head}{"".join(rows)}</table></div>'
 
 
 def build_report(
@@ -195,7 +197,8 @@ def build_report(
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">Generated {now} by labkit. {len(runs)} runs in {len(experiments)} experiments '
-        f"by {len(users)} people{(': ' + _e(', '.join(users))) if users else ''}; "
+        f"by {len(users)} {'person' if len(users) == 1 else 'people'}"
+        f"{(': ' + _e(', '.join(users))) if users else ''}; "
         f"{len(studies)} tuning studies."
         f"{(' Selection: ' + _e(selection) + '.') if selection else ''}</p>",
         "<nav>"

@@ -242,7 +242,7 @@ def runs_frame(records: Sequence[RunRecord], metrics: Sequence[str] = ()) -> pd.
         row |= {f"params.{k}": rec.params.get(k) for k in varying}
         row |= {m: rec.metrics.get(m, math.nan) for m in shown}
         rows.append(row)
-    columns = [*BASE_COLUMNS, *(f"params.{k}" for k in varying), *shown]
+    columns = [*BASE_COLUMNS, *shown, *(f"params.{k}" for k in varying)]  # metrics before the params
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -304,7 +304,7 @@ def compare_frame(
             out_cols[m], out_cols[f"{m}_std"] = means[m], stds[m]
     groups = pd.DataFrame(out_cols)
     group_params = [k for k in keys if k.startswith("params.")]
-    columns = [*BASE_COLUMNS, "n", *group_params, *(c for m in shown for c in (m, f"{m}_std"))]
+    columns = [*BASE_COLUMNS, "n", *(c for m in shown for c in (m, f"{m}_std")), *group_params]
     out = groups.reindex(columns=columns)
     if metric:
         out = out.sort_values(metric, ascending=not higher_is_better(metric), na_position="last")

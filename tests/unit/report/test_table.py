@@ -47,10 +47,10 @@ def test_one_row_per_run_with_varying_params_and_headline_metrics() -> None:
         "status",
         "duration_s",
         "gpu_hours",
-        "params.model.hidden",
-        "params.seed",
         "test_acc",
         "test_auc",
+        "params.model.hidden",
+        "params.seed",
     ]
     assert frame["duration_s"].tolist() == [90.0, 90.0]  # optimizer.lr is the same: not shown
 

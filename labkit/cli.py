@@ -277,7 +277,9 @@ def _is_leader() -> bool:
 
 @app.command()
 def sim(
-    simulator: Annotated[str, typer.Argument(metavar="SIMULATOR", help="calo or grf.", show_default=False)],
+    simulator: Annotated[
+        str, typer.Argument(metavar="SIMULATOR", help="calo, grf, tracks or dijet.", show_default=False)
+    ],
     options: Annotated[
         list[str] | None,
         typer.Argument(

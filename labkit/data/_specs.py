@@ -94,7 +94,7 @@ class SimulatedSpec(_Columns):
 
     target: ClassVar[str] = "labkit.data._simulated:SimulatedDataModule"
     name: Literal["simulated"]
-    simulator: str = Field(description="calo or grf (labkit sim --help)")
+    simulator: str = Field(description="calo, grf, tracks or dijet (labkit sim --help)")
     events: PositiveInt = 10000
     sim_seed: int | None = Field(default=None, ge=0, description="default: the experiment's seed")
     parameters: dict[str, Any] = Field(

@@ -127,7 +127,8 @@ def get(name: str) -> Simulator:
 
 
 def simulate(name: str, n: int, *, seed: int, **options: object) -> Any:
-    """Run simulator ``name`` (``"calo"``, ``"grf"``) for ``n`` samples with ``seed`` and ``options``."""
+    """Run simulator ``name`` (``"calo"``, ``"grf"``, ``"tracks"``, ``"dijet"``) for ``n`` samples
+    with ``seed`` and ``options``."""
     return get(name)(n, seed=seed, **options)
 
 

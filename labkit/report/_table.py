@@ -284,8 +284,7 @@ def compare_frame(
         keys = ["experiment", *(p for p in params if p.removeprefix("params.") not in SEED_PARAMS)]
     shown = [c for c in frame.columns if c not in BASE_COLUMNS and not c.startswith("params.")]
     # one vectorised pass (10 000 runs in well under a second): a group id per row, then aggregates
-    key = frame[keys].astype(str).agg("\x1f".join, axis=1) if len(frame) else pd.Series([], dtype=str)
-    group_id = pd.Series(pd.factorize(key)[0], index=frame.index)
+    group_id = frame[keys].astype(str).groupby(keys, sort=False, dropna=False).ngroup()
     g = frame.groupby(group_id, sort=False)
     out_cols: dict[str, Any] = {
         "run_id": g["run_id"].agg(" ".join),

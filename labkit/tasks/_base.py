@@ -35,6 +35,16 @@ class Task(pl.LightningModule):
         out: torch.Tensor = self.model(x)
         return out
 
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss of the model's output ``out`` against targets ``y`` (with event weights ``w``)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no loss")
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y, w = unpack_batch(batch)
+        loss = self._loss(self.model(x), y, w)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
     def configure_optimizers(self) -> Any:
         max_epochs = self.trainer.max_epochs if self._trainer is not None else None
         return build_optimizer(self.parameters(), self.optimizer_config, max(1, max_epochs or 1))

@@ -61,12 +61,6 @@ class ClassificationTask(Task):
         per = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
         return (per * w).sum() / w.sum()  # event weights (data.weights)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        x, y, w = unpack_batch(batch)
-        loss = self._loss(self.model(x), y, w)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)

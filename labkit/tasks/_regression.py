@@ -72,7 +72,7 @@ class RegressionTask(Task):
             return out[:, :k], F.softplus(out[:, k:]) + 1e-6
         return out, None
 
-    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         mean, var = self._split(out)
         y = y.reshape(mean.shape)
         if self.loss_name == "gaussian_nll":
@@ -97,12 +97,6 @@ class RegressionTask(Task):
         return torch.where(log, torch.exp(value), value)
 
     # -- Lightning ---------------------------------------------------------------------------
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y, w = unpack_batch(batch)
-        loss = self._loss(self.model(x), y, w)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         out = self.model(x)

@@ -110,12 +110,6 @@ class SegmentationTask(Task):
         return total
 
     # -- Lightning ---------------------------------------------------------------------------
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y, w = unpack_batch(batch)
-        loss = self._loss(self.model(x), y, w)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)

@@ -185,7 +185,7 @@ class SurrogateTask(Task):
         self.value_scale.fill_(total / count)  # type: ignore[operator]
         self.fitted.fill_(True)  # type: ignore[operator]
 
-    def _loss(self, batch: Any) -> torch.Tensor:
+    def _batch_loss(self, batch: Any) -> torch.Tensor:
         x, c, w = unpack_batch(batch)
         nll, kl = self.model(self.encode(x, self.energy(c)), c)
         per: torch.Tensor = (nll + kl) / self.model.features  # type: ignore[operator]
@@ -195,13 +195,15 @@ class SurrogateTask(Task):
         return weighted
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self._batch_loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         n = len(batch[0])
-        self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        self.log(
+            "val_loss", self._batch_loss(batch), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # what `labkit generate` needs to rebuild the task without the data
@@ -221,7 +223,7 @@ class SurrogateTask(Task):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x, c, _ = unpack_batch(batch)
-        self.log("test_loss", self._loss(batch), on_epoch=True, batch_size=len(x), sync_dist=True)
+        self.log("test_loss", self._batch_loss(batch), on_epoch=True, batch_size=len(x), sync_dist=True)
         self._test.append((x.detach(), c.detach()))
 
     def on_test_epoch_end(self) -> None:

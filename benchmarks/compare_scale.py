@@ -22,27 +22,20 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from _servers import free_port, mlflow_server  # benchmarks/_servers.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = REPO / "tests" / "services"
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -61,33 +54,6 @@ def postgres() -> Iterator[str]:
             ["bash", str(SERVICES / "pg-down.sh")], check=False, env=env, capture_output=True, timeout=120
         )
         shutil.rmtree(state, ignore_errors=True)
-
-
-@contextmanager
-def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
-    port = free_port()
-    cmd = [
-        PY, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-        "--backend-store-uri", backend,
-        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
-    log = (folder / "server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"mlflow server did not start: see {folder / 'server.log'}") from None
-            time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def seed(backend: str, folder: Path, runs: int) -> None:
@@ -144,7 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         seed(backend, folder, args.runs)
         print(f"  seeding took {time.perf_counter() - t0:.0f} s")
-        with mlflow_server(backend, folder) as url:
+        with mlflow_server(folder, backend) as url:
             env = {**os.environ, "LABKIT_CACHE_DIR": str(folder / "cache"), "PYTHONWARNINGS": "ignore"}
             naive_code = (
                 "import time; t = time.perf_counter(); import mlflow; t1 = time.perf_counter(); "

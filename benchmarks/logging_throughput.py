@@ -24,51 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from _servers import mlflow_server  # benchmarks/_servers.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = REPO / "tests" / "integration" / "spool_writer.py"
-
-
-@contextmanager
-def mlflow_server(folder: Path, backend: str | None, workers: int) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    backend = backend or f"sqlite:///{folder / 'mlflow.db'}"
-    cmd = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--backend-store-uri", backend,
-        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
-    log = (folder / "server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"mlflow server did not start: see {folder / 'server.log'}") from None
-            time.sleep(0.5)
-    try:
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def one_process(url: str, folder: Path, points: int, lightning_points: int) -> tuple[float, float]:
@@ -222,7 +189,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with (
         tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp,
-        mlflow_server(Path(tmp), args.backend_store_uri, args.workers) as url,
+        mlflow_server(Path(tmp), args.backend_store_uri, args.workers, timeout=120) as url,
     ):
         folder = Path(tmp)
         labkit_rate, lightning_rate = one_process(url, folder, args.points, args.lightning_points)

@@ -754,11 +754,9 @@ def ui(
                         logs / "optuna-dashboard.log",
                     )
                 )
-            uri = (
-                tracking_uri
-                or os.environ.get("MLFLOW_TRACKING_URI")
-                or f"sqlite:///{Path('mlflow.db').resolve()}"
-            )
+            from labkit.config._load import default_tracking_uri
+
+            uri = default_tracking_uri(tracking_uri)
             if mlflow and not uri.startswith(("http://", "https://")):
                 started.append(
                     start_ui(

@@ -24,6 +24,7 @@ from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
 
 __all__ = [
     "DEFAULT_STORE",
+    "default_tracking_uri",
     "dump_experiment",
     "flatten",
     "format_validation_error",
@@ -86,11 +87,22 @@ def validate_experiment(
     return _fill_defaults(exp, os.environ if environ is None else environ, Path(cwd or Path.cwd()))
 
 
+def default_tracking_uri(
+    uri: str | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else :data:`DEFAULT_STORE` in ``cwd``; a relative
+    SQLite path made absolute (jobs and later commands run elsewhere)."""
+    env = os.environ if environ is None else environ
+    where = cwd or Path.cwd()
+    uri = uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{where / DEFAULT_STORE}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(where / uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
 def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Experiment:
     tracking = exp.tracking
-    uri = tracking.uri or environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{cwd / DEFAULT_STORE}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{(cwd / uri.removeprefix('sqlite:///')).resolve()}"  # absolute: jobs move
+    uri = default_tracking_uri(tracking.uri, environ, cwd)
     runs_root = Path(exp.runs_root).expanduser()
     update: dict[str, Any] = {
         "tracking": tracking.model_copy(

@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.report._table import parse_filter, parse_since, runs_frame, select
@@ -22,9 +20,9 @@ __all__ = ["default_uri", "history", "runs"]
 
 def default_uri(uri: str | None = None) -> str:
     """``uri``, else ``$MLFLOW_TRACKING_URI``, else the embedded store ``./mlflow.db`` (as ``labkit run``)."""
-    from labkit.config._load import DEFAULT_STORE
+    from labkit.config._load import default_tracking_uri
 
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_STORE).resolve()}"
+    return default_tracking_uri(uri)
 
 
 def runs(

@@ -190,14 +190,18 @@ class _MlflowSource:
     """Runs through MLflow's client: any store MLflow knows (``sqlite:``, ``postgresql:``...)."""
 
     def __init__(self, uri: str) -> None:
+        self.uri = uri
         self.client = _client(uri)
 
     def experiments(self) -> dict[str, str]:
         from mlflow.entities import ViewType
+        from mlflow.exceptions import MlflowException
 
-        return {
-            e.name: e.experiment_id for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-        }
+        try:
+            found = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        except MlflowException as exc:
+            raise TrackingError(f"cannot read runs from {redact_uri(self.uri)}: {exc.message}") from None
+        return {e.name: e.experiment_id for e in found}
 
     def search(self, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
         token = None
@@ -334,12 +338,7 @@ def fetch_runs(
     """The runs of ``experiments`` (every experiment when none) on the server at ``uri``,
     newest first, refreshed in the cache as ``refresh`` says (``none``: the cache as it is)."""
     source = _source(uri)
-    try:
-        chosen = _experiments(source.experiments(), experiments)
-    except Exception as exc:
-        if type(exc).__name__ != "MlflowException":
-            raise
-        raise TrackingError(f"cannot read runs from {redact_uri(uri)}: {exc}") from None
+    chosen = _experiments(source.experiments(), experiments)
     with RunCache(uri, cache_dir) as cache:
         if refresh != "none":
             for experiment_id, name in chosen:

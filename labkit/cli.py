@@ -7,6 +7,7 @@ Heavy libraries (torch, Lightning, MLflow) are imported inside the commands that
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -65,9 +66,27 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+class _Flags:
+    """Options of the ``labkit`` command itself, set by its callback."""
+
+    debug = False  #: ``labkit --debug ...`` (or ``LABKIT_DEBUG=1``): show an unexpected error's traceback
+
+
+#: errors of the machine or the file system that the user fixes (free space, permissions): exit 2
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
-    """LabkitError → one message, exit 2. Anything else is a bug: traceback, exit 1."""
+    """LabkitError → one message, exit 2. Anything else is a bug: one line and exit 1, with the
+    traceback under ``--debug`` or when it came out of training (the user's own code)."""
     try:
         yield
     except LabkitError as exc:
@@ -80,6 +99,8 @@ def _errors() -> Iterator[None]:
         if type(exc).__name__ == "SIGTERMException":  # Lightning's, on SIGTERM during training
             _fail("terminated by SIGTERM; the run is marked KILLED", 128 + signal.SIGTERM)
         raise
+    except Exception as exc:  # noqa: BLE001 - the last resort
+        _unexpected(exc)
     except BaseException as exc:
         if type(exc).__name__ != "Preempted":  # labkit.runner's; importing it would import Lightning
             raise
@@ -87,9 +108,38 @@ def _errors() -> Iterator[None]:
             print(f"labkit: {exc}; the job is requeued and resumes from it", file=sys.stderr)
             raise typer.Exit(0) from None
         _fail(f"{exc}; the run is marked KILLED and resumes from it if the job is requeued", 143)
-    except Exception:  # noqa: BLE001 - the last resort: show the bug, exit 1
+
+
+def _unexpected(exc: Exception) -> NoReturn:
+    """The last resort for an exception labkit did not turn into a LabkitError."""
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        problem = _ENVIRONMENT_ERRNOS[exc.errno]
+        _fail(f"{problem}{where} ({exc.strerror}); free space or fix the permissions", 2)
+    if _Flags.debug or _from_training(exc):
         traceback.print_exc()
         _fail("the command failed with the error above (a bug, not a problem with your input)", 1)
+    text = " ".join(str(exc).split()) or "(no message)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    _fail(
+        f"unexpected {type(exc).__name__}: {text} (labkit should have said what to fix; "
+        "rerun with labkit --debug ... for the traceback and report it)",
+        1,
+    )
+
+
+_TRAINING_MODULES = ("lightning.pytorch.loops", "lightning.pytorch.trainer")
+
+
+def _from_training(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of Lightning's fit/test loops, i.e. from the user's own training
+    code (a model's forward, a module's step): its traceback is what they need to see."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        name = frame.f_globals.get("__name__", "")
+        if isinstance(name, str) and name.startswith(_TRAINING_MODULES):
+            return True
+    return False
 
 
 def _version(value: bool) -> None:
@@ -103,8 +153,17 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="LABKIT_DEBUG",
+            help="Print the traceback of an unexpected error (for a bug report).",
+        ),
+    ] = False,
 ) -> None:
     """Experiment files in, tracked Lightning runs out."""
+    _Flags.debug = debug
 
 
 @app.command()
@@ -290,7 +349,10 @@ def sim(
     ] = None,
     events: Annotated[int, typer.Option("-n", "--events", min=1, help="Number of events.")] = 1000,
     seed: Annotated[
-        int, typer.Option(min=0, help="Random seed: the same arguments and seed give the same file.")
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Random seed: the same arguments and seed give the same file."
+        ),
     ] = 0,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The HDF5 file to write.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
@@ -300,9 +362,8 @@ def sim(
 ) -> None:
     """Generate events with one of labkit's seeded physics simulators and write them to HDF5."""
     with _errors():
-        import yaml
-
         from labkit import sim as simulators
+        from labkit.config import parse_value
         from labkit.errors import ConfigError, did_you_mean
 
         names = sorted(simulators.SIMULATORS)
@@ -315,6 +376,8 @@ def sim(
             return
         if output is None:
             raise LabkitError("-o FILE.h5 is required (where to write the events)")
+        if output.is_dir():
+            raise LabkitError(f"-o {output} is a directory; give the file to write, e.g. {output}/events.h5")
         if output.exists() and not force:
             raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
         kwargs: dict[str, Any] = {}
@@ -322,17 +385,21 @@ def sim(
             key, sep, value = item.partition("=")
             if not sep or not key.isidentifier():
                 raise ConfigError(f"simulator option {item!r}: write KEY=VALUE, e.g. particle=pion")
-            kwargs[key] = yaml.safe_load(value)
+            kwargs[key] = parse_value(value, what=f"simulator option {item!r}")
         start = time.perf_counter()
         sample = simulators.simulate(simulator, events, seed=seed, **kwargs)
         generated = time.perf_counter() - start
-        output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
         try:
+            output.parent.mkdir(parents=True, exist_ok=True)
             simulators.write_h5(sample, tmp)
             os.replace(tmp, output)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise LabkitError(f"-o {output}: cannot write it ({why}); choose another path") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in simulators.as_arrays(sample).items())
         print(
             f"labkit: wrote {events} {simulator} events (seed {seed}) to {output} in {generated:.1f} s "
@@ -367,7 +434,10 @@ def generate(
         typer.Option("--energy", help="One incident energy (GeV) for every shower.", show_default=False),
     ] = None,
     seed: Annotated[
-        int, typer.Option(min=0, help="Random seed: the same run, arguments and seed give the same file.")
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Random seed: the same run, arguments and seed give the same file."
+        ),
     ] = 0,
     runs_root: RunsRootOpt = Path("runs"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,

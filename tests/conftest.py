@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +58,29 @@ def in_tmp(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         os.chdir(old)
+
+
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+@pytest.fixture(autouse=True)
+def _no_traceback_from_labkit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the whole suite, a ``labkit`` command that fails prints one line, never a traceback:
+    every ``subprocess.run`` of ``python -m labkit ...`` is checked. A test of a crash in the
+    user's own training code (which keeps its traceback) is marked ``traceback_expected``."""
+    if request.node.get_closest_marker("traceback_expected"):
+        return
+    real_run = subprocess.run
+
+    def checked_run(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        result = real_run(*args, **kwargs)
+        cmd = [str(part) for part in (args[0] if args else kwargs.get("args", []))]
+        stderr = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
+        is_labkit = bool(cmd) and (Path(cmd[0]).name == "labkit" or "labkit" in cmd[1:3])
+        if is_labkit and result.returncode != 0 and stderr and _TRACEBACK in stderr:
+            pytest.fail(
+                f"`{' '.join(cmd[1:])}` exited {result.returncode} with a traceback:\n{stderr[-3000:]}"
+            )
+        return result
+
+    monkeypatch.setattr(subprocess, "run", checked_run)

@@ -143,6 +143,7 @@ def test_run_end_to_end_and_reproducible(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.traceback_expected
 def test_bug_in_training_exits_1_and_marks_failed(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

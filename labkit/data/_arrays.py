@@ -36,14 +36,28 @@ def assemble(
     keys side by side; one target key, or several (N,) keys as columns of (N, T)."""
     in_keys = [inputs] if isinstance(inputs, str) else list(inputs)
     out_keys = [targets] if isinstance(targets, str) else list(targets)
-    n = len(found[in_keys[0]])
+    if not in_keys:
+        raise DataError(f"{where}: data.inputs names no key; name the array(s) holding the inputs")
+    if not out_keys:
+        raise DataError(f"{where}: data.targets names no key; name the array(s) holding the targets")
     roles = [("data.inputs", k) for k in in_keys] + [("data.targets", k) for k in out_keys]
     roles += [("data.weights", weights)] if weights else []
     roles += [("the task", k) for k in extras]
     for role, key in roles:
+        a = found[key]
+        if a.ndim == 0:
+            field = (fields or {}).get(key, role)
+            raise DataError(
+                f"{where}: {key!r} ({field}) is a single value of shape {a.shape}; it must hold one "
+                "row per event, shape (N, ...)"
+            )
+    n = len(found[in_keys[0]])
+    if n == 0:
+        raise DataError(f"{where}: {in_keys[0]!r} holds 0 events")
+    for role, key in roles:
         field = (fields or {}).get(key, role)
         a = found[key]
-        if a.ndim == 0 or len(a) != n:
+        if len(a) != n:
             raise DataError(f"{where}: {key!r} ({field}) has shape {a.shape}, {in_keys[0]!r} has {n} rows")
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
             raise DataError(f"{where}: {key!r} ({field}) must hold real numbers, not {a.dtype}")

@@ -13,7 +13,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.errors import DataError
 
-__all__ = ["ArraySplitDataModule", "Arrays", "DataInfo"]
+__all__ = ["MAX_CLASSES", "ArraySplitDataModule", "Arrays", "DataInfo"]
+
+#: the most classes a classification or segmentation task may have: the class count sizes the
+#: model's output layer and the K x K confusion matrix, so it never comes from a label's value
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -227,22 +231,29 @@ class ArraySplitDataModule(pl.LightningDataModule):
             y = y[:, 0]
         if y.ndim != 1:
             raise DataError(f"{src}: class labels must have shape (N,), got {y.shape}")
-        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise DataError(f"{src}: labels must be integers for classification, got dtype {y.dtype}")
-        values = np.unique(y.astype(np.int64))
+        y = _integers(y, f"{src}: labels must be integers for classification")
+        values = np.unique(y)
+        what = _target_field(a)
         if a.labels:
+            _check_class_count(len(a.labels), "data.labels names", src)
             unknown = sorted(set(values.tolist()) - set(a.labels))
             if unknown:
-                raise DataError(f"{src}: labels {unknown} are not in data.labels ({dict(a.labels)})")
-            order = sorted(a.labels)
-            index = {v: i for i, v in enumerate(order)}
-            return np.array([index[int(v)] for v in y], dtype=np.int64), tuple(a.labels[v] for v in order)
-        if values.min() == 0:
-            k = int(values.max()) + 1  # 0..K-1 (some may be absent from a small file)
-            return y.astype(np.int64), self.class_names(k)
-        # e.g. PDG ids 11 and 211: classes in increasing order, named by their value
-        index = {int(v): i for i, v in enumerate(values)}
-        return np.vectorize(index.__getitem__)(y.astype(np.int64)).astype(np.int64), tuple(map(str, values))
+                shown = unknown[:10] + (["..."] if len(unknown) > 10 else [])
+                raise DataError(f"{src}: labels {shown} are not in data.labels ({_shown(a.labels)})")
+            order = np.array(sorted(a.labels), dtype=np.int64)
+            return np.searchsorted(order, y).astype(np.int64), tuple(a.labels[int(v)] for v in order)
+        if len(values) > MAX_CLASSES or (len(values) > 2 and 2 * len(values) > len(y) > 20):
+            raise DataError(
+                f"{src}: {what} holds {len(values)} distinct labels in {len(y)} events "
+                f"(at most {MAX_CLASSES} classes, each with a few events); is it an id column rather "
+                "than a class label? Name the target that holds the classes, or give data.labels"
+            )
+        if values[0] == 0 and values[-1] < MAX_CLASSES:
+            k = int(values[-1]) + 1  # 0..K-1 (some may be absent from a small file)
+            return y, self.class_names(k)
+        # e.g. PDG ids 11 and 211, or {0, 10**9}: the distinct values in increasing order are the
+        # classes 0..K-1, named by their value
+        return np.searchsorted(values, y).astype(np.int64), tuple(map(str, values.tolist()))
 
     def _masks(self, a: Arrays) -> tuple[np.ndarray, tuple[str, ...]]:
         """Per-pixel class labels, one mask per sample with the inputs' trailing shape."""
@@ -252,21 +263,27 @@ class ArraySplitDataModule(pl.LightningDataModule):
                 f"{src}: segmentation needs one label per pixel: labels of shape (N, ...) matching the "
                 f"inputs {a.x.shape}, got {y.shape}"
             )
-        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise DataError(f"{src}: pixel labels must be integers, got dtype {y.dtype}")
-        labels = y.astype(np.int64)
+        labels = _integers(y, f"{src}: pixel labels must be integers")
         if labels.min() < 0:
             raise DataError(f"{src}: pixel labels must be >= 0, found {int(labels.min())}")
-        k = int(labels.max()) + 1
         if a.labels:
+            _check_class_count(len(a.labels), "data.labels names", src)
             unknown = sorted(set(np.unique(labels).tolist()) - set(a.labels))
             if unknown:
-                raise DataError(f"{src}: pixel labels {unknown} are not in data.labels ({dict(a.labels)})")
+                shown = unknown[:10] + (["..."] if len(unknown) > 10 else [])
+                raise DataError(f"{src}: pixel labels {shown} are not in data.labels ({_shown(a.labels)})")
             k = max(a.labels) + 1
             if sorted(a.labels) != list(range(k)):
-                raise DataError(f"data.labels: pixel classes must be numbered 0..K-1, got {sorted(a.labels)}")
+                shown = sorted(a.labels)[:10] + (["..."] if len(a.labels) > 10 else [])
+                raise DataError(f"data.labels: pixel classes must be numbered 0..K-1, got {shown}")
             return labels, tuple(a.labels[i] for i in range(k))
-        return labels, self.class_names(k)
+        top = int(labels.max())
+        if top >= MAX_CLASSES:
+            raise DataError(
+                f"{src}: pixel labels are class numbers 0..K-1 with K <= {MAX_CLASSES}, found {top} in "
+                f"{_target_field(a)}; is it the right array?"
+            )
+        return labels, self.class_names(top + 1)
 
     def _values(
         self, a: Arrays, train: np.ndarray
@@ -300,6 +317,37 @@ class ArraySplitDataModule(pl.LightningDataModule):
             y[:, i] = (y[:, i] - mean) / std
             scaling.append((mean, std, log))
         return y.astype(np.float32), tuple(scaling)
+
+
+def _integers(y: np.ndarray, message: str) -> np.ndarray:
+    """``y`` as int64, else :class:`DataError` ``message`` (fractions, NaN/inf, or beyond int64)."""
+    if np.issubdtype(y.dtype, np.integer):
+        if y.dtype == np.uint64 and y.size and int(y.max()) >= 2**63:
+            raise DataError(f"{message} below 2**63, found {int(y.max())}")
+        return y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{message}, got dtype {y.dtype}")
+    bad = ~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) >= 2.0**63)
+    if bad.any():
+        raise DataError(f"{message}, got dtype {y.dtype} with values such as {float(y[bad].flat[0])!r}")
+    return y.astype(np.int64)
+
+
+def _target_field(a: Arrays) -> str:
+    """How messages name the array holding the class labels: ``target 'key'``, or ``the targets``."""
+    return f"target {a.target_names[0]!r}" if len(a.target_names) == 1 else "the targets"
+
+
+def _shown(labels: Mapping[int, str], most: int = 10) -> str:
+    """``data.labels`` for a message: its first ``most`` entries."""
+    items = list(labels.items())
+    text = ", ".join(f"{k}: {v!r}" for k, v in items[:most])
+    return "{" + text + (", ..." if len(items) > most else "") + "}"
+
+
+def _check_class_count(k: int, what: str, src: str) -> None:
+    if k > MAX_CLASSES:
+        raise DataError(f"{src}: {what} {k} classes; labkit classifies into at most {MAX_CLASSES}")
 
 
 def _finite(values: np.ndarray, what: str) -> None:

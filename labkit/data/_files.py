@@ -53,8 +53,15 @@ def read_arrays(
 
     ``fields`` names the experiment field each key came from (``data.inputs``), for messages.
     """
-    if not path.is_file():
-        raise DataError(f"data file not found: {path} (set data.path)")
+    try:
+        if path.is_dir():
+            raise DataError(f"data.path: {path} is a directory, not a file; name the data file in it")
+        if not path.is_file():
+            if path.exists():
+                raise DataError(f"data.path: {path} is not a regular file")
+            raise DataError(f"data file not found: {path} (set data.path)")
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a directory without access
+        raise DataError(f"data.path: cannot use {str(path)!r} ({exc})") from None
     fmt = detect_format(path, fmt)
     reader = {"npz": _npz, "hdf5": _hdf5, "root": _root, "parquet": _table, "csv": _table}[fmt]
     try:
@@ -114,6 +121,9 @@ def _hdf5(path: Path, keys: list[str], fields: Mapping[str, str], **_: Any) -> d
         for key in keys:
             if key not in available:
                 raise _missing(path, key, available, "dataset", fields)
+            if f[key].shape is None:  # an HDF5 null dataspace: no values at all
+                field = f" ({fields[key]})" if key in fields else ""
+                raise DataError(f"{path}: dataset {key!r}{field} is empty (a null dataspace, no shape)")
             try:
                 out[key] = np.asarray(f[key][()])
             except Exception as exc:  # noqa: BLE001 - a chunk cut off by a truncated copy

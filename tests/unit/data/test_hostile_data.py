@@ -1,0 +1,115 @@
+"""Hostile data (issue 14): values in a file never size memory, and odd files give a DataError
+naming the file, the key and the problem, never a traceback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from labkit.data._arrays import FileDataModule
+from labkit.data._base import MAX_CLASSES
+from labkit.errors import DataError
+
+
+def _file(tmp_path: Path, y: np.ndarray, x: np.ndarray | None = None) -> Path:
+    path = tmp_path / "d.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f["x"] = rng.normal(size=(len(y), 3)) if x is None else x
+        f["y"] = y
+    return path
+
+
+def _dm(path: Path, **kwargs: object) -> FileDataModule:
+    return FileDataModule(path=str(path), inputs="x", targets="y", seed=0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_sparse_labels_are_the_distinct_values_not_a_billion_classes(tmp_path: Path) -> None:
+    y = np.where(np.arange(60) % 2 == 0, 0, 10**9)
+    start = time.perf_counter()
+    info = _dm(_file(tmp_path, y)).info
+    assert time.perf_counter() - start < 10
+    assert info.num_classes == 2 and info.class_names == ("0", "1000000000")
+
+
+def test_an_id_column_as_the_target_is_refused(tmp_path: Path) -> None:
+    y = np.arange(5000) * 7  # one label per event
+    with pytest.raises(DataError, match=r"target 'y' holds 5000 distinct labels in 5000 events.*id column"):
+        _dm(_file(tmp_path, y)).setup()
+
+
+def test_more_distinct_labels_than_classes_allowed_are_refused(tmp_path: Path) -> None:
+    y = np.arange(3 * (MAX_CLASSES + 1)) % (MAX_CLASSES + 1)
+    with pytest.raises(DataError, match=rf"holds {MAX_CLASSES + 1} distinct labels.*data.labels"):
+        _dm(_file(tmp_path, y)).setup()
+
+
+def test_negative_labels_are_classes_named_by_their_value(tmp_path: Path) -> None:
+    info = _dm(_file(tmp_path, np.tile([-1, 1], 30))).info
+    assert info.num_classes == 2 and info.class_names == ("-1", "1")
+
+
+def test_labels_beyond_int64_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="labels must be integers"):
+        _dm(_file(tmp_path, np.tile([0.0, 1e30], 30))).setup()
+
+
+def test_a_labels_mapping_decides_the_classes(tmp_path: Path) -> None:
+    info = _dm(_file(tmp_path, np.tile([0, 10**9], 30)), labels={0: "bkg", 10**9: "sig"}).info
+    assert info.num_classes == 2 and info.class_names == ("bkg", "sig")
+
+
+def test_huge_pixel_labels_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.h5"
+    labels = np.zeros((10, 4, 4), np.int64)
+    labels[0, 0, 0] = 10**9
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros((10, 4, 4), np.float32)
+        f["y"] = labels
+    with pytest.raises(DataError, match=rf"pixel labels are class numbers 0..K-1 with K <= {MAX_CLASSES}"):
+        _dm(path, target_kind="masks").setup()
+
+
+@pytest.mark.parametrize("key", ["x", "y"])
+def test_a_scalar_dataset_names_the_file_the_dataset_and_its_shape(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros((30, 3)) if key != "x" else np.float64(1.0)
+        f["y"] = np.zeros(30, np.int64) if key != "y" else np.int64(1)
+    field = "data.inputs" if key == "x" else "data.targets"
+    with pytest.raises(DataError, match=rf"d.h5: '{key}' \({field}\) is a single value of shape \(\)"):
+        _dm(path).setup()
+
+
+def test_a_null_dataset_names_the_file_and_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = h5py.Empty("f8")
+        f["y"] = np.zeros(30, np.int64)
+    with pytest.raises(DataError, match=r"d.h5: dataset 'x' \(data.inputs\) is empty"):
+        _dm(path).setup()
+
+
+def test_a_file_with_no_events_says_so(tmp_path: Path) -> None:
+    path = _file(tmp_path, np.zeros(0, np.int64), x=np.zeros((0, 3)))
+    with pytest.raises(DataError, match=r"d.h5: 'x' holds 0 events"):
+        _dm(path).setup()
+
+
+def test_a_directory_as_data_path_is_not_reported_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "events.h5"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"data.path: .*events.h5 is a directory, not a file"):
+        _dm(folder).setup()
+
+
+def test_empty_input_or_target_lists_are_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, np.zeros(30, np.int64))
+    with pytest.raises(DataError, match=r"data\.inputs names no key"):
+        FileDataModule(path=str(path), inputs=[], targets="y").setup()
+    with pytest.raises(DataError, match=r"data\.targets names no key"):
+        FileDataModule(path=str(path), inputs="x", targets=[]).setup()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["Preempted", "PreemptionCallback", "outside_training"]
+__all__ = ["InterruptWatch", "Preempted", "PreemptionCallback", "ctrl_c_raises", "outside_training"]
 
 
 class Preempted(BaseException):
@@ -111,3 +112,45 @@ def outside_training(requeue_signal: str = "USR1") -> Iterator[None]:
         yield
     finally:
         signal.signal(signum, previous)
+
+
+class InterruptWatch(Callback):
+    """Notes a Ctrl-C inside ``trainer.fit``/``trainer.test``.
+
+    Lightning (2.6, ``_call_and_handle_interrupt``) catches the ``KeyboardInterrupt``, calls the
+    callbacks' ``on_exception``, tears down, sets SIGINT to be ignored and calls ``sys.exit(1)``:
+    the caller sees a ``SystemExit(1)`` that looks like any other. :func:`ctrl_c_raises` uses
+    what this callback saw to give the caller its ``KeyboardInterrupt`` back.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+
+
+@contextmanager
+def ctrl_c_raises(watch: InterruptWatch) -> Iterator[None]:
+    """Around ``trainer.fit``/``trainer.test``: Lightning's ``sys.exit(1)`` after a Ctrl-C becomes
+    ``KeyboardInterrupt`` again (the CLI says "interrupted", exit 130, and the run is marked
+    KILLED), and the SIGINT handler Lightning replaced by "ignore" is put back, so that a second
+    Ctrl-C while the run is being recorded still stops the process. Other exits, Lightning's
+    ``SIGTERMException`` among them, pass through unchanged."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if not watch.interrupted:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        if (
+            previous is not None
+            and signal.getsignal(signal.SIGINT) is not previous
+            and threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGINT, previous)

@@ -287,10 +287,11 @@ def _train(
     from lightning.pytorch.loggers.logger import DummyLogger
 
     from labkit.cluster._env import in_slurm_job
-    from labkit.runner._preempt import PreemptionCallback, outside_training
+    from labkit.runner._preempt import InterruptWatch, PreemptionCallback, ctrl_c_raises, outside_training
     from labkit.runner._trainer import build_trainer
 
-    callbacks = list(hooks.callbacks)
+    watch = InterruptWatch()  # Ctrl-C in fit/test: Lightning exits 1; the CLI must see the interrupt
+    callbacks = [*hooks.callbacks, watch]
     guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if in_slurm_job():  # a batch job: checkpoint and stop on SLURM's signal or SIGTERM
         signame = os.environ.get("LABKIT_SIGNAL", "USR1")
@@ -306,7 +307,8 @@ def _train(
                 attempt.gpus = trainer.num_devices * trainer.num_nodes
             start = time.perf_counter()
             resume = str(hooks.resume_from) if hooks.resume_from else None
-            trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
+            with ctrl_c_raises(watch):
+                trainer.fit(task, datamodule=datamodule, ckpt_path=resume)
         except MisconfigurationException as exc:  # e.g. accelerator: gpu on a machine without one
             raise ConfigError(f"Lightning rejected the set-up: {exc}") from exc
         except RuntimeError as exc:
@@ -314,14 +316,15 @@ def _train(
                 raise ConfigError(f"trainer.early_stopping.monitor: {exc}") from exc
             raise
         fit_seconds = time.perf_counter() - start
-        if trainer.interrupted:  # Lightning swallows Ctrl-C during fit; the run is not finished
+        if trainer.interrupted:  # stopped without an exception reaching here: the run is not finished
             raise KeyboardInterrupt
         best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
         metrics: dict[str, float] = {}
         if hooks.skip_test is None or not hooks.skip_test():
-            tested = trainer.test(
-                task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
-            )
+            with ctrl_c_raises(watch):
+                tested = trainer.test(
+                    task, datamodule=datamodule, ckpt_path=str(best) if best else None, verbose=False
+                )
             metrics = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
         if tracker is None:  # another DDP rank: rank 0 logs and uploads
             _leave_process_group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from labkit.config import Experiment
 from labkit.errors import LabkitError
 from labkit.runner import run
-from labkit.runner._preempt import Preempted, PreemptionCallback
+from labkit.runner._preempt import InterruptWatch, Preempted, PreemptionCallback, ctrl_c_raises
 
 Load = Callable[..., Experiment]
 LONG = ["trainer.max_epochs=6", "trainer.early_stopping=null"]
@@ -172,3 +173,30 @@ def test_requeue_signal_after_training_is_noted_and_the_run_finishes(
     assert MlflowClient(store).get_run(result.run_id).info.status == "FINISHED"
     assert "SIGUSR1 outside training: finishing first" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def _lightning_on_ctrl_c() -> None:
+    """What Lightning 2.6's ``_call_and_handle_interrupt`` does with a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(1)
+
+
+def test_ctrl_c_in_fit_reaches_the_caller_as_keyboard_interrupt() -> None:
+    watch = InterruptWatch()
+    watch.on_exception(None, None, KeyboardInterrupt())  # type: ignore[arg-type]
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), ctrl_c_raises(watch):
+        _lightning_on_ctrl_c()
+    assert signal.getsignal(signal.SIGINT) is before  # a second Ctrl-C stops the process again
+
+
+def test_other_exits_and_sigterm_pass_through_unchanged() -> None:
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    watch = InterruptWatch()
+    watch.on_exception(None, None, SIGTERMException())  # type: ignore[arg-type]
+    with pytest.raises(SIGTERMException), ctrl_c_raises(watch):
+        raise SIGTERMException
+    with pytest.raises(SystemExit) as exited, ctrl_c_raises(InterruptWatch()):
+        sys.exit(3)
+    assert exited.value.code == 3

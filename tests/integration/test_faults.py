@@ -1,0 +1,109 @@
+"""Faults end honestly: Ctrl-C mid-training exits 130 with the run KILLED everywhere; a disk that
+fills up mid-run ends with exit 2, a message that says so, and the run FAILED everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import EXPERIMENTS, REPO
+
+pytestmark = [pytest.mark.slow]
+
+LONG = ["trainer.max_epochs=1000", "trainer.early_stopping=null"]
+
+
+def start_run(tmp_path: Path, runs_root: Path, store: str, *overrides: str) -> subprocess.Popen[str]:
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit",
+        "run",
+        str(EXPERIMENTS / "digits_mlp.yaml"),
+        *LONG,
+        f"tracking.uri={store}",
+        f"runs_root={runs_root}",
+        "--progress",
+        "none",
+        *overrides,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def run_json(runs_root: Path) -> tuple[Path | None, dict[str, object]]:
+    found = sorted(runs_root.glob("*/*/run.json"))
+    if not found:
+        return None, {}
+    try:
+        return found[0], dict(json.loads(found[0].read_text()))
+    except (OSError, ValueError):  # being replaced right now
+        return found[0], {}
+
+
+def wait_training(proc: subprocess.Popen[str], runs_root: Path, timeout: float = 120.0) -> Path:
+    """Until run.json says RUNNING and a checkpoint exists (an epoch went by): training is on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the run ended before training started (exit {proc.returncode}):\n{err[-3000:]}")
+        path, state = run_json(runs_root)
+        if (
+            path is not None
+            and state.get("status") == "RUNNING"
+            and any((path.parent / "checkpoints").glob("*"))
+        ):
+            return path
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"training did not start in {timeout:g} s")
+
+
+def mlflow_status(store: str) -> str:
+    client = MlflowClient(store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return str(runs[0].info.status)
+
+
+@pytest.fixture
+def stopped() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test started: killed if the test fails before they end."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_mid_training_exits_130_with_the_run_killed_everywhere(
+    tmp_path: Path, store: str, stopped: list[subprocess.Popen[str]]
+) -> None:
+    runs_root = tmp_path / "runs"
+    proc = start_run(tmp_path, runs_root, store)
+    stopped.append(proc)
+    state_file = wait_training(proc, runs_root)
+    time.sleep(0.5)  # well inside an epoch
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, err[-3000:]
+    assert "labkit: error: interrupted; the run is marked KILLED" in err
+    assert "Traceback" not in err
+    state = json.loads(state_file.read_text())
+    assert state["status"] == "KILLED"
+    assert state["error"].startswith("KeyboardInterrupt")
+    assert mlflow_status(store) == "KILLED"

@@ -49,6 +49,7 @@ _MEM = r"^\d+[KMGT]?$"
 _TIME = r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")  # as labkit.config reads them
 
 
 def time_seconds(value: str) -> int:
@@ -166,6 +167,26 @@ class Profile(Section):
                 raise ValueError(f"{key!r} is not an environment variable name")
         return value
 
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_parse(cls, value: list[str]) -> list[str]:
+        """Each entry one ``dotted.key=value`` whose value reads as YAML: a typo fails here,
+        naming the profile, not later inside the experiment's overrides."""
+        from omegaconf import OmegaConf
+
+        for item in value:
+            if not _OVERRIDE.match(item):
+                raise ValueError(
+                    f"{item!r} is not of the form KEY=VALUE with a dotted KEY, "
+                    "e.g. trainer.precision=bf16-mixed"
+                )
+            try:
+                OmegaConf.from_dotlist([item])
+            except Exception as exc:  # noqa: BLE001 - YAML, OmegaConf and recursion errors alike
+                first = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise ValueError(f"{item!r}: the value is not valid YAML ({first})") from None
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.gpu_type and not self.gpus_per_node:
@@ -223,7 +244,6 @@ def load_profile(
 ) -> tuple[Profile, Path]:
     """Load a profile by path (``cluster/site.yaml``) or by name (``site`` → ``./cluster/site.yaml``),
     apply ``KEY=VALUE`` overrides (``time=02:00:00``, ``tasks_per_node=2``) and validate."""
-    import yaml
     from omegaconf import OmegaConf
 
     from labkit.config._load import format_validation_error
@@ -232,22 +252,18 @@ def load_profile(
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # noqa: BLE001 - YAML and OS errors alike: the file is unusable
-        raise ExperimentFileError(f"{path}: cannot read the cluster profile: {exc}") from None
-    data = OmegaConf.to_container(cfg, resolve=True)
+        raise ExperimentFileError(f"{path}: cannot read the cluster profile: {_one_line(exc)}") from None
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # noqa: BLE001 - an interpolation ${...} that names nothing, a bad resolver
+        raise ConfigError(
+            f"cluster profile {path}: {_one_line(exc)} (an interpolation ${{...}} must name a key of the "
+            "profile, e.g. ${partition}, or ${oc.env:VAR} for an environment variable that is set)"
+        ) from None
     if not isinstance(data, dict):
         raise ExperimentFileError(f"{path}: a cluster profile must be a mapping of keys to values")
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--slurm {item!r}: write KEY=VALUE, e.g. --slurm time=02:00:00")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        try:  # YAML values (2, true, [a, b]); times (02:00:00, 90 minutes) stay text
-            node[leaf] = value if leaf == "time" or ":" in value else yaml.safe_load(value)
-        except yaml.YAMLError:
-            node[leaf] = value
+        _override(data, item)
     data.setdefault("name", path.stem)
     try:
         return Profile.model_validate(data), path
@@ -256,20 +272,94 @@ def load_profile(
         raise ConfigError(f"cluster profile {path}:\n  " + "\n  ".join(lines)) from None
 
 
-def _find(where: Path, cwd: Path) -> Path:
-    if where.is_file():
-        return where.resolve()
-    if where.suffix or len(where.parts) > 1:
-        folder = where.parent if where.parent != Path() else cwd
-        names = sorted(p.stem for p in (cwd / "cluster").glob("*.yaml"))
-        hint = did_you_mean(where.stem, names)
-        raise ExperimentFileError(
-            f"cluster profile not found: {where}{hint}"
-            + (f"; profiles in {cwd / 'cluster'}: {', '.join(names)}" if names else f" (looked in {folder})")
+#: profile sections that ``--slurm section.key=value`` may reach into
+_NESTED: dict[str, type[Section] | None] = {
+    "preemption": Preemption,
+    "apptainer": Apptainer,
+    "environment": None,
+}
+
+
+def _override(data: dict[Any, Any], item: str) -> None:
+    """Apply one ``--slurm KEY=VALUE`` to the profile's data; ConfigError naming the key when it
+    is not a profile field (the job fields of :data:`SBATCH_FLAGS` and the profile's others)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--slurm {item!r}: write KEY=VALUE, e.g. --slurm time=02:00:00")
+    top, *rest = key.split(".")
+    fields = list(Profile.model_fields)
+    if top not in Profile.model_fields:
+        others = [f for f in fields if f not in SBATCH_FLAGS]
+        raise ConfigError(
+            f"--slurm {item!r}: {top}: unknown key{did_you_mean(top, fields)}; valid keys here: "
+            f"{', '.join(SBATCH_FLAGS)} (job fields), {', '.join(others)}"
         )
-    candidate = cwd / "cluster" / f"{where}.yaml"
+    if rest:
+        if top not in _NESTED:
+            raise ConfigError(f"--slurm {item!r}: {top} takes no sub-key; write --slurm {top}=VALUE")
+        section = _NESTED[top]
+        if len(rest) > 1:
+            raise ConfigError(
+                f"--slurm {item!r}: {top} has one level of keys, e.g. --slurm {top}.{_example(top)}"
+            )
+        if section is not None and rest[0] not in section.model_fields:
+            valid = list(section.model_fields)
+            raise ConfigError(
+                f"--slurm {item!r}: {key}: unknown key{did_you_mean(rest[0], valid)}; "
+                f"valid keys here: {', '.join(valid)}"
+            )
+        node = data.get(top)
+        if not isinstance(node, dict):
+            node = data[top] = {}
+        leaf = rest[0]
+    else:
+        node, leaf = data, top
+    try:  # YAML values (2, true, [a, b]); times (02:00:00, 90 minutes) and environment values stay text
+        text = leaf == "time" or ":" in value or top == "environment"
+        node[leaf] = value if text else yaml.safe_load(value)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        node[leaf] = value
+
+
+def _example(section: str) -> str:
+    return {"preemption": "grace=300", "apptainer": "image=/path/to/image.sif"}.get(section, "VAR=value")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _find(where: Path, cwd: Path) -> Path:
+    """The profile file ``where`` names: a path (relative to ``cwd``), or a name looked up as
+    ``<cwd>/cluster/<name>.yaml``. Not found: the error says where it looked and how to point
+    at a profile file instead."""
+    folder = cwd / "cluster"
+    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    listing = f"; profiles in {folder}: {', '.join(names)}" if names else ""
+    if where.suffix or len(where.parts) > 1:
+        candidates = list(dict.fromkeys(c.absolute() for c in (where, cwd / where)))
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is not None:
+            return found.resolve()
+        looked = " and ".join(map(str, candidates))
+        what = "is a directory, not a file" if any(c.is_dir() for c in candidates) else "not found"
+        raise ExperimentFileError(
+            f"cluster profile {what}: {where}{did_you_mean(where.stem, names)} (looked for {looked}){listing}"
+        )
+    if where.is_file():  # a profile file without a suffix, here
+        return where.resolve()
+    candidate = folder / f"{where}.yaml"
     if candidate.is_file():
         return candidate
-    names = sorted(p.stem for p in (cwd / "cluster").glob("*.yaml"))
-    listing = f"; profiles in {cwd / 'cluster'}: {', '.join(names)}" if names else ""
-    raise ExperimentFileError(f"no cluster profile {str(where)!r}{did_you_mean(str(where), names)}{listing}")
+    searched = (
+        f"looked for {candidate}"
+        if folder.is_dir()
+        else f"looked for {candidate}, but there is no folder {folder}"
+    )
+    raise ExperimentFileError(
+        f"no cluster profile {str(where)!r}{did_you_mean(str(where), names)}{listing}; {searched} "
+        f"(a name means ./cluster/NAME.yaml in the directory labkit runs in); give the profile's file "
+        f"instead, e.g. --cluster /path/to/labkit/cluster/{where}.yaml"
+    )

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from labkit.cluster._classpath import check_class_paths
 from labkit.cluster._profile import Profile
 from labkit.cluster._render import JobSpec, render_script
 from labkit.cluster._slurm import sbatch
@@ -30,6 +31,7 @@ __all__ = [
     "JOBS_FILE",
     "Submission",
     "adapt_experiment",
+    "check_job_imports",
     "job_environment",
     "known_jobs",
     "launcher",
@@ -86,6 +88,13 @@ def _check_uri(exp: Experiment) -> None:
         )
 
 
+def check_job_imports(exp: Experiment, profile: Profile, workdir: Path | None = None) -> None:
+    """Every ``class_path`` of ``exp`` resolves from ``workdir`` (default: here), importing nothing:
+    a typo fails now, not on the node after the queue. A job in an Apptainer image runs another
+    Python, so there a module not found here is let through (a missing class still is not)."""
+    check_class_paths(exp, workdir or Path.cwd(), missing_ok=profile.apptainer is not None)
+
+
 def run_job(
     exp: Experiment,
     profile: Profile,
@@ -137,6 +146,7 @@ def submit_run(
 ) -> Submission:
     """Render the job for ``exp``; unless ``dry_run``, create its run directory and submit it."""
     _check_uri(exp)
+    check_job_imports(exp, profile)
     exp = adapt_experiment(exp, profile)
     planned = RunDir.plan(exp.runs_root, exp.name)
     script = render_script(profile, profile_path, run_job(exp, profile, planned.path, source))

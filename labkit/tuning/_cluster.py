@@ -20,7 +20,14 @@ from typing import TextIO
 from labkit.cluster._profile import Preemption, Profile
 from labkit.cluster._render import JobSpec, render_script
 from labkit.cluster._slurm import sbatch
-from labkit.cluster._submit import _check_uri, adapt_experiment, job_environment, launcher, record_job
+from labkit.cluster._submit import (
+    _check_uri,
+    adapt_experiment,
+    check_job_imports,
+    job_environment,
+    launcher,
+    record_job,
+)
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.tuning._tune import _redact, finish_study, parent_client, prepare_study, study_folder
@@ -62,6 +69,7 @@ def submit_study(
     stream = stream or sys.stderr
     profile = _worker_profile(profile)
     _check_uri(exp)
+    check_job_imports(exp, profile)
     exp = adapt_experiment(exp, profile)
     folder = study_folder(exp, study).resolve() / f"slurm-{datetime.now():%Y%m%d-%H%M%S}"
     notes = [

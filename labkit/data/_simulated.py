@@ -88,16 +88,40 @@ class SimulatedDataModule(ArraySplitDataModule):
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self.cache_dir / "sim" / f"{self.simulator}-{self.events}-seed{self.sim_seed}-{digest}.h5"
 
+    def check(self) -> None:
+        """The seed, the number of events and the options, before anything is generated."""
+        from labkit.sim._common import SEED_LIMIT
+
+        sim = self._registry()
+        seed = self.sim_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+            raise ConfigError(
+                "data.sim_seed (default: the experiment's seed) must be an integer in [0, 2**32), "
+                f"got {seed!r}"
+            )
+        try:
+            sim.SIMULATORS[self.simulator].check_size(self.events, self.options, field="data.events")
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(
+                message if message.startswith("data.") else f"data.parameters: {message}"
+            ) from None
+
     def prepare_data(self) -> None:
+        self.check()
         path = self.cache_file()
         if path.is_file():
             return
         sim = self._registry()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 - closed by the with below
         except OSError as exc:
-            raise ConfigError(f"data.cache_dir: cannot create {path.parent} ({exc.strerror})") from None
-        with open(path.with_suffix(".lock"), "a") as lock:
+            raise ConfigError(
+                f"data.cache_dir: cannot create or write in {path.parent} ({exc.strerror or exc}); set "
+                "data.cache_dir or $LABKIT_CACHE_DIR to a writable directory"
+            ) from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another job may be generating the same events
             if path.is_file():
                 return

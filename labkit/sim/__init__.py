@@ -31,9 +31,11 @@ __all__ = [
     "TracksSample",
     "amplitude_window_iou",
     "as_arrays",
+    "check_output",
     "fisher_bound",
     "fisher_matrix",
     "fit_amplitude_window",
+    "memory_budget",
     "options",
     "simulate",
     "simulate_calo",
@@ -45,9 +47,19 @@ __all__ = [
 
 if TYPE_CHECKING:
     from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
+    from labkit.sim._common import check_output
     from labkit.sim._dijet import DijetModel, DijetSample, simulate_dijet
     from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
-    from labkit.sim._registry import SIMULATORS, Sample, Simulator, as_arrays, options, simulate, write_h5
+    from labkit.sim._registry import (
+        SIMULATORS,
+        Sample,
+        Simulator,
+        as_arrays,
+        memory_budget,
+        options,
+        simulate,
+        write_h5,
+    )
     from labkit.sim._tracks import (
         TracksSample,
         amplitude_window_iou,
@@ -64,8 +76,19 @@ _LAZY = {
         "labkit.sim._tracks",
     ),
     **dict.fromkeys(
-        ("SIMULATORS", "Sample", "Simulator", "as_arrays", "options", "simulate", "write_h5"),
+        (
+            "SIMULATORS",
+            "Sample",
+            "Simulator",
+            "as_arrays",
+            "memory_budget",
+            "options",
+            "simulate",
+            "write_h5",
+        ),
         "labkit.sim._registry",
     ),
+    "write_h5": "labkit.sim._registry",
+    "check_output": "labkit.sim._common",
 }
 __getattr__ = lazy_getattr(__name__, _LAZY)

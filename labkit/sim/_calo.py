@@ -167,6 +167,8 @@ DEFAULT_RADIAL_EDGES: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 
 MIN_Y = 50.0
 ALPHA_MIN = 1.1  # α is clipped here so that β = (α − 1)/T stays positive
 MAX_SPOTS_PER_SHOWER = 10_000_000
+#: cells of one shower's grid (layers × radial bins × angular bins): 4 MB of float32
+MAX_CELLS = 1_000_000
 _SPOT_CHUNK = 1 << 20  # spots generated at once (memory: about 100 bytes per spot)
 _SHOWER_CHUNK = 8192
 
@@ -383,6 +385,12 @@ def simulate_calo(
     thickness = check_number("layer_thickness", layer_thickness, minimum=0.0, strict=True)
     r_edges = check_edges("radial_edges", radial_edges)
     angular_bins = check_count("angular_bins", angular_bins)
+    n_cells = layers * (len(r_edges) - 1) * angular_bins
+    if n_cells > MAX_CELLS:
+        raise ConfigError(
+            f"layers × radial bins × angular_bins must be at most {MAX_CELLS:_} cells per shower, got "
+            f"{layers} × {len(r_edges) - 1} × {angular_bins} = {n_cells:_}"
+        )
     sampling = check_number("sampling", sampling, minimum=0.0)
     noise = check_number("noise", noise, minimum=0.0)
     threshold = check_number("threshold", threshold, allow_inf=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -10,15 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, DataError
 
 __all__ = [
+    "MAX_EVENTS",
+    "SEED_LIMIT",
     "PathLike",
     "attr_value",
     "check_choice",
     "check_count",
     "check_edges",
     "check_number",
+    "check_output",
     "check_range",
     "check_seed",
     "write_hdf5",
@@ -27,18 +31,57 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 
-def check_count(name: str, value: object, *, minimum: int = 1) -> int:
-    """An integer (not a bool) ``>= minimum``, else :class:`ConfigError` naming ``name``."""
+#: the most events one simulation may ask for, whatever their size (memory is checked too)
+MAX_EVENTS = 10**9
+#: seeds are below 2**32, as the experiment's seed (the file attributes hold them as integers)
+SEED_LIMIT = 2**32
+
+
+def check_count(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer (not a bool) ``>= minimum`` (and ``<= maximum``), else :class:`ConfigError` naming
+    ``name``; ``n`` is at most :data:`MAX_EVENTS` unless another maximum is given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is None and name == "n":
+        maximum = MAX_EVENTS
+    if maximum is not None and int(value) > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum:_}, got {value!r}")
     return int(value)
 
 
 def check_seed(seed: object) -> int:
-    """The seed of ``numpy.random.default_rng``: a non-negative integer."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    """The seed of ``numpy.random.default_rng``: a non-negative integer below 2**32."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < SEED_LIMIT:
+        raise ConfigError(f"seed must be a non-negative integer below 2**32 ({SEED_LIMIT}), got {seed!r}")
     return int(seed)
+
+
+def check_output(path: PathLike, *, force: bool = False) -> Path:
+    """``path`` as the HDF5 file to write, checked before any events are generated: not a
+    directory, not an existing file unless ``force``, in a directory that exists (or can be
+    made) and is writable; else :class:`DataError` naming the path."""
+    target = Path(path).expanduser()
+    try:
+        if target.is_dir():
+            raise DataError(
+                f"{target} is a directory; give the HDF5 file to write, e.g. {target / 'events.h5'}"
+            )
+        if target.exists() and not force:
+            raise DataError(f"{target} exists; choose another file or overwrite it (--force)")
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the deepest directory that exists: the rest is created
+        if not folder.is_dir():
+            raise DataError(f"cannot write {target}: {folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DataError(f"cannot write {target}: no permission to write in {folder}")
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a folder without access
+        raise DataError(f"cannot write {str(target)!r} ({_reason(exc)})") from None
+    return target
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
 
 
 def check_number(
@@ -124,9 +167,11 @@ def write_hdf5(
     import h5py
 
     target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise DataError(f"cannot write {target}: it is a directory; give the HDF5 file to write")
     partial = target.with_name(f".{target.name}.partial")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(partial, "w") as f:
             for key, array in datasets.items():
                 if key in compress and array.size:
@@ -141,6 +186,9 @@ def write_hdf5(
             for key, value in attrs.items():
                 f.attrs[key] = value
         os.replace(partial, target)
+    except OSError as exc:  # no such directory, no permission, the disk full
+        raise DataError(f"cannot write {target} ({_reason(exc)})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. a directory without write permission: nothing there
+            partial.unlink(missing_ok=True)
     return target

@@ -65,6 +65,9 @@ import numpy as np
 from labkit.errors import ConfigError
 from labkit.sim._common import PathLike, attr_value, check_count, check_range, check_seed, write_hdf5
 
+#: the largest grid side: one field of 4096 x 4096 float64 is 128 MiB
+MAX_SIZE = 4096
+
 __all__ = [
     "GRFSample",
     "fisher_bound",
@@ -149,7 +152,7 @@ def simulate_grf(
     """
     n = check_count("n", n)
     seed = check_seed(seed)
-    size = check_count("size", size, minimum=2)
+    size = check_count("size", size, minimum=2, maximum=MAX_SIZE)
     a_low, a_high = check_range("amplitude_range", amplitude_range)
     if a_low <= 0:
         raise ConfigError(f"amplitude_range must be positive (A is log-uniform), got {amplitude_range!r}")

@@ -10,6 +10,7 @@ come from the function signature.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,22 @@ import numpy as np
 
 from labkit.errors import ConfigError, did_you_mean
 from labkit.sim._calo import CaloSample, simulate_calo, write_calo
-from labkit.sim._common import PathLike
+from labkit.sim._common import MAX_EVENTS, PathLike, check_count
 from labkit.sim._dijet import DijetSample, simulate_dijet, write_dijet
 from labkit.sim._grf import GRFSample, simulate_grf, write_grf
 from labkit.sim._tracks import TracksSample, simulate_tracks, write_tracks
 
-__all__ = ["SIMULATORS", "Sample", "Simulator", "as_arrays", "get", "options", "simulate", "write_h5"]
+__all__ = [
+    "SIMULATORS",
+    "Sample",
+    "Simulator",
+    "as_arrays",
+    "get",
+    "memory_budget",
+    "options",
+    "simulate",
+    "write_h5",
+]
 
 _POSITIONAL = ("n", "seed")
 
@@ -81,9 +92,45 @@ class Simulator:
                     f"valid options: {', '.join(valid)}"
                 )
 
-    def __call__(self, n: int, *, seed: int, **options: object) -> Any:
+    def check_size(self, n: object, options: Mapping[str, object], field: str = "n") -> int:
+        """``n`` as a number of events whose arrays fit in memory, else :class:`ConfigError`
+        naming ``field``: one event is simulated to measure its size, before any large array
+        is allocated (the options are checked on the way)."""
         self.check_options(options)
+        count = check_count(field, n, maximum=MAX_EVENTS)
+        if count <= _PROBE_ABOVE:
+            return count
+        probe = self.generate(1, seed=0, **options)
+        per_event = sum(a.nbytes for a in probe.as_arrays().values())
+        needed, budget = count * per_event * _PEAK_FACTOR, memory_budget()
+        if needed > budget:
+            raise ConfigError(
+                f"{field}: {count:_} {self.name} events need about {_gb(needed)} of memory "
+                f"({per_event:_} bytes each, twice over while they are made); this machine has "
+                f"{_gb(budget)}: generate at most {budget // (per_event * _PEAK_FACTOR):_}"
+            )
+        return count
+
+    def __call__(self, n: int, *, seed: int, **options: object) -> Any:
+        self.check_size(n, options)
         return self.generate(n, seed=seed, **options)
+
+
+#: up to this many events no size check is needed (every option that sizes an event is bounded)
+_PROBE_ABOVE = 100
+_PEAK_FACTOR = 2  # the arrays, and the working arrays they are made from
+
+
+def memory_budget() -> int:
+    """Bytes of physical memory of this machine (64 GiB when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 64 * 2**30
+
+
+def _gb(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
 
 
 SIMULATORS: dict[str, Simulator] = {

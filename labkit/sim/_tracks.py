@@ -120,6 +120,7 @@ _STEPS_PER_PITCH = 10  # arc-length steps per pad pitch when integrating the pat
 _SPOTS_PER_MIP = 4.0
 _EVENT_CHUNK = 512
 _MAX_TRACKS = 1000
+_MAX_SIZE = 4096  # pads per side: one image of 4096 x 4096 is 80 MiB with its labels
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,7 +219,7 @@ def simulate_tracks(
     """
     n = check_count("n", n)
     seed = check_seed(seed)
-    size = check_count("size", size, minimum=2)
+    size = check_count("size", size, minimum=2, maximum=_MAX_SIZE)
     pitch = check_number("pitch", pitch, minimum=0.0, strict=True)
     field = check_number("field", field, minimum=0.0, strict=True)
     pt_lo, pt_hi = check_range("pt_range", pt_range)

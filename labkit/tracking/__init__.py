@@ -18,8 +18,11 @@ __all__ = [
     "GitState",
     "RunClient",
     "Spool",
+    "SpoolRefused",
     "SyncResult",
     "Tracker",
+    "check_spool",
+    "configured_uri",
     "end_abandoned_run",
     "find_spools",
     "git_state",
@@ -33,7 +36,7 @@ __all__ = [
 if TYPE_CHECKING:
     from labkit.tracking._client import DrainReport, RunClient, end_abandoned_run
     from labkit.tracking._spool import Spool, find_spools
-    from labkit.tracking._sync import SyncResult, sync, sync_spool
+    from labkit.tracking._sync import SpoolRefused, SyncResult, check_spool, configured_uri, sync, sync_spool
     from labkit.tracking._tracker import Tracker
 
 __getattr__ = lazy_getattr(
@@ -42,7 +45,10 @@ __getattr__ = lazy_getattr(
         "DrainReport": "labkit.tracking._client",
         "RunClient": "labkit.tracking._client",
         "Spool": "labkit.tracking._spool",
+        "SpoolRefused": "labkit.tracking._sync",
         "SyncResult": "labkit.tracking._sync",
+        "check_spool": "labkit.tracking._sync",
+        "configured_uri": "labkit.tracking._sync",
         "Tracker": "labkit.tracking._tracker",
         "end_abandoned_run": "labkit.tracking._client",
         "find_spools": "labkit.tracking._spool",

@@ -15,6 +15,8 @@ At the end the client waits a bounded time for the spool to drain and reports wh
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DrainReport", "RunClient", "end_abandoned_run"]
 
 MODES = ("auto", "online", "offline")
+LOCAL_STORE_WAIT = 120.0  #: seconds a run waits for a local store (SQLite) to be created
 _STALE_TAGS = ("labkit.error", "labkit.error_type")  # from an earlier, interrupted session
 
 
@@ -43,6 +46,7 @@ class DrainReport:
     pending: Pending
     reason: str | None = None  #: why it is not shipped (offline mode, the last error)
     rejected: list[tuple[str, str, str]] = field(default_factory=list)
+    dest: str | None = None  #: the run's tracking URI (without credentials)
 
     def lines(self) -> list[str]:
         out = []
@@ -50,7 +54,7 @@ class DrainReport:
             why = f" ({self.reason})" if self.reason else ""
             out.append(
                 f"labkit: {self.pending.describe()} not yet on the MLflow server{why}; they are "
-                f"safe in {self.spool}: upload them with `labkit sync {self.spool.parent}`"
+                f"safe in {self.spool}: upload them with `{sync_command(self.spool.parent, self.dest)}`"
             )
         for kind, key, error in self.rejected[:5]:
             out.append(f"labkit: the MLflow server refused {kind} {key!r}: {error}")
@@ -174,19 +178,25 @@ class RunClient:
         if self.mode == "offline":
             self.notify(
                 f"labkit: tracking.mode is offline: the run logs to {self.spool_path}; "
-                f"upload it with `labkit sync {self.spool_path.parent}`"
+                f"upload it with `{sync_command(self.spool_path.parent, self.dest)}`"
             )
             return
         shipper = BackgroundShipper(self.spool_path, self.uri)
         shipper.start()
         self._shipper = shipper
-        shipper.wait_for(1, self.connect_timeout)
+        local = is_local_store(self.uri)
+        # a new SQLite store takes seconds to create (MLflow's migrations): not a server that
+        # does not answer, so it is waited for (bounded: a hung network file system)
+        wait = max(self.connect_timeout, LOCAL_STORE_WAIT) if local else self.connect_timeout
+        shipper.wait_for(1, wait)
         if shipper.state == "online":
             return
         if shipper.state == "failed" or self.mode == "online":
             self._stop_shipper()
             error = shipper.error or TrackingError(
-                f"MLflow at {self.dest} did not answer in {self.connect_timeout:g} s"
+                f"MLflow at {self.dest} did not answer in {wait:g} s"
+                if not local
+                else f"the local MLflow store {self.dest} was not ready after {wait:g} s"
             )
             hint = (
                 "" if shipper.state == "failed" else " (tracking.mode: auto logs to the run's spool instead)"
@@ -194,7 +204,11 @@ class RunClient:
             raise TrackingError(
                 f"cannot start a run in MLflow experiment {self.experiment_name!r}: {error}{hint}"
             ) from None
-        why = shipper.error or f"no answer in {self.connect_timeout:g} s"
+        why = shipper.error or (
+            f"the local MLflow store {self.dest} is not ready after {wait:g} s"
+            if local
+            else f"no answer in {wait:g} s"
+        )
         self.notify(
             f"labkit: {why}; the run goes on offline, logging to {self.spool_path} "
             "(shipping is retried in the background)"
@@ -212,6 +226,13 @@ class RunClient:
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Upload ``path`` (a file or a folder, in the run directory) with the next shipment."""
+        from labkit.tracking._sync import artifact_inside
+
+        if not artifact_inside(self.spool_path.parent, str(Path(path).absolute())):
+            raise TrackingError(
+                f"artifact {path}: not inside the run directory {self.spool_path.parent} (a run "
+                "uploads only its own files, links resolved); copy it there first"
+            )
         self._spool().log_artifact(path, artifact_path)
         self._poke()
 
@@ -281,8 +302,13 @@ class RunClient:
             # ended again after an earlier end stopped the shipper (a failed requeue): one try
             from labkit.tracking._sync import sync_spool
 
-            reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
-        report = DrainReport(self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest))
+            try:
+                reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
+            except TrackingError as exc:  # refused (the run directory is writable by others)
+                reason = str(exc)
+        report = DrainReport(
+            self.spool_path, spool.pending(self.dest), reason, spool.rejected(self.dest), self.dest
+        )
         self.last_report = report
         self._ended = {"run_id": self.run_id, "experiment_id": self.experiment_id}
         spool.close()
@@ -303,6 +329,23 @@ class RunClient:
             self._shipper.poke()
 
 
+def is_local_store(uri: str) -> bool:
+    """A tracking URI of a store on this machine's file system (SQLite, a folder), not a server."""
+    if ":" not in uri:
+        return not uri.startswith("databricks")  # a path; "databricks" is a hosted server
+    return uri.split(":", 1)[0].lower() in ("sqlite", "file")
+
+
+def sync_command(run_dir: Path, dest: str | None) -> str:
+    """The ``labkit sync`` command that uploads a run: with ``--uri`` unless its URI is the
+    configured one (``labkit sync`` sends a run only where the user points it)."""
+    from labkit.config._load import default_tracking_uri
+
+    if dest and dest.rstrip("/") != redact_uri(default_tracking_uri()).rstrip("/"):
+        return f"labkit sync --uri {shlex.quote(dest)} {shlex.quote(str(run_dir))}"
+    return f"labkit sync {shlex.quote(str(run_dir))}"
+
+
 def end_abandoned_run(run_dir: str | Path, reason: str, uri: str | None = None) -> None:
     """Mark the run of a process that died (SIGKILL, node failure) KILLED, with the reason as a
     tag, and upload what its spool still holds (one attempt; ``labkit sync`` does the rest)."""
@@ -318,4 +361,5 @@ def end_abandoned_run(run_dir: str | Path, reason: str, uri: str | None = None) 
             spool.set_status("KILLED")
     finally:
         spool.close()
-    sync_spool(path, uri=uri)
+    with contextlib.suppress(TrackingError):  # refused: `labkit sync` says why
+        sync_spool(path, uri=uri)

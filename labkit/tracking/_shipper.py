@@ -26,6 +26,7 @@ from pathlib import Path
 from labkit.errors import TrackingError
 from labkit.tracking._provenance import redact_uri
 from labkit.tracking._spool import Op, Spool, metric_value
+from labkit.tracking._sync import artifact_inside
 
 __all__ = ["BackgroundShipper", "Denied", "Shipper", "Unreachable", "mlflow_client"]
 
@@ -223,6 +224,8 @@ class Shipper:
         first = chunk[0]
         if first.kind == "artifact":
             path = Path(first.key)
+            if not artifact_inside(self.spool.path.parent, first.key):  # checked again, as it goes
+                raise _Invalid(f"{path} is not inside the run directory {self.spool.path.parent}")
             if not path.exists():
                 raise _Invalid(f"{path} no longer exists")
             if path.is_dir():

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,7 +26,7 @@ from typing import Any
 
 from labkit.errors import TrackingError
 
-__all__ = ["SPOOL_FILE", "Op", "Pending", "Spool", "SpoolBusy", "find_spools"]
+__all__ = ["KINDS", "POINTS_SUFFIX", "SPOOL_FILE", "Op", "Pending", "Spool", "SpoolBusy", "find_spools"]
 
 SPOOL_FILE = "spool.db"
 POINTS_SUFFIX = ".points"  # spool.db.points: metric points appended by the training loop
@@ -156,7 +157,24 @@ class Spool:
             created_ms=str(_now_ms()),
             **({"parent_key": parent_key} if parent_key else {}),
         )
+        spool.keep_private()
         return spool
+
+    def keep_private(self) -> None:
+        """Make the spool and its run directory writable by their owner only: ``labkit sync``
+        refuses a spool others could have changed (a umask of 002 leaves them group-writable).
+        A shared, sticky folder (``/tmp``) and what is not the user's are left alone."""
+        suffixes = ("-wal", "-shm")
+        for item in (
+            self.path.parent,
+            self.path,
+            *(self.path.with_name(self.path.name + s) for s in suffixes),
+        ):
+            with contextlib.suppress(OSError):  # gone, or not ours: sync says so, with the reason
+                st = os.lstat(item)
+                ours = st.st_uid == os.getuid() and not stat.S_ISLNK(st.st_mode)
+                if ours and st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+                    os.chmod(item, stat.S_IMODE(st.st_mode) & ~0o022)
 
     def meta(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -224,7 +242,13 @@ class Spool:
             end = data.rfind(b"\n")
             if end < 0:
                 return 0
-            points = [_point(*p) for line in data[:end].split(b"\n") if line for p in json.loads(line)]
+            try:
+                points = [_point(*p) for line in data[:end].split(b"\n") if line for p in json.loads(line)]
+            except (ValueError, TypeError) as exc:  # not what log_metric_rows writes
+                raise TrackingError(
+                    f"{self.points_path} holds a line that is not metric points ({exc}): a damaged "
+                    "or foreign points file"
+                ) from None
             self.db.executemany(
                 "INSERT INTO ops(kind, key, num, value, step, ts) VALUES ('metric', ?, ?, ?, ?, ?)", points
             )

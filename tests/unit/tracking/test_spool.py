@@ -34,6 +34,12 @@ class CountingClient:
         return getattr(self.real, name)
 
 
+@pytest.fixture(autouse=True)
+def _configured(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``store`` is the configured tracking URI: sync sends a spool only there unless told."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+
+
 def new_spool(tmp_path: Path, uri: str, name: str = "run") -> Spool:
     return Spool.create(tmp_path / name / "spool.db", uri=uri, experiment="unit", run_name=name)
 
@@ -207,6 +213,7 @@ def test_sync_killed_after_creating_the_run_creates_no_second_run(
     with pytest.raises(KeyboardInterrupt):
         sync_spool(spool.path)
     monkeypatch.undo()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # undone too
     result = sync_spool(spool.path)
     assert runs_with_key(store, spool.meta()["run_key"]) == [result.run_id]
 
@@ -238,7 +245,7 @@ def test_sync_to_another_server_sends_everything_there(tmp_path: Path, store: st
 def test_unreachable_server_leaves_everything_pending(tmp_path: Path) -> None:
     spool = new_spool(tmp_path, CLOSED)
     spool.log_metrics({"loss": 1.0}, 0)
-    result = sync_spool(spool.path)
+    result = sync_spool(spool.path, CLOSED)
     assert result.sent == 0 and result.pending.counts == {"metric": 1}
     assert result.error is not None and "Connection refused" in result.error
 
@@ -259,7 +266,7 @@ def test_auto_mode_goes_offline_when_the_server_is_unreachable(tmp_path: Path) -
     report = client.finish()
     assert report is not None and report.pending.counts["metric"] == 1
     assert "Connection refused; the run goes on offline" in said[0]
-    assert f"labkit sync {tmp_path / 'run'}" in said[-1]
+    assert f"labkit sync --uri {CLOSED} {tmp_path / 'run'}" in said[-1]  # not the configured URI
 
 
 def test_online_mode_refuses_an_unreachable_server(tmp_path: Path) -> None:

@@ -50,12 +50,24 @@ def test_long_tags_are_clipped(tracker: Tracker, store: str) -> None:
 
 def test_sqlite_artifacts_live_beside_the_database(tracker: Tracker, store: str, tmp_path: Path) -> None:
     run_id = tracker.start("r", {}, {})
-    note = tmp_path / "note.txt"
+    note = tmp_path / "run" / "note.txt"
     note.write_text("hello")
     tracker.log_artifact(note)
     tracker.finish()
     assert (tmp_path / "mlruns").is_dir()
     assert [a.path for a in MlflowClient(store).list_artifacts(run_id)] == ["note.txt"]
+
+
+def test_an_artifact_outside_the_run_directory_is_refused(tracker: Tracker, tmp_path: Path) -> None:
+    tracker.start("r", {}, {})
+    outside = tmp_path / "note.txt"
+    outside.write_text("hello")
+    with pytest.raises(TrackingError, match=r"artifact .*note.txt: not inside the run directory"):
+        tracker.log_artifact(outside)
+    (tmp_path / "run" / "link.txt").symlink_to(outside)  # a link out: resolved
+    with pytest.raises(TrackingError, match=r"link.txt: not inside the run directory"):
+        tracker.log_artifact(tmp_path / "run" / "link.txt")
+    tracker.finish()
 
 
 def test_deleted_experiment_is_a_clear_error(store: str, tmp_path: Path) -> None:

@@ -879,17 +879,23 @@ def sync(
     runs_root: RunsRootOpt = Path("runs"),
     uri: Annotated[
         str | None,
-        typer.Option(help="Upload to this tracking URI instead of the one each run was started with."),
+        typer.Option(
+            help="Upload to this tracking URI (default: the configured one, $MLFLOW_TRACKING_URI or "
+            "./mlflow.db; a run started with another URI is uploaded only where --uri names it)."
+        ),
     ] = None,
 ) -> None:
     """Upload what runs left in their spools (offline runs, killed jobs) to MLflow.
 
     Safe to repeat: a second sync sends nothing, and a sync stopped midway duplicates nothing
     when run again. Credentials come from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+    A spool is refused, nothing of it sent, when it or its run directory is not yours or is
+    writable by others, when it lists a file outside its run directory, or when its run was
+    started with a tracking URI other than the configured one and --uri does not name it.
     """
     with _errors():
         from labkit.errors import TrackingError
-        from labkit.tracking import find_spools, sync_spool
+        from labkit.tracking import SpoolRefused, configured_uri, find_spools, sync_spool
 
         targets = list(paths or []) + ([runs_root] if all_runs else [])
         if not targets:
@@ -902,10 +908,17 @@ def sync(
             print(f"labkit sync: no run spools under {', '.join(map(str, targets))}")
             return
         left = sent = 0
+        refusals: list[str] = []
         for spool in spools:
-            result = sync_spool(spool, uri)
-            sent += result.sent
             where = spool.parent
+            try:
+                result = sync_spool(spool, uri)
+            except SpoolRefused as exc:  # checked before anything was sent: nothing was
+                refusals.append(str(exc))
+                if len(spools) > 1:
+                    print(f"  refused  {where}: {exc}")
+                continue
+            sent += result.sent
             if result.busy:
                 print(f"  busy     {where}: {result.error}")
             elif result.error and result.pending.total:
@@ -917,8 +930,15 @@ def sync(
             else:
                 print(f"  in sync  {where} (run {result.run_id})")
             left += bool(result.pending.total or result.busy)
-        dest = redact_uri(uri) if uri else "their tracking servers"
+        dest = redact_uri(uri or configured_uri())
         print(f"labkit sync: {len(spools)} run{'s' * (len(spools) != 1)}, {sent} items uploaded to {dest}")
+        if refusals:
+            if len(spools) == 1:
+                raise TrackingError(refusals[0])
+            raise TrackingError(
+                f"{len(refusals)} of {len(spools)} runs refused, nothing of them sent (see above)"
+                + (f"; {left} more not fully uploaded" if left else "")
+            )
         if left:
             raise TrackingError(
                 f"{left} run{'s' * (left != 1)} not fully uploaded (see above); run labkit sync again"

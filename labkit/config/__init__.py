@@ -24,6 +24,7 @@ __all__ = [
     "flatten",
     "format_validation_error",
     "load_experiment",
+    "parse_value",
     "validate_experiment",
 ]
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         flatten,
         format_validation_error,
         load_experiment,
+        parse_value,
         validate_experiment,
     )
     from labkit.config._schema import (
@@ -46,7 +48,14 @@ if TYPE_CHECKING:
         TrainerConfig,
     )
 
-_LOAD = ("DEFAULT_STORE", "dump_experiment", "flatten", "format_validation_error", "load_experiment")
+_LOAD = (
+    "DEFAULT_STORE",
+    "dump_experiment",
+    "flatten",
+    "format_validation_error",
+    "load_experiment",
+    "parse_value",
+)
 __getattr__ = lazy_getattr(
     __name__,
     {

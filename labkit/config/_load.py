@@ -29,6 +29,7 @@ __all__ = [
     "flatten",
     "format_validation_error",
     "load_experiment",
+    "parse_value",
     "validate_experiment",
 ]
 
@@ -56,18 +57,105 @@ def load_experiment(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    merged = _read_file(Path(path))
+    raw = OmegaConf.to_container(_read_file(Path(path)), resolve=False)
+    assert isinstance(raw, dict)
+    for item in _check_overrides(overrides):  # all set on one plain copy, then one config is made
+        key, text = item.split("=", 1)
+        _set_override(raw, key, parse_value(text, what=f"override {_shorten(item)!r}"))
     try:
-        for item in _check_overrides(overrides):
-            merged = _apply_override(merged, item)
-        data = OmegaConf.to_container(merged, resolve=True)
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except OmegaConfBaseException as exc:
-        extra = f" with overrides {list(overrides)}" if overrides else ""
+        extra = f" with overrides {_shorten(str(list(overrides)), 200)}" if overrides else ""
         raise ConfigError(f"{path}{extra}: {_first_line(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: {_TOO_DEEP}, or its ${{...}} interpolations loop") from None
     assert isinstance(data, dict)
+    deep = _too_deep(data)
+    if deep:
+        raise ExperimentFileError(f"{path}: {deep}")
     return validate_experiment(
         {str(k): v for k, v in data.items()}, source=str(path), environ=environ, cwd=cwd
     )
+
+
+#: how deeply ``[...]`` and ``{...}`` may nest in an experiment or a value (an experiment needs 4)
+MAX_NESTING = 32
+
+
+def parse_value(text: str, *, what: str) -> Any:
+    """``text`` as a YAML value (``3``, ``1e-3``, ``true``, ``[64, 64]``, ``{a: 1}``, text) the way
+    overrides read it; a value with a line break (and no brackets) stays the text as typed.
+
+    Anything that is not a plain value (broken brackets, an undefined ``*alias``, a ``!!tag``,
+    nesting deeper than :data:`MAX_NESTING`) raises :class:`~labkit.errors.ConfigError` starting
+    with ``what`` (e.g. ``"override 'seed=*a'"``), saying what is wrong and what to write instead.
+    """
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if "\n" in text and not text.lstrip().startswith(("[", "{")):
+        return text  # YAML would fold the line break of a plain value into a space
+    try:
+        parsed: Any = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={text}"]), resolve=False)
+        value = parsed["value"]
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what}: {_yaml_problem(exc, text)}") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: {_TOO_DEEP}") from None
+    except (OmegaConfBaseException, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"{what}: not a plain value ({_first_line(exc)}); quote it to keep it as text"
+        ) from None
+    deep = _too_deep(value)
+    if deep:
+        raise ConfigError(f"{what}: {deep}")
+    return value
+
+
+_TOO_DEEP = f"nested too deeply; at most {MAX_NESTING} levels of [...] and {{...}} are allowed"
+
+
+def _too_deep(value: Any) -> str | None:
+    """Why ``value`` nests too deeply (None if it does not); iterative, any depth."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return _TOO_DEEP
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
+    return None
+
+
+def _yaml_problem(exc: Exception, text: str) -> str:
+    """What is wrong with ``text`` as YAML, and what to write instead."""
+    import yaml
+
+    quote = "quote the value to keep it as text"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"contains a character YAML does not allow ({_first_line(exc)}); remove it"
+    problem = str(getattr(exc, "problem", None) or _first_line(exc))
+    if "undefined alias" in problem:
+        alias = re.search(r"\*[^\s,\[\]{}]*", text)
+        shown = f" {alias.group()!r}" if alias else ""
+        return f"not valid YAML: the alias{shown} names no anchor (&name) in this value; {quote}"
+    if "could not determine a constructor" in problem:
+        tag = re.search(r"'([^']*)'", problem)
+        shown = f" {tag.group(1).replace('tag:yaml.org,2002:', '!!')!r}" if tag else ""
+        return (
+            f"the YAML tag{shown} is not allowed: write a plain value (a number, text, true/false, "
+            f"null, [a, list] or {{a: mapping}}); {quote}"
+        )
+    context = getattr(exc, "context", None)
+    problem = f"{context}: {problem}" if context else problem
+    return f"not valid YAML ({problem}); {quote} or fix the brackets"
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def validate_experiment(
@@ -134,11 +222,16 @@ def _read_file(path: Path) -> Any:
         cfg = OmegaConf.load(path)
     except yaml.YAMLError as exc:
         raise ExperimentFileError(f"{path}: not valid YAML: {_first_line(exc, join=True)}") from None
-    except (OSError, UnicodeDecodeError, OmegaConfBaseException) as exc:
+    except RecursionError:
+        raise ExperimentFileError(f"{path}: {_TOO_DEEP}") from None
+    except (OSError, UnicodeDecodeError, ValueError, OmegaConfBaseException) as exc:
         raise ExperimentFileError(f"{path}: cannot read: {_first_line(exc)}") from None
     if not isinstance(cfg, DictConfig):
         raise ExperimentFileError(f"{path}: an experiment file must be a mapping of keys to values")
-    _expand_shorthands(cfg)
+    try:
+        _expand_shorthands(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: {_first_line(exc)}") from None
     return cfg
 
 
@@ -168,24 +261,20 @@ def _check_overrides(overrides: Iterable[str]) -> list[str]:
     return checked
 
 
-def _apply_override(cfg: Any, item: str) -> Any:
-    """Merge one ``key=value``; a mapping value replaces the key's mapping instead of merging
-    into it, so ``model={class_path: my.Net}`` does not inherit the file's ``model.hidden``."""
-    from omegaconf import DictConfig, OmegaConf
-
-    key, value = item.split("=", 1)
-    if "\n" in value and not value.lstrip().startswith(("[", "{")):
-        # YAML would fold the line break of a plain value into a space: keep the text as typed
-        extra = OmegaConf.create()
-        OmegaConf.update(extra, key, value, force_add=True)
-    else:
-        extra = OmegaConf.from_dotlist([item])
-    if isinstance(OmegaConf.select(extra, key), DictConfig):
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        if isinstance(parent, DictConfig) and leaf in parent:
-            del parent[leaf]
-    return OmegaConf.merge(cfg, extra)
+def _set_override(data: dict[Any, Any], key: str, value: Any) -> None:
+    """Set one override in ``data`` (plain, in place). A mapping value replaces the key's mapping
+    instead of merging into it, so ``model={class_path: my.Net}`` does not inherit the file's
+    ``model.hidden``; a key below a value that is not a mapping replaces that value."""
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    if key in _SHORTHANDS and isinstance(value, str):  # ``task=regression``, then ``task.loss=mae``
+        value = {_SHORTHANDS[key]: value}
+    node[leaf] = value
 
 
 def _first_line(exc: BaseException, join: bool = False) -> str:
@@ -226,12 +315,7 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
         hint = did_you_mean(where.rsplit(".", 1)[-1], valid)
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "union_tag_invalid":
-        discriminator = str(ctx.get("discriminator", ""))
-        key = (
-            discriminator.strip("'")
-            if discriminator.startswith("'")
-            else ("kind" if where == "task" else "name")
-        )
+        key = _union_key(ctx, where)
         word = _COMPONENT_WORD.get(where, key)
         tags = [t.strip(" '") for t in ctx.get("expected_tags", "").split(",")]
         names = sorted(t for t in tags if t != "class_path")
@@ -240,10 +324,13 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
             " (or class_path: package.module.Class)" if "class_path" in tags else ""
         )
     if kind == "union_tag_not_found":
-        discriminator = str(ctx.get("discriminator", ""))
-        if discriminator == "'type'":  # a search parameter
+        if not isinstance(value, dict):
+            return f"{where}: expected a mapping of keys to values (got {_show(value)})"
+        if _union_key(ctx, where) == "type":  # a search parameter
             return f"{where}: give a 'type': float, int or categorical"
         word = _COMPONENT_WORD.get(where, where)
+        if where == "task":
+            return f"{where}: give a 'kind' saying which {word} to use"
         return f"{where}: give a 'name' (or a 'class_path') saying which {word} to use"
     if kind == "literal_error":
         choices = [c.strip(" '") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
@@ -258,6 +345,14 @@ def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
     if isinstance(value, dict):  # a check across a whole section: the message says it all
         return f"{where}: {_lower(err['msg'])}"
     return f"{where}: {_lower(err['msg'])} (got {_show(value)})"
+
+
+def _union_key(ctx: dict[str, Any], where: str) -> str:
+    """The key that chose the member of a union: ``'type'`` or ``by_type()`` (component_union)."""
+    found = re.fullmatch(r"'(\w+)'|by_(\w+)\(\)", str(ctx.get("discriminator", "")))
+    if found:
+        return found.group(1) or found.group(2)
+    return "kind" if where == "task" else "name"
 
 
 def _show(value: Any) -> str:

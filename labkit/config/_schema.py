@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     field_validator,
     model_validator,
 )
 
-from labkit.config._base import ClassPathSpec, Section, component_union
+from labkit.config._base import ClassPathSpec, PathText, Section, Seed, component_union
 from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
 from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
 from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
@@ -48,14 +46,21 @@ else:  # the same unions, chosen at validation time by ``name`` / ``kind``
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 
+#: most epochs a run may ask for (a million: far beyond any real training)
+MAX_EPOCHS = 10**6
+#: a count of steps, batches or epochs between two events (validation, logging, decays...)
+Steps = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
+
 
 class SchedulerConfig(Section):
     """Learning-rate schedule, stepped once per epoch."""
 
     name: Literal["cosine", "step", "plateau"]
-    step_size: PositiveInt = Field(default=10, description="step: epochs between decays")
+    step_size: Steps = Field(default=10, description="step: epochs between decays")
     gamma: float = Field(default=0.1, gt=0.0, lt=1.0, description="step/plateau: decay factor")
-    patience: NonNegativeInt = Field(default=5, description="plateau: epochs without improvement")
+    patience: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = Field(
+        default=5, description="plateau: epochs without improvement"
+    )
     monitor: str = Field(default="val_loss", description="plateau: metric to watch")
     min_lr: NonNegativeFloat = 0.0
 
@@ -83,7 +88,7 @@ class OptimizerConfig(Section):
 class EarlyStoppingConfig(Section):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
-    patience: PositiveInt = 5
+    patience: Steps = 5
     min_delta: NonNegativeFloat = 0.0
 
 
@@ -93,27 +98,33 @@ class CheckpointConfig(Section):
     save_last: bool = True
 
 
-_Limit = PositiveInt | Annotated[float, Field(gt=0.0, le=1.0)]
+_Limit = Annotated[int, Field(gt=0, le=2**31)] | Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class TrainerConfig(Section):
     """The Lightning ``Trainer`` options users touch; the rest labkit sets for them."""
 
-    max_epochs: PositiveInt = 10
-    min_epochs: NonNegativeInt = 0
+    max_epochs: Steps = 10
+    min_epochs: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 0
     max_time: str | None = Field(
         default=None, pattern=r"^\d{2}:\d{2}:\d{2}:\d{2}$", description='wall-time limit "DD:HH:MM:SS"'
     )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: PositiveInt | Literal["auto"] | tuple[NonNegativeInt, ...] = "auto"
-    num_nodes: PositiveInt = Field(default=1, description="set by labkit submit from the cluster profile")
+    devices: (
+        Annotated[int, Field(gt=0, le=1024)]
+        | Literal["auto"]
+        | tuple[Annotated[int, Field(ge=0, lt=1024)], ...]
+    ) = "auto"
+    num_nodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
+        default=1, description="set by labkit submit from the cluster profile"
+    )
     strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
     gradient_clip_val: PositiveFloat | None = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
-    accumulate_grad_batches: PositiveInt = 1
-    check_val_every_n_epoch: PositiveInt = 1
-    log_every_n_steps: PositiveInt = 10
+    accumulate_grad_batches: Steps = 1
+    check_val_every_n_epoch: Steps = 1
+    log_every_n_steps: Steps = 10
     limit_train_batches: _Limit = 1.0
     limit_val_batches: _Limit = 1.0
     limit_test_batches: _Limit = 1.0
@@ -144,7 +155,10 @@ class TrackingConfig(Section):
         "unreachable server is an error; offline: log to the run's spool only (labkit sync)",
     )
     drain_timeout: float = Field(
-        default=60.0, ge=0, description="seconds a finished run waits for its spool to reach the server"
+        default=60.0,
+        ge=0,
+        le=7 * 86400,
+        description="seconds a finished run waits for its spool to reach the server",
     )
 
 
@@ -152,14 +166,14 @@ class Experiment(Section):
     """One experiment: what to train, on what, how, and where to log it."""
 
     name: str = Field(pattern=_NAME, max_length=100)
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     task: TaskConfig
     model: ModelConfig
     data: DataConfig
     optimizer: OptimizerConfig = OptimizerConfig()
     trainer: TrainerConfig = TrainerConfig()
     tracking: TrackingConfig = TrackingConfig()
-    runs_root: str = Field(default="runs", min_length=1, description="where run directories go")
+    runs_root: PathText = Field(default="runs", min_length=1, description="where run directories go")
     search: SearchConfig | None = Field(default=None, description="what `labkit tune` varies")
 
     @model_validator(mode="before")

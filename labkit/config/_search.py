@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from labkit.config._base import Section
+from labkit.config._base import Section, component_union
 
-__all__ = ["CategoricalParam", "FloatParam", "IntParam", "SearchConfig", "SearchParam"]
+__all__ = ["MAX_GRID", "CategoricalParam", "FloatParam", "IntParam", "SearchConfig", "SearchParam"]
+
+#: most points a grid search may have (each one is a training run)
+MAX_GRID = 10**6
 
 
 class FloatParam(Section):
@@ -58,7 +62,10 @@ class CategoricalParam(Section):
     choices: list[Any] = Field(min_length=1)
 
 
-SearchParam = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+if TYPE_CHECKING:
+    SearchParam = FloatParam | IntParam | CategoricalParam
+else:  # chosen by ``type`` (a function, not Field(discriminator=...): Section checks every field)
+    SearchParam = component_union(FloatParam, IntParam, CategoricalParam, key="type", class_path=False)
 
 
 class SearchConfig(Section):
@@ -66,7 +73,7 @@ class SearchConfig(Section):
 
     metric: str = Field(default="val_loss", description="a metric the task logs every validation")
     direction: Literal["minimize", "maximize"] = "minimize"
-    trials: PositiveInt = Field(default=20, description="finished trials the study ends with")
+    trials: int = Field(default=20, gt=0, le=MAX_GRID, description="finished trials the study ends with")
     sampler: Literal["tpe", "random", "cmaes", "gp", "grid", "qmc"] = "tpe"
     pruner: Literal["hyperband", "median", "asha", "none"] = "median"
     params: dict[str, SearchParam] = Field(min_length=1, description="dotted experiment key → range")
@@ -77,6 +84,14 @@ class SearchConfig(Section):
             for key, param in self.params.items():
                 if isinstance(param, FloatParam) and param.step is None:
                     raise ValueError(f"sampler grid needs a step for the float parameter {key!r}")
+            counts = {key: _points(param) for key, param in self.params.items()}
+            size = math.prod(counts.values())
+            if size > MAX_GRID:
+                shown = ", ".join(f"{key} ({_count(n)})" for key, n in counts.items())
+                raise ValueError(
+                    f"sampler grid: the grid has {_count(size)} points, more than {MAX_GRID:,}; the values "
+                    f"per parameter: {shown}; use fewer values or a larger step, or another sampler"
+                )
         return self
 
     def grid(self) -> dict[str, list[Any]]:
@@ -92,3 +107,18 @@ class SearchConfig(Section):
                 n = round((p.high - p.low) / p.step)
                 out[key] = [p.low + i * p.step for i in range(n + 1)]
         return out
+
+
+def _points(param: FloatParam | IntParam | CategoricalParam) -> int:
+    """How many values ``param`` has on a grid (capped far above :data:`MAX_GRID`)."""
+    if isinstance(param, CategoricalParam):
+        return len(param.choices)
+    if isinstance(param, IntParam):
+        return (param.high - param.low) // param.step + 1
+    assert param.step is not None
+    n = (param.high - param.low) / param.step
+    return round(n) + 1 if math.isfinite(n) and n < 1e18 else 10**18
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"{n:.2e}"

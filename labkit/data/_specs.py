@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from labkit.config._base import ComponentSpec
+from labkit.config._base import ComponentSpec, PathText, Seed
 
-__all__ = ["DATA_SPECS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"]
+__all__ = ["DATA_SPECS", "MAX_EVENTS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"]
+
+#: most events a simulated dataset may hold (10**8: tens of GB already for the small simulators)
+MAX_EVENTS = 10**8
+#: largest batch (2**24 events: more than fits a GPU for any real model)
+MAX_BATCH = 2**24
+#: most DataLoader worker processes (each is a process on the node)
+MAX_WORKERS = 256
 
 
 class DataSpec(ComponentSpec):
     """Options every dataset has: batching and the deterministic train/val/test split."""
 
     name: str
-    batch_size: PositiveInt = 64
+    batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH)] = 64
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
-    num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes")
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS, description="DataLoader worker processes")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
@@ -43,7 +50,7 @@ class ArraysSpec(DataSpec):
 
     target: ClassVar[str] = "labkit.data._arrays:ArrayDataModule"
     name: Literal["arrays"]
-    path: str = Field(min_length=1, description="the .npz or .h5/.hdf5 file")
+    path: PathText = Field(min_length=1, description="the .npz or .h5/.hdf5 file")
     x_key: str = "x"
     y_key: str = "y"
     format: Literal["auto", "npz", "hdf5"] = "auto"
@@ -75,13 +82,22 @@ class _Columns(DataSpec):
     log_targets: tuple[str, ...] = Field(default=(), description="regression targets learnt in log")
     standardize: bool = Field(default=True, description="scale each input to mean 0, std 1 (fitted on train)")
 
+    @field_validator("inputs", "targets", mode="before")
+    @classmethod
+    def _some_keys(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError("name at least one key (an empty list names no data)")
+        if isinstance(value, str) and not value:
+            raise ValueError("name a key (the text is empty)")
+        return value
+
 
 class FileSpec(_Columns):
     """Events from one file: HDF5 datasets, ROOT TTree branches, ``.npz`` arrays, Parquet/CSV columns."""
 
     target: ClassVar[str] = "labkit.data._arrays:FileDataModule"
     name: Literal["file"]
-    path: str = Field(min_length=1, description=".h5/.hdf5, .root, .npz, .parquet or .csv")
+    path: PathText = Field(min_length=1, description=".h5/.hdf5, .root, .npz, .parquet or .csv")
     format: Literal["auto", "npz", "hdf5", "root", "parquet", "csv"] = "auto"
     tree: str | None = Field(default=None, description="ROOT: the TTree (default: the file's only one)")
 
@@ -95,12 +111,12 @@ class SimulatedSpec(_Columns):
     target: ClassVar[str] = "labkit.data._simulated:SimulatedDataModule"
     name: Literal["simulated"]
     simulator: str = Field(description="calo, grf, tracks or dijet (labkit sim --help)")
-    events: PositiveInt = 10000
-    sim_seed: int | None = Field(default=None, ge=0, description="default: the experiment's seed")
+    events: int = Field(default=10000, gt=0, le=MAX_EVENTS, description="at most 10**8")
+    sim_seed: Seed | None = Field(default=None, description="default: the experiment's seed")
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="the simulator's options, e.g. {energy_range: [1, 100]}"
     )
-    cache_dir: str | None = Field(
+    cache_dir: PathText | None = Field(
         default=None, description="default: $LABKIT_CACHE_DIR, else ~/.cache/labkit (XDG_CACHE_HOME)"
     )
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from labkit.config._base import ComponentSpec
 
 __all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "UNetSpec"]
+
+#: widest layer, most channels or latent dimensions (2**16: far beyond what fits in memory usefully)
+MAX_WIDTH = 2**16
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 
@@ -18,7 +22,7 @@ class MLPSpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._mlp:MLP"
     name: Literal["mlp"]
-    hidden: tuple[PositiveInt, ...] = Field(default=(64, 64), description="width of each hidden layer")
+    hidden: tuple[Width, ...] = Field(default=(64, 64), description="width of each hidden layer")
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = False
@@ -29,9 +33,9 @@ class CNNSpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._cnn:SmallCNN"
     name: Literal["cnn"]
-    channels: tuple[PositiveInt, ...] = Field(default=(16, 32), min_length=1)
-    kernel_size: PositiveInt = 3
-    hidden: PositiveInt = Field(default=64, description="width of the dense layer after pooling")
+    channels: tuple[Width, ...] = Field(default=(16, 32), min_length=1)
+    kernel_size: Annotated[int, Field(gt=0, le=64)] = 3
+    hidden: Width = Field(default=64, description="width of the dense layer after pooling")
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = True
@@ -44,7 +48,7 @@ class UNetSpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._unet:UNet"
     name: Literal["unet"]
-    channels: tuple[PositiveInt, ...] = Field(default=(16, 32, 64), min_length=1)
+    channels: tuple[Width, ...] = Field(default=(16, 32, 64), min_length=1)
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = True
@@ -56,8 +60,8 @@ class AutoencoderSpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._autoencoder:Autoencoder"
     name: Literal["autoencoder"]
-    hidden: tuple[PositiveInt, ...] = Field(default=(64, 32), description="width of the encoder's layers")
-    latent: PositiveInt = 4
+    hidden: tuple[Width, ...] = Field(default=(64, 32), description="width of the encoder's layers")
+    latent: Width = 4
     activation: Activation = "relu"
     variational: bool = False
 
@@ -69,12 +73,12 @@ class CVAESpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._cvae:ConditionalVAE"
     name: Literal["cvae"]
-    hidden: tuple[PositiveInt, ...] = Field(
+    hidden: tuple[Width, ...] = Field(
         default=(512, 512),
         min_length=1,
         description="width of the encoder's layers (the decoder mirrors them)",
     )
-    latent: PositiveInt = Field(default=8, description="dimension of the latent space")
+    latent: Width = Field(default=8, description="dimension of the latent space")
     activation: Activation = "silu"
     sum_constraint: bool = Field(
         default=True, description="draw the sum of the cells separately and rescale the cells to it"

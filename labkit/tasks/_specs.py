@@ -7,11 +7,11 @@ arguments (:meth:`model_outputs`), so that mistakes surface before any training.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, field_validator
 
-from labkit.config._base import ComponentSpec
+from labkit.config._base import ComponentSpec, Seed
 from labkit.errors import ConfigError, DataError, did_you_mean
 
 __all__ = [
@@ -23,6 +23,13 @@ __all__ = [
     "SurrogateSpec",
     "TaskSpec",
 ]
+
+
+#: most classes a task may have (its confusion matrix holds this number squared)
+MAX_CLASSES = 10_000
+Classes = Annotated[int, Field(gt=0, le=MAX_CLASSES)]
+#: most bins of a histogram or figure
+Bins = Annotated[int, Field(gt=0, le=10_000)]
 
 
 class TaskSpec(ComponentSpec):
@@ -55,7 +62,7 @@ class ClassificationSpec(TaskSpec):
     target: ClassVar[str] = "labkit.tasks._classification:ClassificationTask"
     monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_acc")
     kind: Literal["classification"]
-    num_classes: PositiveInt | None = Field(default=None, description="default: from the data")
+    num_classes: Classes | None = Field(default=None, description="default: from the data")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     signal_class: str | None = Field(
         default=None, description="two classes: the signal for test_rejection_at_eff90 (default: the second)"
@@ -101,7 +108,7 @@ class RegressionSpec(TaskSpec):
     resolution_fit: tuple[str, ...] = Field(
         default=(), description="targets whose relative resolution is fitted with a/sqrt(x) (+) b"
     )
-    bins: PositiveInt = Field(default=10, description="bins of the true value in the resolution figures")
+    bins: Bins = Field(default=10, description="bins of the true value in the resolution figures")
 
     def options(self) -> dict[str, object]:
         return self.model_dump(exclude={"kind"})
@@ -137,7 +144,7 @@ class SegmentationSpec(TaskSpec):
     target_kind: ClassVar[Literal["labels", "values", "masks"]] = "masks"
     monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss", "val_miou")
     kind: Literal["segmentation"]
-    num_classes: PositiveInt | None = Field(default=None, description="default: from the data")
+    num_classes: Classes | None = Field(default=None, description="default: from the data")
     loss: Literal["cross_entropy", "dice", "cross_entropy+dice"] = "cross_entropy+dice"
     class_weights: tuple[float, ...] | None = Field(
         default=None, description="cross-entropy weight per class (rare classes weigh more)"
@@ -172,7 +179,9 @@ class AnomalySpec(TaskSpec):
     likelihood_ratio: str | None = Field(
         default="likelihood_ratio", description="the data key of the exact likelihood ratio (for np_max_sic)"
     )
-    min_background: PositiveInt = Field(default=10, description="fewest background events behind a SIC value")
+    min_background: Annotated[int, Field(gt=0, le=10**8)] = Field(
+        default=10, description="fewest background events behind a SIC value"
+    )
     kl_weight: float = Field(default=1.0, ge=0.0, description="β of the KL term (variational autoencoders)")
 
     @field_validator("signal_region")
@@ -218,18 +227,18 @@ class SurrogateSpec(TaskSpec):
     target: ClassVar[str] = "labkit.tasks._surrogate:SurrogateTask"
     target_kind: ClassVar[Literal["labels", "values", "masks"]] = "values"
     kind: Literal["surrogate"]
-    bins: PositiveInt = Field(default=30, description="bins of each high-level feature (separation power)")
-    classifier_hidden: tuple[PositiveInt, ...] = Field(
+    bins: Bins = Field(default=30, description="bins of each high-level feature (separation power)")
+    classifier_hidden: tuple[Annotated[int, Field(gt=0, le=2**16)], ...] = Field(
         default=(128, 128), min_length=1, description="layers of the two-sample test's classifier"
     )
     reference: bool = Field(
         default=True,
         description="simulate a second sample at the test energies: reference_classifier_auc, reference_fpd",
     )
-    timing_repeats: PositiveInt = Field(
+    timing_repeats: Annotated[int, Field(gt=0, le=1000)] = Field(
         default=5, description="repeats of each timing (the median is logged)"
     )
-    sample_seed: int = Field(default=0, ge=0, description="seed of the generated and reference test showers")
+    sample_seed: Seed = Field(default=0, description="seed of the generated and reference test showers")
 
     def options(self) -> dict[str, object]:
         return self.model_dump(exclude={"kind"})

@@ -30,6 +30,7 @@ from labkit.cluster._submit import (
 )
 from labkit.config import Experiment
 from labkit.errors import ConfigError
+from labkit.tuning._optuna import check_grid_size
 from labkit.tuning._tune import _redact, finish_study, parent_client, prepare_study, study_folder
 
 __all__ = ["StudySubmission", "submit_study", "summarize_study"]
@@ -70,6 +71,8 @@ def submit_study(
     profile = _worker_profile(profile)
     _check_uri(exp)
     check_job_imports(exp, profile)
+    if exp.search is not None:
+        check_grid_size(exp.search)
     exp = adapt_experiment(exp, profile)
     folder = study_folder(exp, study).resolve() / f"slurm-{datetime.now():%Y%m%d-%H%M%S}"
     notes = [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,15 @@ import optuna
 from labkit.config._search import CategoricalParam, FloatParam, SearchConfig
 from labkit.errors import ConfigError
 
-__all__ = ["HEARTBEAT_SECONDS", "make_pruner", "make_sampler", "open_storage", "suggest"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "MAX_GRID_POINTS",
+    "check_grid_size",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+    "suggest",
+]
 
 #: a running trial records a heartbeat this often; one silent for GRACE_SECONDS is failed.
 #: Sites whose file systems or databases are slow may raise them (LABKIT_HEARTBEAT_SECONDS,
@@ -21,6 +31,8 @@ HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "5"))
 GRACE_SECONDS = int(os.environ.get("LABKIT_GRACE_SECONDS", "20"))
 #: a trial whose worker died is retried this many times (resuming from its last checkpoint)
 MAX_RETRY = 2
+#: the most points a grid search may have: Optuna's GridSampler holds every one in memory
+MAX_GRID_POINTS = 100_000
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # labkit reports what matters itself
 
@@ -70,8 +82,40 @@ def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler
             return optuna.samplers.GPSampler(seed=seed)
         if search.sampler == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        check_grid_size(search)  # before a single value is listed
         grid = {k: [_hashable(v) for v in vs] for k, vs in search.grid().items()}
         return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def grid_sizes(search: SearchConfig) -> dict[str, int]:
+    """How many values each parameter takes on the grid, counted without listing them."""
+    sizes: dict[str, int] = {}
+    for key, p in search.params.items():
+        if isinstance(p, CategoricalParam):
+            sizes[key] = len(p.choices)
+        elif isinstance(p, FloatParam):
+            assert p.step is not None  # the search section requires a step for a grid
+            span = (p.high - p.low) / p.step
+            sizes[key] = round(span) + 1 if math.isfinite(span) else sys.maxsize
+        else:
+            sizes[key] = (p.high - p.low) // p.step + 1
+    return sizes
+
+
+def check_grid_size(search: SearchConfig) -> None:
+    """ConfigError when a grid search has more than :data:`MAX_GRID_POINTS` points."""
+    if search.sampler != "grid":
+        return
+    sizes = grid_sizes(search)
+    total = math.prod(sizes.values())
+    if total > MAX_GRID_POINTS:
+        factors = " x ".join(f"{n} ({k})" for k, n in sizes.items())
+        count = f"{total:,}" if total < 10**15 else f"about 10^{len(str(total)) - 1}"
+        raise ConfigError(
+            f"search.params: the grid has {count} points ({factors}); sampler grid allows at most "
+            f"{MAX_GRID_POINTS}: use a larger step, fewer choices, or another sampler "
+            "(search.sampler: tpe, random, qmc)"
+        )
 
 
 def make_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from labkit._services import log_tail
 from labkit.config import Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
+from labkit.tuning._optuna import check_grid_size
 from labkit.tuning._study import StudyHandle, Tally
 
 if TYPE_CHECKING:
@@ -102,11 +103,13 @@ def prepare_study(
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
     _check_metric(exp)
+    check_grid_size(search)
     total = trials or search.trials
     if trials is not None:
         search = search.model_copy(update={"trials": trials})
         exp = exp.model_copy(update={"search": search})
     handle = StudyHandle.create(exp, study, storage)
+    _refuse_a_spent_failed_study(handle, total, storage)
     added = handle.ensure_slots(total)
     tally = handle.tally()
     print(
@@ -131,6 +134,29 @@ def prepare_study(
         )
         handle.parent_run_key = parent.run_key
     return handle, parent, total
+
+
+def _refuse_a_spent_failed_study(handle: StudyHandle, total: int, storage: str) -> None:
+    """A study whose budget is spent on trials that all failed (an import error, a typo) has
+    nothing left to run: resuming it would only repeat the old error. Say how to go on instead."""
+    tally = handle.tally()
+    failed = tally.counts.get("FAIL", 0)
+    if not failed or tally.open or failed != tally.finished or tally.finished < total:
+        return
+    name = handle.study.study_name
+    first = next((t for t in handle.trials() if t.user_attrs.get("labkit.fail_reason")), None)
+    reason = str(first.user_attrs["labkit.fail_reason"]) if first else "no reason recorded"
+    raise ConfigError(
+        f"study {name!r} in {_redact(storage)} already holds its {tally.finished} trials and every one "
+        f"failed (the first: {_one_line(reason)}); nothing is left to run. Once the cause is fixed, start "
+        f"a fresh study with --study {name}-2, or run more trials in this one with --trials "
+        f"{tally.finished + total}"
+    )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def finish_study(handle: StudyHandle, parent: RunClient, total: int, folder: Path) -> StudyReport:

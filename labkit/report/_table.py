@@ -61,20 +61,27 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     if not text:
         return None
     now = now or datetime.now(UTC)
+    usage = "use a duration (30d, 12h, 2w, 45m) or a date (2026-11-01)"
     match = re.fullmatch(r"(\d+)\s*([mhdw])", text.strip())
     if match:
-        n, unit = int(match[1]), match[2]
-        delta = {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}.get(
-            unit, timedelta(weeks=n)
-        )
-        return now - delta
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+        try:
+            return now - timedelta(**{unit: int(match[1])})
+        except (OverflowError, ValueError):  # beyond timedelta's 999999999 days, or before year 1
+            raise ConfigError(
+                f"--since {_shown(text)}: reaches back before the year 1; use a shorter duration "
+                "(30d, 12h, 2w, 45m) or a date (2026-11-01), or leave out --since for every run"
+            ) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ConfigError(
-            f"--since: cannot read {text!r}; use a duration (30d, 12h, 2w, 45m) or a date (2026-11-01)"
-        ) from None
+        raise ConfigError(f"--since: cannot read {_shown(text)}; {usage}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value as typed, cut short when it is long (a 5 000-digit number is not worth repeating)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from labkit.tracking._provenance import redact_uri
 __all__ = [
     "RunCache",
     "RunRecord",
+    "check_store_uri",
     "fetch_artifact_text",
     "fetch_figures",
     "fetch_history",
@@ -105,10 +106,37 @@ class RunCache:
         self.uri = uri
         digest = hashlib.sha256(redact_uri(uri).encode()).hexdigest()[:16]
         self.path = cache_dir / "runs" / f"{digest}.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open()
+        except (OSError, sqlite3.OperationalError) as exc:  # unwritable, locked, a full disk
+            raise self._unusable(exc) from None
+        except sqlite3.DatabaseError:  # a damaged cache file: it is only a cache, start it again
+            for stale in self.path.parent.glob(f"{self.path.name}*"):
+                stale.unlink(missing_ok=True)
+            try:
+                self._db = self._open()
+            except (OSError, sqlite3.Error) as exc:
+                raise self._unusable(exc) from None
+
+    def _unusable(self, exc: BaseException) -> TrackingError:
+        return TrackingError(
+            f"the run cache {self.path} cannot be used ({exc}); set LABKIT_CACHE_DIR to a writable folder"
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            self._init_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _init_schema(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(
             """
             CREATE TABLE IF NOT EXISTS runs (
                 run_id TEXT PRIMARY KEY, experiment_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -180,10 +208,68 @@ class RunCache:
         return count
 
 
+#: the stores MLflow's own client reads (a plain path or ``file:`` is its file store); plug-ins
+#: that register a scheme under the ``mlflow.tracking_store`` entry point are accepted too
+_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_store_uri(uri: str) -> None:
+    """TrackingError, naming the URI, when it cannot be a tracking store to read runs from: an
+    unknown scheme, or an SQLite URI whose file is missing, a directory or not an SQLite
+    database. Checked before MLflow sees it (MLflow would create a missing file and its
+    folders, retry a directory for minutes, or fail on another file with a database error)."""
+    where = f"tracking URI {redact_uri(uri)!r} (--tracking-uri or $MLFLOW_TRACKING_URI)"
+    if "\x00" in uri or not uri.isprintable():
+        raise TrackingError(f"{where}: holds a NUL byte or a control character")
+    scheme = uri.partition("://")[0].split("+")[0].lower() if "://" in uri else ""
+    if scheme and scheme not in _SCHEMES and scheme not in _plugin_schemes():
+        raise TrackingError(
+            f"{where}: unknown scheme {scheme!r}{did_you_mean(scheme, _SCHEMES)}; use http(s)://HOST:PORT "
+            "(an MLflow server), sqlite:///path/to/mlflow.db, postgresql://..., mysql://..., mssql://..., "
+            "file:///path/to/mlruns or databricks"
+        )
+    if scheme != "sqlite" or uri.partition("://")[2] in ("", "/"):  # sqlite:// is an in-memory store
+        return
+    path = Path(uri.partition("://")[2][1:].split("?")[0])
+    try:
+        if path.is_dir():
+            raise TrackingError(f"{where}: {path} is a directory, not an SQLite database file")
+        if path.exists() and not path.is_file():
+            raise TrackingError(f"{where}: {path} is not a regular file, so not an SQLite database")
+        if not path.is_file():
+            raise TrackingError(
+                f"{where}: no tracking store at {path} (no such file): nothing was logged there; "
+                "give the store your runs went to, e.g. --tracking-uri sqlite:///path/to/mlflow.db"
+            )
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise TrackingError(f"{where}: cannot read {path} ({exc.strerror or exc})") from None
+    if head and head != _SQLITE_MAGIC:
+        raise TrackingError(f"{where}: {path} is not an SQLite database (an MLflow store is, e.g. mlflow.db)")
+
+
+def _plugin_schemes() -> set[str]:
+    from importlib.metadata import entry_points
+
+    return {e.name for e in entry_points(group="mlflow.tracking_store")}
+
+
 def _client(uri: str) -> Any:
+    check_store_uri(uri)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow's, SQLAlchemy's and OS errors alike: the store is unusable
+        raise _unreadable(uri, exc) from None
+
+
+def _unreadable(uri: str, exc: BaseException) -> TrackingError:
+    message = getattr(exc, "message", None) or str(exc)
+    first = (" ".join(str(message).split()) or type(exc).__name__)[:300]
+    return TrackingError(f"cannot read runs from {redact_uri(uri)}: {first}")
 
 
 class _MlflowSource:
@@ -201,6 +287,8 @@ class _MlflowSource:
             found = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
         except MlflowException as exc:
             raise TrackingError(f"cannot read runs from {redact_uri(self.uri)}: {exc.message}") from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's errors (a damaged or locked database)
+            raise _unreadable(self.uri, exc) from None
         return {e.name: e.experiment_id for e in found}
 
     def search(self, experiment_id: str, name: str, filter_string: str = "") -> Iterator[RunRecord]:
@@ -310,7 +398,8 @@ class _RestSource:
 
 
 def _source(uri: str) -> _MlflowSource | _RestSource:
-    return _RestSource(uri) if uri.startswith(("http://", "https://")) else _MlflowSource(uri)
+    check_store_uri(uri)
+    return _RestSource(uri) if uri.lower().startswith(("http://", "https://")) else _MlflowSource(uri)
 
 
 def _experiments(found: dict[str, str], names: Sequence[str] | None) -> list[tuple[str, str]]:

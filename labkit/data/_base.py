@@ -17,7 +17,8 @@ __all__ = ["MAX_CLASSES", "ArraySplitDataModule", "Arrays", "DataInfo"]
 
 #: the most classes a classification or segmentation task may have: the class count sizes the
 #: model's output layer and the K x K confusion matrix, so it never comes from a label's value
-MAX_CLASSES = 1000
+#: (the same bound as task.num_classes)
+MAX_CLASSES = 10_000
 
 
 @dataclass(frozen=True)

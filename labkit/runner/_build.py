@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from typing import Any
 
 import lightning.pytorch as pl
@@ -11,8 +12,8 @@ from torch import nn
 
 from labkit.config import Experiment
 from labkit.config._base import ClassPathSpec, ComponentSpec
-from labkit.data._base import DataInfo
-from labkit.errors import ConfigError, RegistryError, did_you_mean
+from labkit.data._base import MAX_CLASSES, DataInfo
+from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
 
@@ -33,28 +34,114 @@ def import_object(path: str, field: str) -> Any:
         ) from None
 
 
-def _construct(cls: Any, kwargs: dict[str, Any], field: str) -> Any:
-    """``cls(**kwargs)``, after checking the arguments against its signature."""
+def _construct(cls: Any, kwargs: dict[str, Any], field: str, path: str = "") -> Any:
+    """``cls(**kwargs)``, after checking the arguments against its signature (names, and values
+    of parameters annotated ``int``/``float``/``str``/``bool``); an error raised by the class's
+    constructor is a :class:`RegistryError` of one line naming the class path's field."""
     try:
-        signature = inspect.signature(cls)
+        signature: inspect.Signature | None = inspect.signature(cls)
     except (TypeError, ValueError):  # no signature available (builtins): let the call decide
-        return cls(**kwargs)
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            accepted = ", ".join(n for n in signature.parameters if n not in ("self", "args", "kwargs"))
+            raise RegistryError(
+                f"{field}: {cls.__name__}: {exc}; it accepts: {accepted or 'nothing'}"
+            ) from None
+        _check_types(cls, kwargs, field)
+    where = field.replace("init_args", "class_path")
     try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
-        accepted = ", ".join(n for n in signature.parameters if n not in ("self", "args", "kwargs"))
-        raise RegistryError(f"{field}: {cls.__name__}: {exc}; it accepts: {accepted or 'nothing'}") from None
-    return cls(**kwargs)
+        return cls(**kwargs)
+    except Exception as exc:  # before training: the user's constructor refused its arguments
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise RegistryError(
+            f"{where}: {path or cls.__name__}(**init_args) failed: {type(exc).__name__}: {first}"
+        ) from exc
+
+
+_SIMPLE: dict[Any, str] = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_types(cls: Any, kwargs: dict[str, Any], field: str) -> None:
+    """Values given for parameters annotated with a plain ``int``, ``float``, ``str`` or ``bool``
+    must be of that type (an integer passes as a float)."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - annotations that do not resolve: nothing to check
+        return
+    for name, value in kwargs.items():
+        hint: Any = hints.get(name)
+        if hint not in _SIMPLE:
+            continue
+        if hint is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif hint is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, hint)
+        if not ok:
+            raise RegistryError(
+                f"{field}.{name}: {cls.__name__} expects {_SIMPLE[hint]} ({hint.__name__}), got {value!r}"
+            )
+
+
+_EXPECTED = {
+    "data": "a concrete subclass of lightning.pytorch.LightningDataModule that defines train_dataloader "
+    "(or of labkit.data.ArraySplitDataModule that defines load)",
+    "model": "a concrete subclass of torch.nn.Module that defines forward, or a LightningModule that "
+    "defines training_step and configure_optimizers",
+}
+
+
+_NOT_A = {
+    "data": "not a LightningDataModule class",
+    "model": "neither a torch.nn.Module nor a LightningModule",
+}
+
+
+def _concrete(cls: Any, path: str, field: str, kind: str) -> None:
+    """RegistryError naming ``field`` unless ``cls`` is a class of ``kind`` (``data``, ``model``)
+    that can be used as it is: not abstract, and defining what labkit calls."""
+    expected = _EXPECTED[kind]
+    if not isinstance(cls, type):
+        what = "a module" if inspect.ismodule(cls) else f"a value of type {type(cls).__name__}"
+        raise RegistryError(f"{field}: {path} is {_NOT_A[kind]} (it is {what}); expected {expected}")
+    missing: list[str] = []
+    if kind == "data":
+        from labkit.data._base import ArraySplitDataModule
+
+        if not issubclass(cls, pl.LightningDataModule):
+            raise RegistryError(f"{field}: {path} is {_NOT_A[kind]}; expected {expected}")
+        if issubclass(cls, ArraySplitDataModule):
+            missing = ["load"] if cls.load is ArraySplitDataModule.load else []
+        elif cls.train_dataloader is pl.LightningDataModule.train_dataloader:
+            missing = ["train_dataloader"]
+    elif issubclass(cls, pl.LightningModule):
+        base = pl.LightningModule
+        missing = [
+            m for m in ("training_step", "configure_optimizers") if getattr(cls, m) is getattr(base, m)
+        ]
+    elif issubclass(cls, nn.Module):
+        missing = ["forward"] if cls.forward is nn.Module.forward else []
+    else:
+        raise RegistryError(f"{field}: {path} is {_NOT_A[kind]}; expected {expected}")
+    missing += [m for m in sorted(getattr(cls, "__abstractmethods__", ())) if m not in missing]
+    if missing:
+        raise RegistryError(
+            f"{field}: {path} cannot be used as it is: it does not define {', '.join(missing)} "
+            f"(an abstract base class?); expected {expected}"
+        )
 
 
 def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
     spec = exp.data
     if isinstance(spec, ClassPathSpec):
         cls = import_object(spec.class_path, "data.class_path")
-        if not (isinstance(cls, type) and issubclass(cls, pl.LightningDataModule)):
-            raise RegistryError(f"data.class_path: {spec.class_path} is not a LightningDataModule class")
+        _concrete(cls, spec.class_path, "data.class_path", "data")
         kwargs = _fill_in(cls, {"seed": exp.seed}) | dict(spec.init_args)
-        return _construct(cls, kwargs, "data.init_args")  # type: ignore[no-any-return]
+        return _construct(cls, kwargs, "data.init_args", spec.class_path)  # type: ignore[no-any-return]
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
     kind = getattr(type(exp.task), "target_kind", "labels")
@@ -69,7 +156,10 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
         return info
     dm.prepare_data()
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
+    try:
+        batch = next(iter(dm.train_dataloader()))
+    except StopIteration:
+        raise DataError(f"data.class_path: {type(dm).__name__}.train_dataloader() gives no batch") from None
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     num_classes = getattr(exp.task, "num_classes", None)
     names: tuple[str, ...] = ()
@@ -91,18 +181,24 @@ def _fill_in(cls: Any, known: dict[str, Any]) -> dict[str, Any]:
 def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
     """The task (a LightningModule) with its model; a class_path LightningModule as it is."""
     spec = exp.model
-    cls = import_object(spec.class_path, "model.class_path") if isinstance(spec, ClassPathSpec) else None
-    if isinstance(spec, ClassPathSpec) and isinstance(cls, type) and issubclass(cls, pl.LightningModule):
-        return _construct(cls, dict(spec.init_args), "model.init_args")  # type: ignore[no-any-return]
+    cls: Any = None
+    if isinstance(spec, ClassPathSpec):
+        cls = import_object(spec.class_path, "model.class_path")
+        _concrete(cls, spec.class_path, "model.class_path", "model")
+        if issubclass(cls, pl.LightningModule):
+            return _construct(cls, dict(spec.init_args), "model.init_args", spec.class_path)  # type: ignore[no-any-return]
 
     out_features, from_data = exp.task.model_outputs(info)
+    classes = from_data.get("num_classes")
+    if isinstance(classes, int) and classes > MAX_CLASSES:
+        raise ConfigError(
+            f"task.num_classes: {classes} classes; labkit classifies into at most {MAX_CLASSES} "
+            "(the class count sizes the model's output and the confusion matrix)"
+        )
     if isinstance(spec, ClassPathSpec):
-        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-            raise RegistryError(
-                f"model.class_path: {spec.class_path} is neither a torch.nn.Module nor a LightningModule"
-            )
         known = exp.task.model_args(info) | {"out_features": out_features, "num_classes": out_features}
-        model = _construct(cls, _fill_in(cls, known) | dict(spec.init_args), "model.init_args")
+        kwargs = _fill_in(cls, known) | dict(spec.init_args)
+        model = _construct(cls, kwargs, "model.init_args", spec.class_path)
     else:
         assert isinstance(spec, ComponentSpec)
         model_cls = import_object(spec.target, "model.name")
@@ -112,7 +208,10 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
             raise ConfigError(f"model: {exc}") from None
 
     task_cls = import_object(exp.task.target, "task.kind")
-    task = task_cls(model, exp.optimizer, **from_data, **exp.task.options())
+    try:
+        task = task_cls(model, exp.optimizer, **from_data, **exp.task.options())
+    except ValueError as exc:  # e.g. a single class
+        raise ConfigError(f"task: {exc}") from None
     _check_monitors(exp, task)
     return task  # type: ignore[no-any-return]
 

@@ -20,6 +20,8 @@ from labkit._lazy import lazy_getattr
 
 __all__ = [
     "MATERIALS",
+    "MAX_EVENTS",
+    "SEED_LIMIT",
     "SIMULATORS",
     "CaloSample",
     "DijetModel",
@@ -47,7 +49,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
-    from labkit.sim._common import check_output
+    from labkit.sim._common import MAX_EVENTS, SEED_LIMIT, check_output
     from labkit.sim._dijet import DijetModel, DijetSample, simulate_dijet
     from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
     from labkit.sim._registry import (
@@ -89,6 +91,6 @@ _LAZY = {
         "labkit.sim._registry",
     ),
     "write_h5": "labkit.sim._registry",
-    "check_output": "labkit.sim._common",
+    **dict.fromkeys(("MAX_EVENTS", "SEED_LIMIT", "check_output"), "labkit.sim._common"),
 }
 __getattr__ = lazy_getattr(__name__, _LAZY)

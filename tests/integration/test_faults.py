@@ -107,3 +107,53 @@ def test_ctrl_c_mid_training_exits_130_with_the_run_killed_everywhere(
     assert state["status"] == "KILLED"
     assert state["error"].startswith("KeyboardInterrupt")
     assert mlflow_status(store) == "KILLED"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (CI runs as root) for runs_root; the tracking store stays outside it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(directory: Path) -> None:
+    """Write zeros into ``directory`` until its file system is full."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_disk_full_mid_run_exits_2_saying_so_with_the_run_failed_everywhere(
+    tmp_path: Path, store: str, tiny_disk: Path, stopped: list[subprocess.Popen[str]]
+) -> None:
+    runs_root = tiny_disk / "runs"
+    # a metric point every step: the run writes to its directory all the time
+    proc = start_run(tmp_path, runs_root, store, "trainer.log_every_n_steps=1")
+    stopped.append(proc)
+    state_file = wait_training(proc, runs_root)
+    fill(tiny_disk)
+    _, err = proc.communicate(timeout=180)
+
+    assert proc.returncode == 2, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("labkit: error: no space left on device writing"), err[-3000:]
+    assert "free space or move runs_root" in last
+    assert str(state_file.parent) in last
+    assert last.endswith("the run is marked FAILED")
+    state = json.loads(state_file.read_text())  # rewritten in place: still valid JSON
+    assert state["status"] == "FAILED"
+    assert mlflow_status(store) == "FAILED"

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 import labkit
 from labkit.config import Experiment, dump_experiment
-from labkit.errors import DataError, RegistryError
+from labkit.errors import DataError, LabkitError, RegistryError
 from labkit.tracking import git_state
 from tests.conftest import REPO, SMOKE
 
@@ -308,3 +308,111 @@ def test_one_epoch_on_a_gpu(load: Load, precision: str) -> None:
     )
     result = labkit.run(exp, progress="none")
     assert 0.0 <= result.metrics["test_acc"] <= 1.0
+
+
+# ------------------------------------------------------------------ a failure while recording a failure
+# (no training: _record_failure is given the error, a run directory and a started MLflow run)
+
+
+@pytest.fixture(scope="module")
+def one_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for these tests (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+def _mlflow_run(store: str, run_id: str | None):  # type: ignore[no-untyped-def]
+    return MlflowClient(store).get_run(run_id or "")
+
+
+def _started(tmp_path: Path, store: str):  # type: ignore[no-untyped-def]
+    from labkit.runner import RunDir
+    from labkit.tracking import RunClient
+
+    rdir = RunDir.create(tmp_path / "runs", "unit")
+    client = RunClient(store, "unit", rdir.path)
+    client.start("unit", {}, {}, run_key=rdir.run_key)
+    rdir.mark("RUNNING", mlflow_run_id=client.run_id)
+    return rdir, client
+
+
+def test_unwritable_error_txt_still_marks_the_run_failed_everywhere(tmp_path: Path, one_store: str) -> None:
+    from labkit.runner._run import _Attempt, _record_failure
+
+    rdir, client = _started(tmp_path, one_store)
+    (rdir.path / "error.txt").mkdir()  # writing it fails (as on a full disk), and must not stop the rest
+    instead = _record_failure(client, rdir, RuntimeError("boom"), _Attempt())  # type: ignore[arg-type]
+    assert instead is None  # not the machine's fault: the original error is raised
+    assert rdir.state()["status"] == "FAILED" and rdir.state()["error"] == "RuntimeError: boom"
+    run = _mlflow_run(one_store, client.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["labkit.error"] == "RuntimeError: boom"
+
+
+def test_full_disk_marks_mlflow_failed_without_the_spool_and_says_so(
+    tmp_path: Path, one_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from labkit.runner._run import _Attempt, _record_failure
+
+    rdir, client = _started(tmp_path, one_store)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(client, "fail", full)
+    monkeypatch.setattr(client, "log_artifact", full)
+    exc = OSError(28, "No space left on device")
+    instead = _record_failure(client, rdir, exc, _Attempt())  # type: ignore[arg-type]
+    assert isinstance(instead, LabkitError)
+    assert str(instead) == (
+        f"no space left on device writing to the run directory {rdir.path}; free space or move "
+        "runs_root; the run is marked FAILED"
+    )
+    assert rdir.state()["status"] == "FAILED"
+    run = _mlflow_run(one_store, client.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["labkit.error"] == "OSError: [Errno 28] No space left on device"
+
+
+def test_read_only_run_directory_marks_mlflow_and_says_what_could_not_be_marked(
+    tmp_path: Path, one_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import sqlite3
+
+    from labkit.runner import RunDir
+    from labkit.runner._run import _Attempt, _record_failure
+
+    rdir, client = _started(tmp_path, one_store)
+    run_json = rdir.path / "run.json"
+
+    def read_only(self: RunDir, **fields: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(run_json))
+
+    def no_spool(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(RunDir, "update", read_only)
+    monkeypatch.setattr(client, "fail", no_spool)
+    checkpoint = rdir.path / "checkpoints" / "last.ckpt"
+    exc = OSError(errno.EROFS, "Read-only file system", str(checkpoint))
+    instead = _record_failure(client, rdir, exc, _Attempt())  # type: ignore[arg-type]
+    assert isinstance(instead, LabkitError)
+    message = str(instead)
+    assert message.startswith(
+        f"read-only file system writing {checkpoint}; make it writable or set runs_root"
+    )
+    assert f"the run could not be marked FAILED in {run_json} (" in message
+    assert _mlflow_run(one_store, client.run_id).info.status == "FAILED"
+
+
+def test_an_ordinary_error_is_not_blamed_on_the_disk(tmp_path: Path) -> None:
+    from labkit.runner import RunDir
+    from labkit.runner._run import _disk_problem
+
+    rdir = RunDir.create(tmp_path, "unit")
+    assert _disk_problem(RuntimeError("exploded after 3 batches"), rdir) is None
+    assert _disk_problem(KeyboardInterrupt(), rdir) is None
+    assert _disk_problem(PermissionError(13, "Permission denied", "/etc/shadow"), rdir) is None
+    torch_full = RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    assert _disk_problem(torch_full, rdir) is None  # this disk has space

@@ -92,7 +92,8 @@ def test_sigkilled_process_points_arrive_with_the_next_sync(
     logged = spool.last_steps()["x"] + 1
     assert logged >= 3000
     server.start()
-    sync = [sys.executable, "-m", "labkit", "sync", str(tmp_path / "run")]  # to the URI it recorded
+    # to the URI it recorded, named again: labkit sync sends a spool only where the user says
+    sync = [sys.executable, "-m", "labkit", "sync", "--uri", server.url, str(tmp_path / "run")]
     first = subprocess.run(sync, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
     run_id = spool.dest_meta(server.url)["run_id"]

@@ -177,7 +177,7 @@ def test_offline_study_syncs_with_its_trials_linked(tmp_path: Path) -> None:
     sync = subprocess.run(
         [sys.executable, "-m", "labkit", "sync", "--all", "--runs-root", str(tmp_path / "runs")],
         capture_output=True, text=True, cwd=REPO, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": uri},  # the configured store
     )  # fmt: skip
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert "3 runs" in sync.stdout

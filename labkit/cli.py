@@ -376,6 +376,11 @@ def sim(
             return
         if output is None:
             raise LabkitError("-o FILE.h5 is required (where to write the events)")
+        if events > simulators.MAX_EVENTS:
+            raise ConfigError(
+                f"-n/--events {events}: at most {simulators.MAX_EVENTS:_} events in one file; "
+                "write several files with different --seed"
+            )
         if output.is_dir():
             raise LabkitError(f"-o {output} is a directory; give the file to write, e.g. {output}/events.h5")
         if output.exists() and not force:

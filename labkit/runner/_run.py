@@ -109,6 +109,7 @@ def run(
     from lightning.pytorch.utilities import rank_zero_only
 
     from labkit.runner._build import build_datamodule, build_task, data_info
+    from labkit.runner._trainer import check_accelerator
     from labkit.tracking import Tracker
 
     stream = stream or sys.stderr
@@ -154,6 +155,7 @@ def run(
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)
         try:
+            check_accelerator(exp)  # before the data is built or simulated: seconds, not minutes
             pl.seed_everything(exp.seed, workers=True, verbose=False)
             datamodule = build_datamodule(exp)
             info = data_info(datamodule, exp)  # checks the data before anything is logged

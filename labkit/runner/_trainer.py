@@ -10,10 +10,11 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMon
 from lightning.pytorch.loggers.logger import Logger
 
 from labkit.config import Experiment
+from labkit.errors import ConfigError
 from labkit.runner._progress import progress_callback
 from labkit.runner._rundir import RunDir
 
-__all__ = ["build_trainer"]
+__all__ = ["build_trainer", "check_accelerator"]
 
 
 def build_trainer(
@@ -72,6 +73,40 @@ def build_trainer(
         num_sanity_val_steps=0,
     )
     return trainer, checkpoint
+
+
+def check_accelerator(exp: Experiment) -> None:
+    """``trainer.accelerator`` and ``trainer.devices`` against the devices this machine has,
+    before any data is built (Lightning finds out only when the Trainer is made)."""
+    import torch
+
+    from labkit.cluster._env import in_slurm_job
+
+    t = exp.trainer
+    if t.accelerator in ("gpu", "cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"trainer.accelerator: {t.accelerator!r} but no GPU is visible on this machine "
+                "(torch.cuda.is_available() is False); use accelerator: auto (a GPU when there is "
+                "one) or cpu, or run it where there is a GPU (labkit submit)"
+            )
+        wanted = max(t.devices) + 1 if isinstance(t.devices, tuple) and t.devices else t.devices
+        # in a SLURM job, each task may see only the GPUs bound to it: Lightning sorts that out
+        if isinstance(wanted, int) and wanted > count and not in_slurm_job():
+            raise ConfigError(
+                f"trainer.devices: {_shown(t.devices)} but this machine has {count} GPU"
+                f"{'s' * (count != 1)} (indices 0 to {count - 1}); use devices: auto or at most {count}"
+            )
+    elif t.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            "trainer.accelerator: 'mps' but Apple's Metal GPU is not available on this machine; "
+            "use accelerator: auto or cpu"
+        )
+
+
+def _shown(devices: object) -> str:
+    return f"[{', '.join(map(str, devices))}]" if isinstance(devices, tuple) else repr(devices)
 
 
 def _limit(value: float) -> float | None:

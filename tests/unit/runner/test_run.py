@@ -416,3 +416,47 @@ def test_an_ordinary_error_is_not_blamed_on_the_disk(tmp_path: Path) -> None:
     assert _disk_problem(PermissionError(13, "Permission denied", "/etc/shadow"), rdir) is None
     torch_full = RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
     assert _disk_problem(torch_full, rdir) is None  # this disk has space
+
+
+# ------------------------------------------------------------------ devices this machine does not have
+
+
+def _no_data(*args: object) -> None:
+    raise AssertionError("the data was built before the accelerator was checked")
+
+
+def test_gpu_on_a_machine_without_one_names_the_field_before_the_data(
+    load: Load, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from labkit.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("labkit.runner._build.build_datamodule", _no_data)
+    exp = load("digits_mlp", "trainer.accelerator=gpu")
+    with pytest.raises(
+        ConfigError,
+        match=r"^trainer\.accelerator: 'gpu' but no GPU is visible on this machine \(torch\.cuda\.is_available\(\) "
+        r"is False\); use accelerator: auto .* or cpu",
+    ):
+        labkit.run(exp, progress="none")
+
+
+@pytest.mark.parametrize(("devices", "shown"), [("3", "3"), ("[0,2]", r"\[0, 2\]")])
+def test_more_gpus_than_the_machine_has_names_the_field(
+    load: Load, monkeypatch: pytest.MonkeyPatch, devices: str, shown: str
+) -> None:
+    import torch
+
+    from labkit.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr("labkit.runner._build.build_datamodule", _no_data)
+    exp = load("digits_mlp", "trainer.accelerator=cuda", f"trainer.devices={devices}")
+    with pytest.raises(
+        ConfigError, match=rf"^trainer\.devices: {shown} but this machine has 2 GPUs \(indices 0 to 1\)"
+    ):
+        labkit.run(exp, progress="none")

@@ -376,11 +376,6 @@ def sim(
             return
         if output is None:
             raise LabkitError("-o FILE.h5 is required (where to write the events)")
-        if events > simulators.MAX_EVENTS:
-            raise ConfigError(
-                f"-n/--events {events}: at most {simulators.MAX_EVENTS:_} events in one file; "
-                "write several files with different --seed"
-            )
         if output.is_dir():
             raise LabkitError(f"-o {output} is a directory; give the file to write, e.g. {output}/events.h5")
         if output.exists() and not force:
@@ -391,6 +386,8 @@ def sim(
             if not sep or not key.isidentifier():
                 raise ConfigError(f"simulator option {item!r}: write KEY=VALUE, e.g. particle=pion")
             kwargs[key] = parse_value(value, what=f"simulator option {item!r}")
+        # options and size checked (a trillion events fails here, not in the allocator)
+        simulators.SIMULATORS[simulator].check_size(events, kwargs, field="-n/--events")
         start = time.perf_counter()
         sample = simulators.simulate(simulator, events, seed=seed, **kwargs)
         generated = time.perf_counter() - start

@@ -142,4 +142,4 @@ def test_seeds_beyond_32_bits_are_refused(command: str, tmp_path: Path) -> None:
 def test_sim_events_beyond_the_bound(tmp_path: Path) -> None:
     result = invoke("sim", "grf", "-n", str(10**12), "-o", str(tmp_path / "x.h5"))
     assert result.exit_code == 2
-    assert "-n/--events 1000000000000: at most 1_000_000_000 events in one file" in result.stderr
+    assert "-n/--events must be an integer <= 1_000_000_000, got 1000000000000" in result.stderr

@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_
 from typing_extensions import Self
 
 from labkit.config._base import Section
-from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
+from labkit.errors import ConfigError, ExperimentFileError, LabkitError, did_you_mean
 
 __all__ = ["SBATCH_FLAGS", "Apptainer", "Preemption", "Profile", "load_profile"]
 
@@ -172,7 +172,7 @@ class Profile(Section):
     def _overrides_parse(cls, value: list[str]) -> list[str]:
         """Each entry one ``dotted.key=value`` whose value reads as YAML: a typo fails here,
         naming the profile, not later inside the experiment's overrides."""
-        from omegaconf import OmegaConf
+        from labkit.config import parse_value
 
         for item in value:
             if not _OVERRIDE.match(item):
@@ -181,10 +181,9 @@ class Profile(Section):
                     "e.g. trainer.precision=bf16-mixed"
                 )
             try:
-                OmegaConf.from_dotlist([item])
-            except Exception as exc:  # noqa: BLE001 - YAML, OmegaConf and recursion errors alike
-                first = " ".join(str(exc).split())[:200] or type(exc).__name__
-                raise ValueError(f"{item!r}: the value is not valid YAML ({first})") from None
+                parse_value(item.partition("=")[2], what=repr(item if len(item) <= 80 else item[:77] + "..."))
+            except LabkitError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

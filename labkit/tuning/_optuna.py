@@ -11,7 +11,7 @@ from typing import Any
 
 import optuna
 
-from labkit.config._search import CategoricalParam, FloatParam, SearchConfig
+from labkit.config._search import MAX_GRID, CategoricalParam, FloatParam, SearchConfig
 from labkit.errors import ConfigError
 
 __all__ = [
@@ -31,8 +31,9 @@ HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "5"))
 GRACE_SECONDS = int(os.environ.get("LABKIT_GRACE_SECONDS", "20"))
 #: a trial whose worker died is retried this many times (resuming from its last checkpoint)
 MAX_RETRY = 2
-#: the most points a grid search may have: Optuna's GridSampler holds every one in memory
-MAX_GRID_POINTS = 100_000
+#: the most points a grid search may have (the search section's own limit): Optuna's
+#: GridSampler holds every one in memory
+MAX_GRID_POINTS = MAX_GRID
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # labkit reports what matters itself
 
@@ -113,7 +114,7 @@ def check_grid_size(search: SearchConfig) -> None:
         count = f"{total:,}" if total < 10**15 else f"about 10^{len(str(total)) - 1}"
         raise ConfigError(
             f"search.params: the grid has {count} points ({factors}); sampler grid allows at most "
-            f"{MAX_GRID_POINTS}: use a larger step, fewer choices, or another sampler "
+            f"{MAX_GRID_POINTS:,}: use a larger step, fewer choices, or another sampler "
             "(search.sampler: tpe, random, qmc)"
         )
 

@@ -73,12 +73,13 @@ def test_a_missing_interpolation_names_the_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.hidden=[64,64", r"'model.hidden=\[64,64': the value is not valid YAML"),
-        ("seed=*a", r"'seed=\*a': the value is not valid YAML \(found undefined alias"),
+        ("model.hidden=[64,64", r"'model.hidden=\[64,64': not valid YAML"),
+        ("seed=*a", r"'seed=\*a': not valid YAML: the alias '\*a' names no anchor"),
         (
             "name=!!python/object:os.system x",
-            r"'name=!!python/object:os.system x': the value is not valid YAML",
+            r"'name=!!python/object:os.system x': the YAML tag .* is not allowed",
         ),
+        ("a=" + "[" * 3000, r"'a=\[{75}\.\.\.': not valid YAML"),
         ("not an override", r"'not an override' is not of the form KEY=VALUE"),
     ],
 )

@@ -204,7 +204,20 @@ def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Ex
     }
     if isinstance(exp.data, ComponentSpec):  # file paths in the data section: absolute, jobs move
         update["data"] = exp.data.anchored(cwd)
+        _not_a_directory(update["data"])
     return exp.model_copy(update=update)
+
+
+def _not_a_directory(data: ComponentSpec) -> None:
+    """A data file named by a directory is refused here, so that ``labkit check`` says so (a file
+    that does not exist yet may still appear before the run: that is the data module's check)."""
+    path = getattr(data, "path", None)
+    try:
+        is_dir = isinstance(path, str) and Path(path).is_dir()
+    except (OSError, ValueError):
+        return
+    if is_dir:
+        raise ConfigError(f"data.path: {path} is a directory, not a file; name the data file in it")
 
 
 def _read_file(path: Path) -> Any:

@@ -253,3 +253,12 @@ def test_nul_in_plain_data_is_refused(tmp_path: Path) -> None:
     data = {"name": "x", "task": "classification", "model": {"name": "mlp"}, "data": {"name": "digits"}}
     with pytest.raises(ConfigError, match=r"runs_root: contains a NUL character"):
         validate_experiment({**data, "runs_root": "r\x00"}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data", ["{name: arrays, path: sub}", "{name: file, path: sub, inputs: x, targets: y}"]
+)
+def test_a_directory_as_data_path_is_named_a_directory(data: str, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match=rf"data\.path: {tmp_path / 'sub'} is a directory, not a file"):
+        load_experiment(MLP, [f"data={data}"], cwd=tmp_path)

@@ -13,6 +13,7 @@ from labkit._lazy import lazy_getattr
 
 __all__ = [
     "DEFAULT_STORE",
+    "SEED_LIMIT",
     "CheckpointConfig",
     "EarlyStoppingConfig",
     "Experiment",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from labkit.config._base import SEED_LIMIT
     from labkit.config._load import (
         DEFAULT_STORE,
         dump_experiment,
@@ -59,7 +61,12 @@ _LOAD = (
 __getattr__ = lazy_getattr(
     __name__,
     {
-        name: "labkit.config._load" if name in (*_LOAD, "validate_experiment") else "labkit.config._schema"
-        for name in __all__
+        **{
+            name: "labkit.config._load"
+            if name in (*_LOAD, "validate_experiment")
+            else "labkit.config._schema"
+            for name in __all__
+        },
+        "SEED_LIMIT": "labkit.config._base",
     },
 )

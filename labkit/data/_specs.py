@@ -11,8 +11,9 @@ from labkit.config._base import ComponentSpec, PathText, Seed
 
 __all__ = ["DATA_SPECS", "MAX_EVENTS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"]
 
-#: most events a simulated dataset may hold (10**8: tens of GB already for the small simulators)
-MAX_EVENTS = 10**8
+#: most events a simulated dataset may ask for: labkit.sim.MAX_EVENTS (not imported: NumPy), the
+#: simulators also check the memory the events need
+MAX_EVENTS = 10**9
 #: largest batch (2**24 events: more than fits a GPU for any real model)
 MAX_BATCH = 2**24
 #: most DataLoader worker processes (each is a process on the node)
@@ -111,7 +112,7 @@ class SimulatedSpec(_Columns):
     target: ClassVar[str] = "labkit.data._simulated:SimulatedDataModule"
     name: Literal["simulated"]
     simulator: str = Field(description="calo, grf, tracks or dijet (labkit sim --help)")
-    events: int = Field(default=10000, gt=0, le=MAX_EVENTS, description="at most 10**8")
+    events: int = Field(default=10000, gt=0, le=MAX_EVENTS, description="at most 10**9")
     sim_seed: Seed | None = Field(default=None, description="default: the experiment's seed")
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="the simulator's options, e.g. {energy_range: [1, 100]}"

@@ -159,7 +159,7 @@ def test_override_semantics_kept(tmp_path: Path) -> None:
         ),
         (
             [SIM + ", events: 1000000000000}"],
-            r"data\.events: input should be less than or equal to 100000000",
+            r"data\.events: input should be less than or equal to 1000000000 ",
         ),
         (["data.num_workers=1000000"], r"data\.num_workers: input should be less than or equal to 256"),
         (["data.batch_size=100000000"], r"data\.batch_size: input should be less than or equal to 16777216"),
@@ -262,3 +262,10 @@ def test_a_directory_as_data_path_is_named_a_directory(data: str, tmp_path: Path
     (tmp_path / "sub").mkdir()
     with pytest.raises(ConfigError, match=rf"data\.path: {tmp_path / 'sub'} is a directory, not a file"):
         load_experiment(MLP, [f"data={data}"], cwd=tmp_path)
+
+
+def test_the_event_bound_is_the_simulators() -> None:
+    from labkit import sim
+    from labkit.data._specs import MAX_EVENTS
+
+    assert MAX_EVENTS == sim.MAX_EVENTS

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -423,6 +424,9 @@ class BackgroundShipper(threading.Thread):
                 self._loop(shipper)
         except TrackingError as exc:  # busy spool, unusable URI
             self._finish_attempt("failed", exc)
+        except (sqlite3.Error, OSError) as exc:  # the spool's disk is full or read-only: stop, say so
+            why = f"cannot write the logging spool {self.spool_path}: {exc}"
+            self._finish_attempt("failed", TrackingError(why))
         finally:
             spool.close()
             with self._changed:

@@ -149,6 +149,7 @@ def test_disk_full_mid_run_exits_2_saying_so_with_the_run_failed_everywhere(
     _, err = proc.communicate(timeout=180)
 
     assert proc.returncode == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]  # nor from the spool's shipper thread
     last = err.strip().splitlines()[-1]
     assert last.startswith("labkit: error: no space left on device writing"), err[-3000:]
     assert "free space or move runs_root" in last

@@ -826,7 +826,7 @@ def ui(
                         logs / "optuna-dashboard.log",
                     )
                 )
-            from labkit.config._load import default_tracking_uri
+            from labkit.config import default_tracking_uri
 
             uri = default_tracking_uri(tracking_uri)
             if mlflow and not uri.startswith(("http://", "https://")):

@@ -245,7 +245,7 @@ def load_profile(
     apply ``KEY=VALUE`` overrides (``time=02:00:00``, ``tasks_per_node=2``) and validate."""
     from omegaconf import OmegaConf
 
-    from labkit.config._load import format_validation_error
+    from labkit.config import format_validation_error
 
     path = _find(Path(where), Path(cwd or os.getcwd()))
     try:

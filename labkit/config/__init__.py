@@ -13,6 +13,7 @@ from labkit._lazy import lazy_getattr
 
 __all__ = [
     "DEFAULT_STORE",
+    "MAX_CLASSES",
     "SEED_LIMIT",
     "CheckpointConfig",
     "EarlyStoppingConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "SchedulerConfig",
     "TrackingConfig",
     "TrainerConfig",
+    "default_tracking_uri",
     "dump_experiment",
     "flatten",
     "format_validation_error",
@@ -30,9 +32,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from labkit.config._base import SEED_LIMIT
+    from labkit.config._base import MAX_CLASSES, SEED_LIMIT
     from labkit.config._load import (
         DEFAULT_STORE,
+        default_tracking_uri,
         dump_experiment,
         flatten,
         format_validation_error,
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 
 _LOAD = (
     "DEFAULT_STORE",
+    "default_tracking_uri",
     "dump_experiment",
     "flatten",
     "format_validation_error",
@@ -67,6 +71,7 @@ __getattr__ = lazy_getattr(
             else "labkit.config._schema"
             for name in __all__
         },
+        "MAX_CLASSES": "labkit.config._base",
         "SEED_LIMIT": "labkit.config._base",
     },
 )

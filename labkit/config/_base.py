@@ -20,6 +20,7 @@ from pydantic import (
 from typing_extensions import Self
 
 __all__ = [
+    "MAX_CLASSES",
     "SEED_LIMIT",
     "ClassPathSpec",
     "ComponentSpec",
@@ -31,6 +32,9 @@ __all__ = [
     "spec_tag",
 ]
 
+#: the most classes a classification or segmentation task may have: the class count sizes the
+#: model's output layer and the K x K confusion matrix, so it never comes from a label's value
+MAX_CLASSES = 10_000
 #: seeds are 32-bit (NumPy's legacy seeding and several libraries refuse larger ones)
 SEED_LIMIT = 2**32
 Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")]

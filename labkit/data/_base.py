@@ -11,14 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from labkit.config import MAX_CLASSES
 from labkit.errors import DataError
 
 __all__ = ["MAX_CLASSES", "ArraySplitDataModule", "Arrays", "DataInfo"]
-
-#: the most classes a classification or segmentation task may have: the class count sizes the
-#: model's output layer and the K x K confusion matrix, so it never comes from a label's value
-#: (the same bound as task.num_classes)
-MAX_CLASSES = 10_000
 
 
 @dataclass(frozen=True)

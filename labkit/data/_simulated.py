@@ -90,7 +90,7 @@ class SimulatedDataModule(ArraySplitDataModule):
 
     def check(self) -> None:
         """The seed, the number of events and the options, before anything is generated."""
-        from labkit.sim._common import SEED_LIMIT
+        from labkit.sim import SEED_LIMIT
 
         sim = self._registry()
         seed = self.sim_seed

@@ -20,7 +20,7 @@ __all__ = ["default_uri", "history", "runs"]
 
 def default_uri(uri: str | None = None) -> str:
     """``uri``, else ``$MLFLOW_TRACKING_URI``, else the embedded store ``./mlflow.db`` (as ``labkit run``)."""
-    from labkit.config._load import default_tracking_uri
+    from labkit.config import default_tracking_uri
 
     return default_tracking_uri(uri)
 

@@ -10,9 +10,9 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import nn
 
-from labkit.config import Experiment
+from labkit.config import MAX_CLASSES, Experiment
 from labkit.config._base import ClassPathSpec, ComponentSpec
-from labkit.data._base import MAX_CLASSES, DataInfo
+from labkit.data._base import DataInfo
 from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]

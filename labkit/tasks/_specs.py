@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from labkit.config._base import ComponentSpec, Seed
+from labkit.config._base import MAX_CLASSES, ComponentSpec, Seed
 from labkit.errors import ConfigError, DataError, did_you_mean
 
 __all__ = [
@@ -25,8 +25,6 @@ __all__ = [
 ]
 
 
-#: most classes a task may have (its confusion matrix holds this number squared)
-MAX_CLASSES = 10_000
 Classes = Annotated[int, Field(gt=0, le=MAX_CLASSES)]
 #: most bins of a histogram or figure
 Bins = Annotated[int, Field(gt=0, le=10_000)]

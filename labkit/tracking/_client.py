@@ -339,7 +339,7 @@ def is_local_store(uri: str) -> bool:
 def sync_command(run_dir: Path, dest: str | None) -> str:
     """The ``labkit sync`` command that uploads a run: with ``--uri`` unless its URI is the
     configured one (``labkit sync`` sends a run only where the user points it)."""
-    from labkit.config._load import default_tracking_uri
+    from labkit.config import default_tracking_uri
 
     if dest and dest.rstrip("/") != redact_uri(default_tracking_uri()).rstrip("/"):
         return f"labkit sync --uri {shlex.quote(dest)} {shlex.quote(str(run_dir))}"

@@ -64,7 +64,7 @@ class SyncResult:
 
 def configured_uri() -> str:
     """The tracking URI the user configured: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``."""
-    from labkit.config._load import default_tracking_uri
+    from labkit.config import default_tracking_uri
 
     return default_tracking_uri()
 

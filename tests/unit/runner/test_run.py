@@ -311,7 +311,7 @@ def test_one_epoch_on_a_gpu(load: Load, precision: str) -> None:
 
 
 # ------------------------------------------------------------------ a failure while recording a failure
-# (no training: _record_failure is given the error, a run directory and a started MLflow run)
+# (no training: record_failure is given the error, a run directory and a started MLflow run)
 
 
 @pytest.fixture(scope="module")
@@ -336,11 +336,11 @@ def _started(tmp_path: Path, store: str):  # type: ignore[no-untyped-def]
 
 
 def test_unwritable_error_txt_still_marks_the_run_failed_everywhere(tmp_path: Path, one_store: str) -> None:
-    from labkit.runner._run import _Attempt, _record_failure
+    from labkit.runner._failure import record_failure
 
     rdir, client = _started(tmp_path, one_store)
     (rdir.path / "error.txt").mkdir()  # writing it fails (as on a full disk), and must not stop the rest
-    instead = _record_failure(client, rdir, RuntimeError("boom"), _Attempt())  # type: ignore[arg-type]
+    instead = record_failure(client, rdir, RuntimeError("boom"), 0.0)  # type: ignore[arg-type]
     assert instead is None  # not the machine's fault: the original error is raised
     assert rdir.state()["status"] == "FAILED" and rdir.state()["error"] == "RuntimeError: boom"
     run = _mlflow_run(one_store, client.run_id)
@@ -352,7 +352,7 @@ def test_full_disk_marks_mlflow_failed_without_the_spool_and_says_so(
 ) -> None:
     import sqlite3
 
-    from labkit.runner._run import _Attempt, _record_failure
+    from labkit.runner._failure import record_failure
 
     rdir, client = _started(tmp_path, one_store)
 
@@ -362,7 +362,7 @@ def test_full_disk_marks_mlflow_failed_without_the_spool_and_says_so(
     monkeypatch.setattr(client, "fail", full)
     monkeypatch.setattr(client, "log_artifact", full)
     exc = OSError(28, "No space left on device")
-    instead = _record_failure(client, rdir, exc, _Attempt())  # type: ignore[arg-type]
+    instead = record_failure(client, rdir, exc, 0.0)  # type: ignore[arg-type]
     assert isinstance(instead, LabkitError)
     assert str(instead) == (
         f"no space left on device writing to the run directory {rdir.path}; free space or move "
@@ -381,7 +381,7 @@ def test_read_only_run_directory_marks_mlflow_and_says_what_could_not_be_marked(
     import sqlite3
 
     from labkit.runner import RunDir
-    from labkit.runner._run import _Attempt, _record_failure
+    from labkit.runner._failure import record_failure
 
     rdir, client = _started(tmp_path, one_store)
     run_json = rdir.path / "run.json"
@@ -396,7 +396,7 @@ def test_read_only_run_directory_marks_mlflow_and_says_what_could_not_be_marked(
     monkeypatch.setattr(client, "fail", no_spool)
     checkpoint = rdir.path / "checkpoints" / "last.ckpt"
     exc = OSError(errno.EROFS, "Read-only file system", str(checkpoint))
-    instead = _record_failure(client, rdir, exc, _Attempt())  # type: ignore[arg-type]
+    instead = record_failure(client, rdir, exc, 0.0)  # type: ignore[arg-type]
     assert isinstance(instead, LabkitError)
     message = str(instead)
     assert message.startswith(
@@ -408,14 +408,14 @@ def test_read_only_run_directory_marks_mlflow_and_says_what_could_not_be_marked(
 
 def test_an_ordinary_error_is_not_blamed_on_the_disk(tmp_path: Path) -> None:
     from labkit.runner import RunDir
-    from labkit.runner._run import _disk_problem
+    from labkit.runner._failure import disk_problem
 
     rdir = RunDir.create(tmp_path, "unit")
-    assert _disk_problem(RuntimeError("exploded after 3 batches"), rdir) is None
-    assert _disk_problem(KeyboardInterrupt(), rdir) is None
-    assert _disk_problem(PermissionError(13, "Permission denied", "/etc/shadow"), rdir) is None
+    assert disk_problem(RuntimeError("exploded after 3 batches"), rdir) is None
+    assert disk_problem(KeyboardInterrupt(), rdir) is None
+    assert disk_problem(PermissionError(13, "Permission denied", "/etc/shadow"), rdir) is None
     torch_full = RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
-    assert _disk_problem(torch_full, rdir) is None  # this disk has space
+    assert disk_problem(torch_full, rdir) is None  # this disk has space
 
 
 # ------------------------------------------------------------------ devices this machine does not have

@@ -65,6 +65,7 @@ def test_run_reads_back_through_the_server(mlflow_server: MlflowServer, tmp_path
     assert (mlflow_server.artifacts).is_dir()  # the bytes went to the server's store
 
 
+@pytest.mark.traceback_expected  # a crash in the user's own model: its traceback is kept
 def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     result = labkit_run(
         mlflow_server.url,
@@ -73,6 +74,7 @@ def test_failed_run_is_failed_on_the_server(mlflow_server: MlflowServer, tmp_pat
         "model={class_path: tests.user_models.Exploding}",
     )
     assert result.returncode == 1
+    assert "RuntimeError: exploded after 3 batches" in result.stderr  # the traceback of the user's code
     client = MlflowClient(mlflow_server.url)
     experiment = client.get_experiment_by_name("server-fail")
     assert experiment is not None

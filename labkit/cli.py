@@ -116,9 +116,16 @@ def _unexpected(exc: Exception) -> NoReturn:
         where = f" writing {exc.filename}" if exc.filename else ""
         problem = _ENVIRONMENT_ERRNOS[exc.errno]
         _fail(f"{problem}{where} ({exc.strerror}); free space or fix the permissions", 2)
-    if _Flags.debug or _from_training(exc):
+    if _from_training(exc):
         traceback.print_exc()
-        _fail("the command failed with the error above (a bug, not a problem with your input)", 1)
+        _fail(
+            "training failed with the error above (raised in the model's or module's code); "
+            "the run is marked FAILED",
+            1,
+        )
+    if _Flags.debug:
+        traceback.print_exc()
+        _fail("the command failed with the error above (a bug: please report it with this traceback)", 1)
     text = " ".join(str(exc).split()) or "(no message)"
     if len(text) > 300:
         text = text[:297] + "..."

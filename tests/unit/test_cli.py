@@ -158,6 +158,7 @@ def test_bug_in_training_exits_1_and_marks_failed(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "RuntimeError: exploded after 3 batches" in result.stderr
+    assert result.stderr.rstrip().endswith("the run is marked FAILED")
     client = MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"

@@ -83,3 +83,16 @@ class NoBatches(pl.LightningDataModule):
 def make_net(in_shape: Sequence[int], num_classes: int) -> nn.Module:
     """A factory function, not a class."""
     return nn.Linear(int(torch.tensor(in_shape).prod()), num_classes)
+
+
+class Frozen(nn.Module):
+    """A pretrained layer with every parameter frozen: nothing left to train."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(int(torch.tensor(in_shape).prod()), num_classes)
+        self.linear.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.linear(x.flatten(1))
+        return out

@@ -199,6 +199,7 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         known = exp.task.model_args(info) | {"out_features": out_features, "num_classes": out_features}
         kwargs = _fill_in(cls, known) | dict(spec.init_args)
         model = _construct(cls, kwargs, "model.init_args", spec.class_path)
+        _check_trainable(model, spec.class_path)
     else:
         assert isinstance(spec, ComponentSpec)
         model_cls = import_object(spec.target, "model.name")
@@ -214,6 +215,19 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         raise ConfigError(f"task: {exc}") from None
     _check_monitors(exp, task)
     return task  # type: ignore[no-any-return]
+
+
+def _check_trainable(model: Any, path: str) -> None:
+    """A class_path model must have a parameter the optimizer can train (``torch.nn.Identity``
+    has none, and the optimizer would refuse an empty parameter list once training starts)."""
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []
+    if not any(p.requires_grad for p in params):
+        frozen = f"{len(params)} parameters, all frozen (requires_grad=False)"
+        what = frozen if params else "no parameters"
+        raise RegistryError(
+            f"model.class_path: {path} has no trainable parameters ({what}); expected a model "
+            "with at least one parameter the optimizer can train"
+        )
 
 
 def _check_monitors(exp: Experiment, task: Any) -> None:

@@ -91,3 +91,20 @@ def test_a_billion_classes_are_refused_before_the_model_is_built(load: Load) -> 
     exp = exp.model_copy(update={"task": exp.task.model_copy(update={"num_classes": 10**9})})  # unchecked
     with pytest.raises(ConfigError, match=r"^task\.num_classes: 1000000000 classes; .* at most 10000"):
         build_task(exp, INFO)
+
+
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        ("torch.nn.Identity", r"\(no parameters\)"),
+        (f"{HOSTILE}.Frozen", r"\(2 parameters, all frozen \(requires_grad=False\)\)"),
+    ],
+)
+def test_a_model_with_nothing_to_train_is_refused_before_training(
+    load: Load, target: str, match: str
+) -> None:
+    exp = load("digits_mlp", f"model={{class_path: {target}}}")
+    with pytest.raises(
+        RegistryError, match=rf"^model\.class_path: {target} has no trainable parameters {match}"
+    ):
+        build_task(exp, INFO)

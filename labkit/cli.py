@@ -514,7 +514,7 @@ StorageOpt = Annotated[
 def tune_start(
     file: FileArg,
     overrides: OverridesArg = None,
-    trials: Annotated[int | None, typer.Option(min=1, help="Finished trials to end with.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, max=10**6, help="Finished trials to end with.")] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (or SLURM array tasks) pulling trials.")
     ] = 1,
@@ -612,7 +612,7 @@ def tune_best(
         if output is None:
             print(text, end="")
         else:
-            output.write_text(text)
+            _write_output(output, text)
             print(f"labkit: wrote {output}; train it with: labkit run {output}")
 
 
@@ -717,10 +717,12 @@ def server_start(
             help="Where --auth keeps users (default: sqlite under the state directory).", show_default=False
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
-    db_pool_size: Annotated[int, typer.Option(help="Database connections each pool keeps open.")] = 5,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
+    db_pool_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Database connections each pool keeps open.")
+    ] = 5,
     db_max_overflow: Annotated[
-        int, typer.Option(help="Extra connections each pool may open under load.")
+        int, typer.Option(min=0, max=1000, help="Extra connections each pool may open under load.")
     ] = 10,
     state_dir: Annotated[
         Path | None,
@@ -912,6 +914,8 @@ def sync(
         for target in targets:
             if not target.exists():
                 raise TrackingError(f"{target}: no such run directory or folder")
+            if not target.is_dir() and target.name != "spool.db":
+                raise TrackingError(f"{target}: a file, not a run directory (or a folder of them)")
         spools = find_spools(targets)
         if not spools:
             print(f"labkit sync: no run spools under {', '.join(map(str, targets))}")
@@ -1076,10 +1080,7 @@ def report(
             if v
         ]
         page = build_report(records, sources, title=title, best=best, selection="; ".join(chosen))
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.partial")
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, output)
+        _write_output(output, page)
         print(
             f"labkit report: {len(records)} runs → {output} "
             f"({len(page.encode()) / 1e6:.1f} MB, self-contained)"
@@ -1158,6 +1159,25 @@ def reproduce(
             print(f"  {name:<28} {before:<14.6g} {after:<14.6g} {verdict}")
         if not rows:
             print("  (no test metric logged by both runs)")
+
+
+def _write_output(output: Path, text: str, option: str = "-o") -> None:
+    """Write ``text`` to the file a user named with ``option``: whole or not at all (a temporary
+    file beside it, then renamed), and any problem one line naming the path."""
+    if output.is_dir():
+        raise LabkitError(f"{option} {output} is a directory; give the file to write")
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise LabkitError(
+            f"{option} {output}: cannot write it ({exc.strerror or exc}); choose another path"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -143,3 +143,44 @@ def test_sim_events_beyond_the_bound(tmp_path: Path) -> None:
     result = invoke("sim", "grf", "-n", str(10**12), "-o", str(tmp_path / "x.h5"))
     assert result.exit_code == 2
     assert "-n/--events must be an integer <= 1_000_000_000, got 1000000000000" in result.stderr
+
+
+# --------------------------------------------------------------------------- files the user names
+@pytest.mark.parametrize("where", ["dir", "under-a-file"])
+def test_tune_best_output_that_cannot_be_written(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labkit.tuning
+
+    monkeypatch.setattr(labkit.tuning.StudyHandle, "load", lambda *args, **kwargs: None)
+    monkeypatch.setattr(labkit.tuning, "best_experiment", lambda handle: "name: best\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    output = tmp_path if where == "dir" else blocker / "best.yaml"
+    result = invoke("tune", "best", "--study", "s", "-o", str(output))
+    assert result.exit_code == 2, result.stderr
+    expected = f"-o {output} is a directory" if where == "dir" else f"-o {output}: cannot write it"
+    assert expected in result.stderr, result.stderr
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_sync_of_a_file_that_is_no_run_directory(tmp_path: Path) -> None:
+    some_file = tmp_path / "passwd"
+    some_file.write_text("root:x:0:0")
+    result = invoke("sync", str(some_file))
+    assert result.exit_code == 2
+    assert f"{some_file}: a file, not a run directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("tune", MLP, "--trials", str(10**6 + 1)), "--trials"),
+        (("server", "start", "--workers", "100000"), "--workers"),
+        (("server", "start", "--db-pool-size", "0"), "--db-pool-size"),
+    ],
+)
+def test_counts_that_size_processes_are_bounded(args: tuple[str, ...], option: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.stderr

@@ -11,9 +11,9 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
 from labkit.config._base import Section
@@ -49,6 +49,11 @@ _MEM = r"^\d+[KMGT]?$"
 _TIME = r"^(\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: bounds matching the experiment's: trainer.num_nodes <= MAX_NODES, trainer.devices <= MAX_TASKS
+MAX_NODES = 10_000
+MAX_TASKS = 1024  #: tasks (and GPUs) per node
+MAX_CPUS = 4096  #: CPUs per task
+MAX_TIME_SECONDS = 366 * 86400  #: a year: longer than any site's time limit
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")  # as labkit.config reads them
 
 
@@ -78,7 +83,9 @@ class Preemption(Section):
     """
 
     signal: Literal["USR1", "USR2"] = "USR1"
-    grace: PositiveInt = Field(default=120, description="seconds before the time limit")
+    grace: Annotated[int, Field(gt=0, le=MAX_TIME_SECONDS, strict=True)] = Field(
+        default=120, description="seconds before the time limit"
+    )
     requeue: bool = True
 
 
@@ -100,14 +107,18 @@ class Profile(Section):
     partition: str | None = Field(default=None, pattern=_WORD)
     account: str | None = Field(default=None, pattern=_WORD)
     qos: str | None = Field(default=None, pattern=_WORD)
-    time: str = Field(default="01:00:00", pattern=_TIME, description="D-HH:MM:SS, HH:MM:SS or MM")
-    nodes: PositiveInt = 1
-    tasks_per_node: PositiveInt | None = Field(default=None, description="default: gpus_per_node, else 1")
-    cpus_per_task: PositiveInt | None = None
-    gpus_per_node: NonNegativeInt = 0
+    time: str = Field(
+        default="01:00:00", pattern=_TIME, max_length=32, description="D-HH:MM:SS, HH:MM:SS or MM"
+    )
+    nodes: Annotated[int, Field(gt=0, le=MAX_NODES, strict=True)] = 1
+    tasks_per_node: Annotated[int, Field(gt=0, le=MAX_TASKS, strict=True)] | None = Field(
+        default=None, description="default: gpus_per_node, else 1"
+    )
+    cpus_per_task: Annotated[int, Field(gt=0, le=MAX_CPUS, strict=True)] | None = None
+    gpus_per_node: Annotated[int, Field(ge=0, le=MAX_TASKS, strict=True)] = 0
     gpu_type: str | None = Field(default=None, pattern=_WORD, description="gres type, e.g. a100")
-    mem: str | None = Field(default=None, pattern=_MEM, description="per node, e.g. 64G")
-    mem_per_cpu: str | None = Field(default=None, pattern=_MEM)
+    mem: str | None = Field(default=None, pattern=_MEM, max_length=16, description="per node, e.g. 64G")
+    mem_per_cpu: str | None = Field(default=None, pattern=_MEM, max_length=16)
     constraint: str | None = Field(default=None, pattern=_CONSTRAINT, description="-C features")
     hint: Literal["nomultithread", "multithread", "compute_bound", "memory_bound"] | None = None
     exclusive: bool = False
@@ -139,6 +150,15 @@ class Profile(Section):
                 f'write it in quotes, e.g. time: "12:00:00" or time: "90" for minutes (got the number '
                 f"{value}: YAML reads an unquoted 12:00:00 as 43200)"
             )
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _time_bounded(cls, value: str) -> str:
+        if time_seconds(value) > MAX_TIME_SECONDS:
+            raise ValueError(f"{value!r} is longer than a year (366 days); sites allow far less")
+        if time_seconds(value) == 0:
+            raise ValueError(f'{value!r} is no time at all; e.g. time: "01:00:00"')
         return value
 
     @field_validator("sbatch_extra")
@@ -261,6 +281,11 @@ def load_profile(
         ) from None
     if not isinstance(data, dict):
         raise ExperimentFileError(f"{path}: a cluster profile must be a mapping of keys to values")
+    if not data:
+        raise ExperimentFileError(
+            f"cluster profile {path} is empty; a profile needs at least the site's job fields, e.g. "
+            f'partition: gpu and time: "04:00:00" (see cluster/slurm-local.yaml in labkit\'s checkout)'
+        )
     for item in overrides:
         _override(data, item)
     data.setdefault("name", path.stem)
@@ -281,8 +306,9 @@ _NESTED: dict[str, type[Section] | None] = {
 
 def _override(data: dict[Any, Any], item: str) -> None:
     """Apply one ``--slurm KEY=VALUE`` to the profile's data; ConfigError naming the key when it
-    is not a profile field (the job fields of :data:`SBATCH_FLAGS` and the profile's others)."""
-    import yaml
+    is not a profile field (the job fields of :data:`SBATCH_FLAGS` and the profile's others), or
+    the value when it is not a plain YAML value."""
+    from labkit.config import parse_value
 
     key, sep, value = item.partition("=")
     if not sep or not key:
@@ -315,11 +341,13 @@ def _override(data: dict[Any, Any], item: str) -> None:
         leaf = rest[0]
     else:
         node, leaf = data, top
-    try:  # YAML values (2, true, [a, b]); times (02:00:00, 90 minutes) and environment values stay text
-        text = leaf == "time" or ":" in value or top == "environment"
-        node[leaf] = value if text else yaml.safe_load(value)
-    except (yaml.YAMLError, RecursionError, ValueError):
+    # YAML values (2, true, [a, b], {grace: 10}); times (02:00:00, 90 minutes) and environment
+    # values stay text; a value YAML cannot read is an error naming the option
+    if leaf == "time" or top == "environment":
         node[leaf] = value
+    else:
+        shown = item if len(item) <= 80 else item[:77] + "..."
+        node[leaf] = parse_value(value, what=f"--slurm {shown!r}")
 
 
 def _example(section: str) -> str:
@@ -343,7 +371,12 @@ def _find(where: Path, cwd: Path) -> Path:
         if found is not None:
             return found.resolve()
         looked = " and ".join(map(str, candidates))
-        what = "is a directory, not a file" if any(c.is_dir() for c in candidates) else "not found"
+        if any(c.is_dir() for c in candidates):
+            what = "is a directory, not a file"
+        elif any(c.exists() for c in candidates):
+            what = "is not a regular file (a device, a pipe or a socket)"
+        else:
+            what = "not found"
         raise ExperimentFileError(
             f"cluster profile {what}: {where}{did_you_mean(where.stem, names)} (looked for {looked}){listing}"
         )

@@ -22,7 +22,7 @@ from labkit.cluster._classpath import check_class_paths
 from labkit.cluster._profile import Profile
 from labkit.cluster._render import JobSpec, render_script
 from labkit.cluster._slurm import sbatch
-from labkit.config import Experiment, dump_experiment
+from labkit.config import Experiment, dump_experiment, validate_experiment
 from labkit.errors import ConfigError
 from labkit.runner._rundir import RunDir
 from labkit.tracking._provenance import redact_uri
@@ -75,7 +75,11 @@ def adapt_experiment(exp: Experiment, profile: Profile) -> Experiment:
         update |= {"num_nodes": profile.nodes, "strategy": t.strategy if t.strategy != "auto" else "ddp"}
     if not update:
         return exp
-    return exp.model_copy(update={"trainer": t.model_copy(update=update)})
+    # validated again as a whole: model_copy checks nothing, and the profile's numbers must fit
+    # the experiment's own bounds (trainer.num_nodes, trainer.devices) before they reach a job
+    data = exp.model_dump(mode="json")
+    data["trainer"] = {**data["trainer"], **update}
+    return validate_experiment(data, source=f"the experiment on cluster profile {profile.name}")
 
 
 def _check_uri(exp: Experiment) -> None:

@@ -58,9 +58,42 @@ def test_slurm_reaches_into_the_profile_sections() -> None:
     assert profile.apptainer is not None and profile.apptainer.image == "/i.sif"
 
 
-def test_a_slurm_value_yaml_cannot_read_stays_text_and_fails_validation() -> None:
-    with pytest.raises(ConfigError, match=r"nodes: input should be a valid integer"):
+def test_a_slurm_value_yaml_cannot_read_names_the_option() -> None:
+    with pytest.raises(ConfigError, match=r"--slurm 'nodes=\[+\.\.\.': not valid YAML"):
         load_profile(LOCAL, ["nodes=" + "[" * 3000])
+    with pytest.raises(ConfigError, match=r"--slurm 'overrides=\[model.hidden=\[1\]': not valid YAML"):
+        load_profile(LOCAL, ["overrides=[model.hidden=[1]"])
+
+
+def test_a_slurm_mapping_with_a_colon_is_read_as_yaml() -> None:
+    profile, _ = load_profile(LOCAL, ["preemption={grace: 10}", "time=02:00:00"])
+    assert profile.preemption.grace == 10
+    assert profile.time == "02:00:00"  # a time stays text
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("nodes=1e20", r"nodes: "),
+        ("nodes=10001", r"nodes: input should be less than or equal to 10000"),
+        ("nodes=true", r"nodes: "),
+        ("gpus_per_node=1025", r"gpus_per_node: input should be less than or equal to 1024"),
+        ("tasks_per_node=100000", r"tasks_per_node: input should be less than or equal to 1024"),
+        ("cpus_per_task=1000000", r"cpus_per_task: input should be less than or equal to 4096"),
+        ("mem=" + "9" * 40 + "G", r"mem: "),
+        ("time=99999999-00", r"time: .*longer than a year"),
+    ],
+)
+def test_profile_numbers_are_bounded_like_the_experiment(item: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"cluster profile .*\n  {message}"):
+        load_profile(LOCAL, [item])
+
+
+def test_submit_validates_the_experiment_with_the_profile_merged(load: Load, in_tmp: Path) -> None:
+    profile, path = load_profile(LOCAL)
+    huge = profile.model_copy(update={"nodes": 10**20, "gpus_per_node": 1})  # past the profile's checks
+    with pytest.raises(ConfigError, match=r"(?s)cluster profile slurm-local.*trainer.num_nodes: .*10000"):
+        submit_run(load("digits_mlp"), huge, path, dry_run=True)
 
 
 # -- the profile file ---------------------------------------------------------------------------
@@ -98,6 +131,18 @@ def test_a_profile_name_not_found_says_where_it_looked(tmp_path: Path) -> None:
         rf"folder {tmp_path}/cluster .*give the profile's file instead, e.g. --cluster /path/to/",
     ):
         load_profile("lab-gpu", cwd=tmp_path)
+
+
+def test_a_device_as_profile_is_not_called_missing() -> None:
+    with pytest.raises(ExperimentFileError, match=r"cluster profile is not a regular file .*: /dev/null"):
+        load_profile("/dev/null")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_profile_is_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ExperimentFileError, match=rf"cluster profile {path} is empty; a profile needs"):
+        load_profile(path)
 
 
 def test_a_profile_path_not_found_says_where_it_looked(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ __all__ = [
     "format_validation_error",
     "load_experiment",
     "parse_value",
+    "redact_uri",
+    "tracking_uri_problem",
     "validate_experiment",
 ]
 
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
         TrackingConfig,
         TrainerConfig,
     )
+    from labkit.config._uri import redact_uri, tracking_uri_problem
 
 _LOAD = (
     "DEFAULT_STORE",
@@ -73,5 +76,7 @@ __getattr__ = lazy_getattr(
         },
         "MAX_CLASSES": "labkit.config._base",
         "SEED_LIMIT": "labkit.config._base",
+        "redact_uri": "labkit.config._uri",
+        "tracking_uri_problem": "labkit.config._uri",
     },
 )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from labkit.config._base import ComponentSpec, spec_tag
 from labkit.config._schema import Experiment
+from labkit.config._uri import redact_uri, tracking_uri_problem
 from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
 
 __all__ = [
@@ -169,8 +170,9 @@ def validate_experiment(
     try:
         exp = Experiment.model_validate(dict(data))
     except ValidationError as exc:
-        problems = format_validation_error(exc)
+        problems = _problem_lines(exc, Experiment)
         head = f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        problems = _at_most(problems)
         raise ConfigError(head + "\n  " + "\n  ".join(problems)) from None
     return _fill_defaults(exp, os.environ if environ is None else environ, Path(cwd or Path.cwd()))
 
@@ -191,6 +193,10 @@ def default_tracking_uri(
 def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Experiment:
     tracking = exp.tracking
     uri = default_tracking_uri(tracking.uri, environ, cwd)
+    problem = tracking_uri_problem(uri, must_exist=False)
+    if problem:  # the URI from $MLFLOW_TRACKING_URI, or a relative SQLite path in ``cwd``
+        source = "tracking.uri" if tracking.uri else "$MLFLOW_TRACKING_URI"
+        raise ConfigError(f"{source}: {redact_uri(uri)!r}: {problem}")
     runs_root = Path(exp.runs_root).expanduser()
     update: dict[str, Any] = {
         "tracking": tracking.model_copy(
@@ -296,16 +302,39 @@ def _first_line(exc: BaseException, join: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- error messages
+#: most problems listed in one error message (the rest are counted); longest key shown
+MAX_PROBLEMS = 20
+_MAX_KEY = 80
+_MAX_LINE = 500
+
+
 def format_validation_error(exc: ValidationError, root: type[BaseModel] = Experiment) -> list[str]:
     """One readable line per problem: ``dotted.key: what is wrong (and the valid choices)``.
 
     A value that fits none of a field's alternatives (``devices: 2 | auto | [0, 1]``) gives
-    pydantic one error per alternative; they are joined into one line.
+    pydantic one error per alternative; they are joined into one line. At most
+    :data:`MAX_PROBLEMS` lines, then ``... and N more``; long keys and lines are cut short (a
+    file that is no experiment or profile at all would otherwise be echoed line by line).
     """
+    return _at_most(_problem_lines(exc, root))
+
+
+def _at_most(lines: list[str], limit: int = MAX_PROBLEMS) -> list[str]:
+    lines = [_shorten(line, _MAX_LINE) for line in lines]
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... and {len(lines) - limit} more"]
+
+
+def _problem_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     groups: dict[str, list[tuple[Any, type[BaseModel] | None]]] = {}
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        if _follows_from_items(err, errors):
+            continue
         loc, section = _walk(err["loc"], root)
-        groups.setdefault(".".join(loc) or "top level", []).append((err, section))
+        where = ".".join(_shorten(part, _MAX_KEY) for part in loc) or "top level"
+        groups.setdefault(_shorten(where, _MAX_KEY * 2), []).append((err, section))
     lines = []
     for where, errs in groups.items():
         if len(errs) == 1:
@@ -316,6 +345,15 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel] = Experi
     return lines
 
 
+def _follows_from_items(err: Any, errors: Sequence[Any]) -> bool:
+    """A list too short "after validation" only because some of its items were refused: the
+    items' own errors say what is wrong (``channels: [0]`` is not "at least 1 item, not 0")."""
+    if err["type"] != "too_short" or "after validation" not in str(err["msg"]):
+        return False
+    loc = tuple(err["loc"])
+    return any(len(o["loc"]) > len(loc) and tuple(o["loc"][: len(loc)]) == loc for o in errors)
+
+
 def _lower(msg: str) -> str:
     msg = msg.removeprefix("Value error, ")
     return msg[:1].lower() + msg[1:]
@@ -323,9 +361,11 @@ def _lower(msg: str) -> str:
 
 def _format_one(where: str, err: Any, section: type[BaseModel] | None) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if where.endswith("uri") and isinstance(value, str):
+        value = redact_uri(value)  # a password in a URI is not repeated
     if kind == "extra_forbidden":
         valid = sorted(section.model_fields) if section else []
-        hint = did_you_mean(where.rsplit(".", 1)[-1], valid)
+        hint = did_you_mean(where.rsplit(".", 1)[-1][:_MAX_KEY], valid)
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "union_tag_invalid":
         key = _union_key(ctx, where)

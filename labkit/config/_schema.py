@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
-    NonNegativeFloat,
-    PositiveFloat,
     field_validator,
     model_validator,
 )
 
 from labkit.config._base import ClassPathSpec, PathText, Section, Seed, component_union
 from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
+from labkit.config._uri import tracking_uri_problem
 from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
 from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
 from labkit.tasks._specs import TASK_SPECS, ClassificationSpec, RegressionSpec
@@ -48,6 +48,22 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 
 #: most epochs a run may ask for (a million: far beyond any real training)
 MAX_EPOCHS = 10**6
+#: largest learning rate or weight decay (far above any that trains; larger ones overflow float32)
+MAX_RATE = 10.0
+#: largest value a float may take where it reaches torch as a float32 (about 3.4e38 overflows)
+MAX_FLOAT32 = 1.0e38
+
+
+def _float32(value: float) -> float:
+    if abs(value) > MAX_FLOAT32:
+        raise ValueError(
+            f"at most {MAX_FLOAT32:g} (larger values overflow the float32 that torch computes in)"
+        )
+    return value
+
+
+#: a float that reaches torch as a float32
+Float32 = Annotated[float, AfterValidator(_float32)]
 #: a count of steps, batches or epochs between two events (validation, logging, decays...)
 Steps = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
 
@@ -62,14 +78,16 @@ class SchedulerConfig(Section):
         default=5, description="plateau: epochs without improvement"
     )
     monitor: str = Field(default="val_loss", description="plateau: metric to watch")
-    min_lr: NonNegativeFloat = 0.0
+    min_lr: float = Field(default=0.0, ge=0.0, le=MAX_RATE, description=f"0 <= min_lr <= {MAX_RATE:g}")
 
 
 class OptimizerConfig(Section):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: PositiveFloat = 1.0e-3
-    weight_decay: NonNegativeFloat = 0.0
-    momentum: NonNegativeFloat = Field(default=0.9, description="sgd only")
+    lr: float = Field(default=1.0e-3, gt=0.0, le=MAX_RATE, description=f"0 < lr <= {MAX_RATE:g}")
+    weight_decay: float = Field(
+        default=0.0, ge=0.0, le=MAX_RATE, description=f"0 <= weight_decay <= {MAX_RATE:g}"
+    )
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd only; 0 <= momentum < 1")
     nesterov: bool = Field(default=False, description="sgd only")
     scheduler: SchedulerConfig | None = None
 
@@ -89,7 +107,7 @@ class EarlyStoppingConfig(Section):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     patience: Steps = 5
-    min_delta: NonNegativeFloat = 0.0
+    min_delta: Float32 = Field(default=0.0, ge=0.0)
 
 
 class CheckpointConfig(Section):
@@ -113,14 +131,14 @@ class TrainerConfig(Section):
     devices: (
         Annotated[int, Field(gt=0, le=1024)]
         | Literal["auto"]
-        | tuple[Annotated[int, Field(ge=0, lt=1024)], ...]
-    ) = "auto"
+        | Annotated[tuple[Annotated[int, Field(ge=0, lt=1024)], ...], Field(min_length=1)]
+    ) = Field(default="auto", description="a count, auto, or a non-empty list of device indexes")
     num_nodes: Annotated[int, Field(gt=0, le=10_000)] = Field(
         default=1, description="set by labkit submit from the cluster profile"
     )
     strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true", "fsdp"] = "auto"
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] = "32-true"
-    gradient_clip_val: PositiveFloat | None = None
+    gradient_clip_val: Annotated[Float32, Field(gt=0.0)] | None = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     accumulate_grad_batches: Steps = 1
     check_val_every_n_epoch: Steps = 1
@@ -129,6 +147,15 @@ class TrainerConfig(Section):
     limit_val_batches: _Limit = 1.0
     limit_test_batches: _Limit = 1.0
     deterministic: bool = Field(default=True, description="bit-identical reruns on CPU")
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _some_devices(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError(
+                "an empty list names no device; give a count (e.g. 1), auto, or indexes such as [0, 1]"
+            )
+        return value
 
     @field_validator("max_time", mode="before")
     @classmethod
@@ -160,6 +187,14 @@ class TrackingConfig(Section):
         le=7 * 86400,
         description="seconds a finished run waits for its spool to reach the server",
     )
+
+    @field_validator("uri")
+    @classmethod
+    def _a_tracking_store(cls, value: str | None) -> str | None:
+        problem = None if value is None else tracking_uri_problem(value, must_exist=False)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Experiment(Section):

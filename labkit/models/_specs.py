@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from labkit.config._base import ComponentSpec
 
@@ -12,6 +12,12 @@ __all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "
 
 #: widest layer, most channels or latent dimensions (2**16: far beyond what fits in memory usefully)
 MAX_WIDTH = 2**16
+#: most U-Net stages: images are padded to a multiple of 2**(stages - 1), so 9 stages already
+#: pad a 1x1 image to 256x256 and 21 stages to a million squared (terabytes of activations)
+MAX_UNET_STAGES = 8
+
+
+#: a layer's width: at least 1
 Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
@@ -48,10 +54,25 @@ class UNetSpec(ComponentSpec):
 
     target: ClassVar[str] = "labkit.models._unet:UNet"
     name: Literal["unet"]
-    channels: tuple[Width, ...] = Field(default=(16, 32, 64), min_length=1)
+    channels: tuple[Width, ...] = Field(
+        default=(16, 32, 64),
+        min_length=1,
+        description=f"width of each stage, at most {MAX_UNET_STAGES} stages (images are padded to a "
+        "multiple of 2^(stages - 1))",
+    )
     activation: Activation = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     batch_norm: bool = True
+
+    @field_validator("channels")
+    @classmethod
+    def _few_stages(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(value) > MAX_UNET_STAGES:
+            raise ValueError(
+                f"{len(value)} stages, at most {MAX_UNET_STAGES}: each stage halves the image, so "
+                f"images are padded to a multiple of 2^(stages - 1) = {2 ** (len(value) - 1)} pixels a side"
+            )
+        return value
 
 
 class AutoencoderSpec(ComponentSpec):

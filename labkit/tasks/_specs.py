@@ -144,7 +144,7 @@ class SegmentationSpec(TaskSpec):
     kind: Literal["segmentation"]
     num_classes: Classes | None = Field(default=None, description="default: from the data")
     loss: Literal["cross_entropy", "dice", "cross_entropy+dice"] = "cross_entropy+dice"
-    class_weights: tuple[float, ...] | None = Field(
+    class_weights: tuple[Annotated[float, Field(ge=0.0, le=1e6)], ...] | None = Field(
         default=None, description="cross-entropy weight per class (rare classes weigh more)"
     )
     overlays: int = Field(default=4, ge=0, le=16, description="test images drawn in the overlay figure")
@@ -163,6 +163,10 @@ class SegmentationSpec(TaskSpec):
         return k, {"num_classes": k, "class_names": names}
 
 
+#: a mass-window edge, compared with float32 data (beyond about 3.4e38 it would be infinite)
+_Mass = Annotated[float, Field(ge=-1e38, le=1e38)]
+
+
 class AnomalySpec(TaskSpec):
     """Resonant anomaly detection: an unsupervised autoencoder trained on the sidebands, or a
     weakly supervised classifier of signal region vs sidebands (CWoLa); judged by the SIC."""
@@ -171,7 +175,9 @@ class AnomalySpec(TaskSpec):
     kind: Literal["anomaly"]
     method: Literal["autoencoder", "cwola"] = "cwola"
     mass_feature: str = Field(default="mjj", description="the input column the resonance lives in")
-    signal_region: tuple[float, float] = Field(
+    signal_region: tuple[
+        Annotated[float, Field(ge=-1e38, le=1e38)], Annotated[float, Field(ge=-1e38, le=1e38)]
+    ] = Field(
         default=(3.3, 3.7), description="window [low, high) of the mass feature; the rest are sidebands"
     )
     likelihood_ratio: str | None = Field(
@@ -180,7 +186,9 @@ class AnomalySpec(TaskSpec):
     min_background: Annotated[int, Field(gt=0, le=10**8)] = Field(
         default=10, description="fewest background events behind a SIC value"
     )
-    kl_weight: float = Field(default=1.0, ge=0.0, description="β of the KL term (variational autoencoders)")
+    kl_weight: float = Field(
+        default=1.0, ge=0.0, le=1e6, description="β of the KL term (variational autoencoders)"
+    )
 
     @field_validator("signal_region")
     @classmethod

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from labkit.config import tracking_uri_problem
 from labkit.errors import ConfigError, TrackingError, did_you_mean
 from labkit.tracking._provenance import redact_uri
 
@@ -208,52 +209,16 @@ class RunCache:
         return count
 
 
-#: the stores MLflow's own client reads (a plain path or ``file:`` is its file store); plug-ins
-#: that register a scheme under the ``mlflow.tracking_store`` entry point are accepted too
-_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def check_store_uri(uri: str) -> None:
     """TrackingError, naming the URI, when it cannot be a tracking store to read runs from: an
     unknown scheme, or an SQLite URI whose file is missing, a directory or not an SQLite
-    database. Checked before MLflow sees it (MLflow would create a missing file and its
-    folders, retry a directory for minutes, or fail on another file with a database error)."""
-    where = f"tracking URI {redact_uri(uri)!r} (--tracking-uri or $MLFLOW_TRACKING_URI)"
-    if "\x00" in uri or not uri.isprintable():
-        raise TrackingError(f"{where}: holds a NUL byte or a control character")
-    scheme = uri.partition("://")[0].split("+")[0].lower() if "://" in uri else ""
-    if scheme and scheme not in _SCHEMES and scheme not in _plugin_schemes():
-        raise TrackingError(
-            f"{where}: unknown scheme {scheme!r}{did_you_mean(scheme, _SCHEMES)}; use http(s)://HOST:PORT "
-            "(an MLflow server), sqlite:///path/to/mlflow.db, postgresql://..., mysql://..., mssql://..., "
-            "file:///path/to/mlruns or databricks"
-        )
-    if scheme != "sqlite" or uri.partition("://")[2] in ("", "/"):  # sqlite:// is an in-memory store
-        return
-    path = Path(uri.partition("://")[2][1:].split("?")[0])
-    try:
-        if path.is_dir():
-            raise TrackingError(f"{where}: {path} is a directory, not an SQLite database file")
-        if path.exists() and not path.is_file():
-            raise TrackingError(f"{where}: {path} is not a regular file, so not an SQLite database")
-        if not path.is_file():
-            raise TrackingError(
-                f"{where}: no tracking store at {path} (no such file): nothing was logged there; "
-                "give the store your runs went to, e.g. --tracking-uri sqlite:///path/to/mlflow.db"
-            )
-        with path.open("rb") as handle:
-            head = handle.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise TrackingError(f"{where}: cannot read {path} ({exc.strerror or exc})") from None
-    if head and head != _SQLITE_MAGIC:
-        raise TrackingError(f"{where}: {path} is not an SQLite database (an MLflow store is, e.g. mlflow.db)")
-
-
-def _plugin_schemes() -> set[str]:
-    from importlib.metadata import entry_points
-
-    return {e.name for e in entry_points(group="mlflow.tracking_store")}
+    database (:func:`labkit.config.tracking_uri_problem` with ``must_exist``). Checked before
+    MLflow sees it (MLflow would create a missing file and its folders, retry a directory for
+    minutes, or fail on another file with a database error)."""
+    problem = tracking_uri_problem(uri, must_exist=True)
+    if problem:
+        where = f"tracking URI {redact_uri(uri)!r} (--tracking-uri or $MLFLOW_TRACKING_URI)"
+        raise TrackingError(f"{where}: {problem}")
 
 
 def _client(uri: str) -> Any:

@@ -269,3 +269,122 @@ def test_the_event_bound_is_the_simulators() -> None:
     from labkit.data._specs import MAX_EVENTS
 
     assert MAX_EVENTS == sim.MAX_EVENTS
+
+
+# ------------------------------------------------------------------ round 2: values that reach torch
+SEG = EXPERIMENTS / "tracks_seg.yaml"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["optimizer.lr=1e39"], r"optimizer\.lr: input should be less than or equal to 10 \(got 1e\+39\)"),
+        (["optimizer.lr=1e308"], r"optimizer\.lr: input should be less than or equal to 10"),
+        (
+            ["optimizer.weight_decay=1e308"],
+            r"optimizer\.weight_decay: input should be less than or equal to 10",
+        ),
+        (
+            ["optimizer.name=sgd", "optimizer.momentum=1e308"],
+            r"optimizer\.momentum: input should be less than 1 \(got 1e\+308\)",
+        ),
+        (["optimizer.momentum=1"], r"optimizer\.momentum: input should be less than 1"),
+        (["optimizer.scheduler={name: plateau, min_lr: 1e300}"], r"scheduler\.min_lr: input should be less"),
+        (["trainer.gradient_clip_val=1e300"], r"gradient_clip_val: at most 1e\+38 \(larger values overflow"),
+        (
+            ["trainer.early_stopping={min_delta: 1e39}"],
+            r"early_stopping\.min_delta: at most 1e\+38",
+        ),
+        (
+            ["trainer.devices=[]"],
+            r"^.*1 problem\n  trainer\.devices: an empty list names no device; give a count .* \(got \[\]\)$",
+        ),
+        (
+            ["task={kind: anomaly}", "task.kl_weight=1e300"],
+            r"task\.kl_weight: input should be less than or equal to 1000000",
+        ),
+    ],
+)
+def test_floats_that_overflow_training_are_refused(
+    overrides: list[str], pattern: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_experiment(MLP, overrides, cwd=tmp_path)
+
+
+def test_sane_optimizer_values_still_pass(tmp_path: Path) -> None:
+    exp = load_experiment(
+        MLP,
+        ["optimizer.name=sgd", "optimizer.lr=10", "optimizer.momentum=0.99", "optimizer.weight_decay=0.1"],
+        cwd=tmp_path,
+    )
+    assert (exp.optimizer.lr, exp.optimizer.momentum) == (10.0, 0.99)
+    assert load_experiment(MLP, ["trainer.devices=[0]"], cwd=tmp_path).trainer.devices == (0,)
+
+
+def test_unet_stages_are_bounded_and_widths_at_least_one(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"model\.channels: 21 stages, at most 8: each stage halves the image"
+    ):
+        load_experiment(SEG, ["model.channels=[" + ",".join(["1"] * 21) + "]"], cwd=tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"1 problem\n  model\.channels\.0: input should be greater than 0 \(got 0\)$"
+    ):
+        load_experiment(SEG, ["model.channels=[0]"], cwd=tmp_path)
+    assert load_experiment(SEG, ["model.channels=[1,2,3,4,5,6,7,8]"], cwd=tmp_path).model.channels == (
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+    )
+
+
+# ------------------------------------------------------------------ round 2: tracking URIs check refuses
+def _store_uris(tmp_path: Path) -> list[tuple[str, str]]:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    return [
+        ("bogus://x", r"tracking\.uri: unknown scheme 'bogus'; use http\(s\)://HOST:PORT"),
+        (f"sqlite:///{passwd}", rf"tracking\.uri: {passwd} is not an SQLite database"),
+        (f"sqlite:///{tmp_path}", r"is a directory, not an SQLite database file"),
+        ("sqlite:////dev/null", r"/dev/null is not a regular file"),
+        ("'::::'", r"tracking\.uri: not a URI \(no scheme://\)"),
+        ("bogus://ana:s3cret@host/x", r"\(got 'bogus://ana:\*\*\*@host/x'\)"),
+    ]
+
+
+def test_check_refuses_tracking_uris_compare_refuses(tmp_path: Path) -> None:
+    for uri, pattern in _store_uris(tmp_path):
+        with pytest.raises(ConfigError, match=pattern) as caught:
+            load_experiment(MLP, [f"tracking.uri={uri}"], cwd=tmp_path)
+        assert "s3cret" not in str(caught.value)
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_new_sqlite_store_is_fine_for_a_run(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/not/yet/mlflow.db"
+    assert load_experiment(MLP, [f"tracking.uri={uri}"], cwd=tmp_path).tracking.uri == uri
+    assert not (tmp_path / "not").exists()
+    for ok in ("http://127.0.0.1:5000", "databricks", "sqlite://"):
+        load_experiment(MLP, [f"tracking.uri={ok}"], cwd=tmp_path)
+
+
+def test_a_bad_uri_in_the_environment_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^\$MLFLOW_TRACKING_URI: 'bogus://x': unknown scheme 'bogus'"):
+        load_experiment(MLP, environ={"MLFLOW_TRACKING_URI": "bogus://x"}, cwd=tmp_path)
+
+
+# ------------------------------------------------------------------ round 2: bounded error messages
+def test_a_long_list_of_problems_is_cut_short(tmp_path: Path) -> None:
+    data = {"name": "x", "task": "classification", "model": {"name": "mlp"}, "data": {"name": "digits"}}
+    junk = {f"line{i}:" + "x" * 5000: None for i in range(300)}
+    with pytest.raises(ConfigError) as caught:
+        validate_experiment({**data, **junk}, cwd=tmp_path)
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith(": 300 problems")
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 280 more"
+    assert all(len(line) <= 502 for line in lines)

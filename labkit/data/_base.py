@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.config import MAX_CLASSES
+from labkit.data._files import listing
 from labkit.errors import DataError
 
 __all__ = ["MAX_CLASSES", "ArraySplitDataModule", "Arrays", "DataInfo"]
@@ -299,9 +300,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         _finite(y, f"{src}: targets")
         unknown = [t for t in self.log_targets if t not in names]
         if unknown:
-            raise DataError(
-                f"data.log_targets: no target {unknown[0]!r}; the targets are: {', '.join(names)}"
-            )
+            raise DataError(f"data.log_targets: no target {unknown[0]!r}; the targets are: {listing(names)}")
         scaling = []
         for i, name in enumerate(names):
             log = name in self.log_targets

@@ -12,6 +12,7 @@ import pytest
 
 from labkit.data._arrays import FileDataModule
 from labkit.data._base import MAX_CLASSES
+from labkit.data._files import read_arrays
 from labkit.errors import DataError
 
 
@@ -113,3 +114,68 @@ def test_empty_input_or_target_lists_are_refused(tmp_path: Path) -> None:
         FileDataModule(path=str(path), inputs=[], targets="y").setup()
     with pytest.raises(DataError, match=r"data\.targets names no key"):
         FileDataModule(path=str(path), inputs="x", targets=[]).setup()
+
+
+def test_a_listing_of_the_files_names_is_bounded(tmp_path: Path) -> None:
+    # a file whose "header" is anything, e.g. /proc/self/environ read as CSV, is never echoed whole
+    path = tmp_path / "wide.csv"
+    names = [f"SECRET_{i}_" + "x" * 1000 for i in range(500)]
+    path.write_text(",".join(names) + "\n" + ",".join("1" * 500) + "\n")
+    with pytest.raises(
+        DataError, match=r"no column 'a'; the file holds: SECRET_0_x+\.\.\., .* and 480 more$"
+    ) as exc:
+        read_arrays(path, ["a"])
+    assert len(str(exc.value)) < 2000
+
+
+def test_a_reader_error_is_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"y" * 5000)
+    with pytest.raises(DataError, match=r"not a readable HDF5 file") as exc:
+        read_arrays(path, ["x"])
+    assert len(str(exc.value)) < 400 and "\n" not in str(exc.value)
+
+
+def test_a_header_only_csv_has_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(DataError, match=r"h\.csv: the file has no rows, only a header \(a, b\)"):
+        read_arrays(path, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [(b"just some text\n", "not a zip archive"), (b"\x93NUMPY\x01\x00rest", "a single .npy array")],
+)
+def test_a_file_named_npz_that_is_not_an_archive(tmp_path: Path, content: bytes, what: str) -> None:
+    path = tmp_path / "t.npz"
+    path.write_bytes(content)
+    with pytest.raises(
+        DataError, match=rf"t\.npz: not a readable \.npz file \(it is not an \.npz archive: {what}\)"
+    ) as exc:
+        read_arrays(path, ["x"])
+    assert "pickle" not in str(exc.value)
+
+
+def test_an_npz_of_python_objects_never_suggests_unpickling(tmp_path: Path) -> None:
+    path = tmp_path / "o.npz"
+    np.savez(path, x=np.array([{}, 1], dtype=object))
+    with pytest.raises(DataError, match=r"array 'x' \(data\.inputs\) holds Python objects") as exc:
+        read_arrays(path, ["x"], fields={"x": "data.inputs"})
+    assert "pickle" not in str(exc.value)
+
+
+def test_hdf5_links_and_groups_are_told_apart_from_missing_datasets(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(4.0)
+        f["dangling"] = h5py.SoftLink("/nowhere")
+        f["alias"] = h5py.SoftLink("/x")
+        f.create_group("g")
+    assert read_arrays(path, ["alias"])["alias"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(
+        DataError, match=r"'dangling' \(data\.targets\) is a soft link to '/nowhere', an object"
+    ):
+        read_arrays(path, ["dangling"], fields={"dangling": "data.targets"})
+    with pytest.raises(DataError, match=r"'g' is a group, not a dataset; the file's datasets: x$"):
+        read_arrays(path, ["g"])

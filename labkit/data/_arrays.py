@@ -11,7 +11,7 @@ from labkit.data._base import Arrays, ArraySplitDataModule
 from labkit.data._files import column_names, read_arrays
 from labkit.errors import DataError
 
-__all__ = ["ArrayDataModule", "FileDataModule", "assemble", "keys_of"]
+__all__ = ["ArrayDataModule", "FileDataModule", "assemble", "fields_of", "keys_of"]
 
 
 def keys_of(inputs: str | Sequence[str], targets: str | Sequence[str], weights: str | None) -> list[str]:
@@ -19,6 +19,19 @@ def keys_of(inputs: str | Sequence[str], targets: str | Sequence[str], weights: 
     keys = [inputs] if isinstance(inputs, str) else list(inputs)
     keys += [targets] if isinstance(targets, str) else list(targets)
     return keys + ([weights] if weights else [])
+
+
+def fields_of(
+    inputs: str | Sequence[str], targets: str | Sequence[str], weights: str | None
+) -> dict[str, str]:
+    """Each key an experiment names and the field that named it (``data.inputs``...), for messages."""
+    found: dict[str, str] = {}
+    for field, keys in (("data.inputs", inputs), ("data.targets", targets)):
+        for key in [keys] if isinstance(keys, str) else keys:
+            found.setdefault(key, field)
+    if weights:
+        found.setdefault(weights, "data.weights")
+    return found
 
 
 def assemble(
@@ -152,13 +165,7 @@ class FileDataModule(ArraySplitDataModule):
 
     def fields(self) -> dict[str, str]:
         """Each key and the experiment field that named it, for error messages."""
-        found: dict[str, str] = {}
-        for field, keys in (("data.inputs", self.inputs), ("data.targets", self.targets)):
-            for key in [keys] if isinstance(keys, str) else keys:
-                found.setdefault(key, field)
-        if self.weights:
-            found.setdefault(self.weights, "data.weights")
-        return found
+        return fields_of(self.inputs, self.targets, self.weights)
 
 
 class ArrayDataModule(FileDataModule):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from labkit._cache import default_cache_dir
-from labkit.data._arrays import assemble, keys_of
+from labkit.data._arrays import assemble, fields_of, keys_of
 from labkit.data._base import Arrays, ArraySplitDataModule
 from labkit.data._files import column_names, read_arrays
 from labkit.errors import ConfigError
@@ -134,7 +134,8 @@ class SimulatedDataModule(ArraySplitDataModule):
         self.prepare_data()
         path = self.cache_file()
         keys = keys_of(self.inputs, self.targets, self.weights) + list(_TRUTH.get(self.simulator, ()))
-        self._found = read_arrays(path, keys + list(self.extras), "hdf5")
+        fields = fields_of(self.inputs, self.targets, self.weights)
+        self._found = read_arrays(path, keys + list(self.extras), "hdf5", fields=fields)
         where = f"simulator {self.simulator} ({path})"
         return assemble(
             self._found,
@@ -143,6 +144,7 @@ class SimulatedDataModule(ArraySplitDataModule):
             self.weights,
             where,
             self.labels,
+            fields,
             extras=self.extras,
             input_names=column_names(path, self.inputs, "hdf5"),
         )

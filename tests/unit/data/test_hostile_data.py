@@ -13,6 +13,7 @@ import pytest
 from labkit.data._arrays import FileDataModule
 from labkit.data._base import MAX_CLASSES
 from labkit.data._files import read_arrays
+from labkit.data._simulated import SimulatedDataModule
 from labkit.errors import DataError
 
 
@@ -179,3 +180,19 @@ def test_hdf5_links_and_groups_are_told_apart_from_missing_datasets(tmp_path: Pa
         read_arrays(path, ["dangling"], fields={"dangling": "data.targets"})
     with pytest.raises(DataError, match=r"'g' is a group, not a dataset; the file's datasets: x$"):
         read_arrays(path, ["g"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("inputs", "feilds"), ("targets", "amplitud"), ("weights", "weight")]
+)
+def test_a_bad_simulated_key_names_its_field(tmp_path: Path, field: str, value: str) -> None:
+    args: dict[str, str] = {"inputs": "fields", "targets": "amplitude"} | {field: value}
+    dm = SimulatedDataModule(
+        simulator="grf",
+        events=40,
+        parameters={"size": 8},
+        cache_dir=str(tmp_path),
+        **args,  # type: ignore[arg-type]
+    )
+    with pytest.raises(DataError, match=rf"grf-40-.*\.h5: no dataset {value!r} \(data\.{field}\)"):
+        dm.setup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,15 +72,15 @@ def _e(text: object) -> str:
 
 
 def _headline(records: Sequence[RunRecord]) -> str | None:
-    """The metric an experiment's runs are ranked by: its task's first headline metric they logged."""
-    for rec in records:
-        for name in HEADLINE.get(rec.tags.get("labkit.task", ""), ()):
-            if any(name in r.metrics for r in records):
-                return name
-    for name in ("test_loss", "val_loss"):
-        if any(name in r.metrics for r in records):
+    """The metric an experiment's runs are ranked by: its task's first headline metric they logged
+    with a value (not NaN), else the first they logged at all (its rows then rank in run order)."""
+    candidates = [n for rec in records for n in HEADLINE.get(rec.tags.get("labkit.task", ""), ())]
+    candidates = list(dict.fromkeys([*candidates, "test_loss", "val_loss"]))
+    logged = [n for n in candidates if any(n in r.metrics for r in records)]
+    for name in logged:
+        if any(name in r.metrics and not math.isnan(r.metrics[name]) for r in records):
             return name
-    return None
+    return logged[0] if logged else None
 
 
 def _table(frame: pd.DataFrame, best_first: bool) -> str:
@@ -102,7 +103,7 @@ def _ranked(records: Sequence[RunRecord], metric: str | None) -> list[RunRecord]
     if metric is None:
         return done
     sign = -1.0 if higher_is_better(metric) else 1.0
-    return sorted(done, key=lambda r: sign * r.metrics[metric])
+    return sorted(done, key=lambda r: (math.isnan(r.metrics[metric]), sign * r.metrics[metric]))
 
 
 def _curves(best: Sequence[RunRecord], sources: ReportSources) -> str:
@@ -218,7 +219,7 @@ def build_report(
             f"{ranked if metric else 'no common metric to rank by'}. Runs differing only by seed are "
             "one row: mean ± std (n).</p>"
         )
-        frame = compare_frame(mine, metric=metric)
+        frame = compare_frame(mine, metric=metric, strict=False)  # a NaN headline ranks last, never fails
         parts.append(_table(frame, best_first=metric is not None))
         top = _ranked(mine, metric)[:best]
         curves = _curves(top, sources)

@@ -260,20 +260,23 @@ def compare_frame(
     group_by: Sequence[str] = (),
     top: int | None = None,
     metrics: Sequence[str] = (),
+    strict: bool = True,
 ) -> pd.DataFrame:
     """The comparison table: rows of :func:`runs_frame` grouped and sorted.
 
     Runs that differ only by their seed (or that share the ``group_by`` parameters) become one
     row: metrics as the mean with ``<metric>_std`` and ``n`` beside them, ``run_id`` lists the
     runs, ``gpu_hours`` is the sum, ``duration_s`` the mean. Rows are sorted by ``metric``, best
-    first (:func:`higher_is_better`)."""
+    first (:func:`higher_is_better`); rows without a value of it (not logged, or NaN) sort last.
+    ``strict`` (``labkit compare --metric``): a ``metric`` that no selected run logged is a
+    :class:`ConfigError`; ``labkit report`` ranks by each experiment's headline metric unchecked."""
     import pandas as pd
 
     records = [r for r in records if not is_study(r)]
     extra = [*metrics, *([metric] if metric else [])]
     frame = runs_frame(records, extra)
-    if metric and frame[metric].isna().all() and len(frame):
-        have = sorted({k for r in records for k in r.metrics})
+    if metric and strict and records and not any(metric in r.metrics for r in records):
+        have = sorted({k for r in records for k in r.metrics} - {metric})
         raise ConfigError(f"--metric: no selected run logged {metric!r}{did_you_mean(metric, have)}")
     params = [c for c in frame.columns if c.startswith("params.")]
     for name in group_by:

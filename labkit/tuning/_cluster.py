@@ -31,9 +31,21 @@ from labkit.cluster._submit import (
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.tuning._optuna import check_grid_size
-from labkit.tuning._tune import _redact, finish_study, parent_client, prepare_study, study_folder
+from labkit.tuning._tune import (
+    _redact,
+    check_study_name,
+    check_trials,
+    check_workers,
+    finish_study,
+    parent_client,
+    prepare_study,
+    study_folder,
+)
 
-__all__ = ["StudySubmission", "submit_study", "summarize_study"]
+__all__ = ["MAX_ARRAY_WORKERS", "StudySubmission", "submit_study", "summarize_study"]
+
+#: the most array tasks ``labkit tune --cluster`` submits (SLURM's default MaxArraySize is 1001)
+MAX_ARRAY_WORKERS = 1000
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ def submit_study(
 ) -> StudySubmission:
     """Queue the study's trials and submit ``workers`` array tasks plus the summary job."""
     stream = stream or sys.stderr
+    check_study_name(study)
+    check_trials(trials)
+    check_workers(workers, MAX_ARRAY_WORKERS, "SLURM array tasks")
     profile = _worker_profile(profile)
     _check_uri(exp)
     check_job_imports(exp, profile)

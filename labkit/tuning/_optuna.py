@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,8 @@ def grid_sizes(search: SearchConfig) -> dict[str, int]:
             sizes[key] = len(p.choices)
         elif isinstance(p, FloatParam):
             assert p.step is not None  # the search section requires a step for a grid
-            span = (p.high - p.low) / p.step
-            sizes[key] = round(span) + 1 if math.isfinite(span) else sys.maxsize
+            # exact rational arithmetic: a float division overflows or rounds for a tiny step
+            sizes[key] = round((Fraction(p.high) - Fraction(p.low)) / Fraction(p.step)) + 1
         else:
             sizes[key] = (p.high - p.low) // p.step + 1
     return sizes
@@ -111,7 +111,9 @@ def check_grid_size(search: SearchConfig) -> None:
     total = math.prod(sizes.values())
     if total > MAX_GRID_POINTS:
         factors = " x ".join(f"{n} ({k})" for k, n in sizes.items())
-        count = f"{total:,}" if total < 10**15 else f"about 10^{len(str(total)) - 1}"
+        count = (
+            f"{total:,}" if total < 10**15 else f"about 10^{math.floor(math.log10(total))}"
+        )  # no str(): 10^5000
         raise ConfigError(
             f"search.params: the grid has {count} points ({factors}); sampler grid allows at most "
             f"{MAX_GRID_POINTS:,}: use a larger step, fewer choices, or another sampler "

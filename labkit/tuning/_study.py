@@ -27,12 +27,32 @@ from labkit.errors import ConfigError
 from labkit.tracking._provenance import redact_uri
 from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
 
-__all__ = ["SLURM_JOB", "StudyHandle", "Tally"]
+__all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
+
+#: the longest study name (it names a folder under the runs root and a row in the storage)
+MAX_STUDY_NAME = 200
 
 _EXPERIMENT = "labkit.experiment"  # study user attr: the resolved experiment (JSON)
 _PARENT = "labkit.parent_run_key"  # study user attr: the run key of the study's MLflow run
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SLURM_JOB = "labkit.slurm_job"  # trial user attr: the SLURM job (array task) running it
+
+
+def check_study_name(name: str) -> None:
+    """ConfigError unless ``name`` (``--study``) can name a study and its folder: not empty, at most
+    :data:`MAX_STUDY_NAME` characters, one line without control characters or path separators."""
+    shown = repr(name if len(name) <= 60 else name[:57] + "...")
+    problem = ""
+    if not name.strip():
+        problem = "is empty"
+    elif len(name) > MAX_STUDY_NAME:
+        problem = f"is {len(name):,} characters long; at most {MAX_STUDY_NAME} are allowed"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "holds a control character (a newline, a tab, ...)"
+    elif "/" in name or "\\" in name or name in (".", ".."):
+        problem = "names a path (a study name becomes a folder name: no / or \\, not . or ..)"
+    if problem:
+        raise ConfigError(f"--study {shown}: the study name {problem}; e.g. --study digits-lr-search")
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class StudyHandle:
     def create(cls, exp: Experiment, name: str, storage_url: str) -> StudyHandle:
         """Create the study, or load it if it exists (resuming); the experiment is stored in it."""
         assert exp.search is not None
+        check_study_name(name)
         storage = open_storage(storage_url)
         direction = exp.search.direction
         study = optuna.create_study(
@@ -97,6 +118,7 @@ class StudyHandle:
     @classmethod
     def load(cls, name: str, storage_url: str) -> StudyHandle:
         """Open an existing study (workers, ``tune status``, ``tune best``)."""
+        check_study_name(name)
         if (
             storage_url.startswith("sqlite:///")
             and not Path(storage_url.removeprefix("sqlite:///")).is_file()

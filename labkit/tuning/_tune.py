@@ -16,14 +16,47 @@ from optuna.trial import TrialState
 
 from labkit._services import log_tail
 from labkit.config import Experiment, dump_experiment
+from labkit.config._search import MAX_GRID
 from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._optuna import check_grid_size
-from labkit.tuning._study import StudyHandle, Tally
+from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
 
 if TYPE_CHECKING:
     from labkit.tracking import RunClient
 
-__all__ = ["StudyReport", "best_experiment", "default_storage", "study_report", "tune", "worker_loop"]
+__all__ = [
+    "MAX_STUDY_NAME",
+    "MAX_TRIALS",
+    "MAX_WORKERS",
+    "StudyReport",
+    "best_experiment",
+    "check_study_name",
+    "check_trials",
+    "check_workers",
+    "default_storage",
+    "study_report",
+    "tune",
+    "worker_loop",
+]
+
+#: the most trials a study may end with (the search section's own bound on search.trials)
+MAX_TRIALS = MAX_GRID
+#: the most worker processes ``labkit tune`` starts on this machine (each trains a model)
+MAX_WORKERS = 256
+
+
+def check_trials(trials: int | None) -> None:
+    """ConfigError unless ``trials`` (``--trials``) is None or 1..:data:`MAX_TRIALS`."""
+    if trials is None:
+        return
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials {trials!r}: expected a whole number from 1 to {MAX_TRIALS:,}")
+
+
+def check_workers(workers: int, limit: int = MAX_WORKERS, what: str = "worker processes") -> None:
+    """ConfigError unless ``workers`` (``--workers``) is 1..``limit``."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
+        raise ConfigError(f"--workers {workers!r}: expected a whole number from 1 to {limit:,} ({what})")
 
 
 def default_storage(runs_root: str | Path = "runs") -> str:
@@ -64,6 +97,7 @@ def tune(
     """Create (or resume) the study and run ``workers`` worker processes until it holds
     exactly ``trials`` finished trials; then log the summary to the study's parent run."""
     stream = stream or sys.stderr
+    check_workers(workers)
     handle, parent, total = prepare_study(exp, study=study, storage=storage, trials=trials, stream=stream)
     folder = study_folder(exp, study)
     try:
@@ -99,6 +133,8 @@ def prepare_study(
 ) -> tuple[StudyHandle, RunClient, int]:
     """Check the search, create or load the study, queue its trials, start or resume its MLflow
     parent run; return them and the number of trials the study ends with."""
+    check_study_name(study)
+    check_trials(trials)
     if exp.search is None:
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
@@ -110,6 +146,7 @@ def prepare_study(
         exp = exp.model_copy(update={"search": search})
     handle = StudyHandle.create(exp, study, storage)
     _refuse_a_spent_failed_study(handle, total, storage)
+    _refuse_a_surplus_queue(handle, total, storage)
     added = handle.ensure_slots(total)
     tally = handle.tally()
     print(
@@ -151,6 +188,23 @@ def _refuse_a_spent_failed_study(handle: StudyHandle, total: int, storage: str) 
         f"failed (the first: {_one_line(reason)}); nothing is left to run. Once the cause is fixed, start "
         f"a fresh study with --study {name}-2, or run more trials in this one with --trials "
         f"{tally.finished + total}"
+    )
+
+
+def _refuse_a_surplus_queue(handle: StudyHandle, total: int, storage: str) -> None:
+    """A study holding more WAITING trials than ``total`` needs (left by an enqueue that was
+    interrupted, or an earlier, larger --trials) would run every one of them: say so instead."""
+    tally = handle.tally()
+    waiting = tally.counts.get("WAITING", 0)
+    surplus = tally.finished + tally.open - total
+    if not waiting or surplus <= 0:
+        return
+    name = handle.study.study_name
+    raise ConfigError(
+        f"--trials {total}: study {name!r} in {_redact(storage)} already holds {tally.finished:,} finished, "
+        f"{tally.counts.get('RUNNING', 0):,} running and {waiting:,} queued trials (queued by an earlier "
+        f"labkit tune), {surplus:,} more than {total:,}; run them all with --trials "
+        f"{tally.finished + tally.open}, or start a fresh study with --study {name}-2"
     )
 
 

@@ -38,7 +38,7 @@ def naive_load(overrides: list[str]) -> Any:
 
     from labkit.config import validate_experiment
 
-    cfg = OmegaConf.load(EXPERIMENT)
+    cfg: Any = OmegaConf.load(EXPERIMENT)
     OmegaConf.update(cfg, "task", {"kind": cfg.task.kind}, merge=False)
     for item in overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))

@@ -516,7 +516,10 @@ def tune_start(
     overrides: OverridesArg = None,
     trials: Annotated[int | None, typer.Option(min=1, max=10**6, help="Finished trials to end with.")] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes (or SLURM array tasks) pulling trials.")
+        int,
+        typer.Option(
+            min=1, max=1000, help="Worker processes (up to 256) or SLURM array tasks pulling trials."
+        ),
     ] = 1,
     storage: StorageOpt = None,
     study: StudyOpt = None,

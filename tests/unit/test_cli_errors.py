@@ -176,6 +176,7 @@ def test_sync_of_a_file_that_is_no_run_directory(tmp_path: Path) -> None:
     ("args", "option"),
     [
         (("tune", MLP, "--trials", str(10**6 + 1)), "--trials"),
+        (("tune", MLP, "--workers", "100000"), "--workers"),
         (("server", "start", "--workers", "100000"), "--workers"),
         (("server", "start", "--db-pool-size", "0"), "--db-pool-size"),
     ],

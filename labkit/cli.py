@@ -24,8 +24,8 @@ import typer
 from typer.core import TyperGroup
 
 from labkit import __version__
+from labkit.config import redact_uri
 from labkit.errors import LabkitError
-from labkit.tracking._provenance import redact_uri
 
 if TYPE_CHECKING:
     from labkit.runner import RunResult

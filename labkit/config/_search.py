@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -84,7 +85,7 @@ class SearchConfig(Section):
             for key, param in self.params.items():
                 if isinstance(param, FloatParam) and param.step is None:
                     raise ValueError(f"sampler grid needs a step for the float parameter {key!r}")
-            counts = {key: _points(param) for key, param in self.params.items()}
+            counts = self.grid_sizes()
             size = math.prod(counts.values())
             if size > MAX_GRID:
                 shown = ", ".join(f"{key} ({_count(n)})" for key, n in counts.items())
@@ -93,6 +94,10 @@ class SearchConfig(Section):
                     f"per parameter: {shown}; use fewer values or a larger step, or another sampler"
                 )
         return self
+
+    def grid_sizes(self) -> dict[str, int]:
+        """How many values each parameter takes on a grid, counted exactly without listing them."""
+        return {key: _points(param) for key, param in self.params.items()}
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of each parameter, for the grid sampler."""
@@ -110,15 +115,16 @@ class SearchConfig(Section):
 
 
 def _points(param: FloatParam | IntParam | CategoricalParam) -> int:
-    """How many values ``param`` has on a grid (capped far above :data:`MAX_GRID`)."""
+    """How many values ``param`` has on a grid, exactly (rational arithmetic: a float division
+    rounds or overflows for a tiny step)."""
     if isinstance(param, CategoricalParam):
         return len(param.choices)
     if isinstance(param, IntParam):
         return (param.high - param.low) // param.step + 1
     assert param.step is not None
-    n = (param.high - param.low) / param.step
-    return round(n) + 1 if math.isfinite(n) and n < 1e18 else 10**18
+    return round((Fraction(param.high) - Fraction(param.low)) / Fraction(param.step)) + 1
 
 
 def _count(n: int) -> str:
-    return f"{n:,}" if n < 10**12 else f"{n:.2e}"
+    """``n`` for a message; never ``str()`` of a huge int (Python refuses past 4300 digits)."""
+    return f"{n:,}" if n < 10**12 else f"about 10^{math.floor(math.log10(n))}"

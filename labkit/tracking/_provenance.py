@@ -7,7 +7,8 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from labkit.config import redact_uri
 
 __all__ = ["GitState", "git_state", "redact_command", "redact_uri", "software_versions"]
 
@@ -97,15 +98,3 @@ def redact_command(command: str) -> str:
         key, sep, value = word.partition("=") if "=" in word.split("://")[0] else ("", "", word)
         out.append(f"{key}{sep}{redact_uri(value)}")
     return shlex.join(out)
-
-
-def redact_uri(uri: str) -> str:
-    """``scheme://user:secret@host/path`` → ``scheme://user:***@host/path``; others unchanged."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +89,7 @@ def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler
 
 def grid_sizes(search: SearchConfig) -> dict[str, int]:
     """How many values each parameter takes on the grid, counted without listing them."""
-    sizes: dict[str, int] = {}
-    for key, p in search.params.items():
-        if isinstance(p, CategoricalParam):
-            sizes[key] = len(p.choices)
-        elif isinstance(p, FloatParam):
-            assert p.step is not None  # the search section requires a step for a grid
-            # exact rational arithmetic: a float division overflows or rounds for a tiny step
-            sizes[key] = round((Fraction(p.high) - Fraction(p.low)) / Fraction(p.step)) + 1
-        else:
-            sizes[key] = (p.high - p.low) // p.step + 1
-    return sizes
+    return search.grid_sizes()
 
 
 def check_grid_size(search: SearchConfig) -> None:

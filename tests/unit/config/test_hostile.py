@@ -221,6 +221,12 @@ def test_a_huge_grid_is_refused_naming_its_size(tmp_path: Path) -> None:
     assert small.search is not None and small.search.grid() == {"trainer.max_epochs": [1, 2, 3]}
 
 
+def test_a_grid_with_a_tiny_step_is_counted_not_capped(tmp_path: Path) -> None:
+    params = "search.params={optimizer.lr: {type: float, low: 0.0, high: 1.0, step: 1e-300}}"
+    with pytest.raises(ConfigError, match=r"the grid has about 10\^300 points, more than 1,000,000"):
+        load_experiment(SEARCH, ["search.sampler=grid", params], cwd=tmp_path)
+
+
 def test_a_search_range_must_be_finite(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"search\.params\.optimizer\.lr\.high: input should be a finite"):
         load_experiment(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from labkit import cli
+from labkit.cli import _app
 from tests.conftest import REPO
 
 MLP = str(REPO / "experiments" / "digits_mlp.yaml")
@@ -19,11 +19,11 @@ MLP = str(REPO / "experiments" / "digits_mlp.yaml")
 @pytest.fixture(autouse=True)
 def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LABKIT_DEBUG", raising=False)
-    monkeypatch.setattr(cli._Flags, "debug", False)
+    monkeypatch.setattr(_app._Flags, "debug", False)
 
 
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli.app, list(args), catch_exceptions=False)
+    return CliRunner().invoke(_app.app, list(args), catch_exceptions=False)
 
 
 def _explode(*args: Any, **kwargs: Any) -> Any:
@@ -93,11 +93,11 @@ def test_a_crash_in_training_keeps_its_traceback() -> None:
     try:
         scope["advance"]()
     except RuntimeError as exc:
-        assert cli._from_training(exc)
+        assert _app._from_training(exc)
     try:
         _explode()
     except ZeroDivisionError as exc:
-        assert not cli._from_training(exc)
+        assert not _app._from_training(exc)
 
 
 def test_override_with_broken_yaml_is_one_line() -> None:

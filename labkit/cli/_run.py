@@ -1,0 +1,305 @@
+"""``labkit run``, ``check``, ``sim``, ``generate`` and ``reproduce``: one experiment, here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from labkit.cli._app import (
+    ClusterOpt,
+    FileArg,
+    OverridesArg,
+    RunsRootOpt,
+    SlurmOpt,
+    TrackingUriOpt,
+    _errors,
+    _importable_here,
+)
+from labkit.errors import LabkitError
+
+if TYPE_CHECKING:
+    from labkit.runner import RunResult
+
+
+class Progress(str, Enum):
+    auto = "auto"
+    rich = "rich"
+    plain = "plain"
+    none = "none"
+
+
+def run(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    progress: Annotated[
+        Progress, typer.Option(help="Rich bars on a terminal, plain lines in logs (auto), or none.")
+    ] = Progress.auto,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="Use this run directory (made by labkit submit); a run it holds is resumed from its "
+            "newest checkpoint into the same MLflow run.",
+        ),
+    ] = None,
+) -> None:
+    """Train, validate and test an experiment; log it to MLflow; print the run id."""
+    with _errors():
+        from labkit.config import load_experiment
+
+        _importable_here()
+        exp = load_experiment(file, overrides or [])
+        from labkit.runner import run as run_experiment
+
+        command = shlex.join(["labkit", *sys.argv[1:]])
+        source = None if run_dir else Path(file).resolve()
+        result = run_experiment(exp, progress=progress.value, command=command, source=source, run_dir=run_dir)
+        if _is_leader():
+            _summary(result)
+
+
+def check(file: FileArg, overrides: OverridesArg = None) -> None:
+    """Validate an experiment and print it fully resolved (defaults filled in); train nothing."""
+    with _errors():
+        from labkit.config import dump_experiment, load_experiment
+
+        print(dump_experiment(load_experiment(file, overrides or [])), end="")
+
+
+def sim(
+    simulator: Annotated[
+        str, typer.Argument(metavar="SIMULATOR", help="calo, grf, tracks or dijet.", show_default=False)
+    ],
+    options: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[KEY=VALUE]...",
+            help="Simulator options, e.g. particle=pion energy_range=[1,50] (labkit sim calo --list).",
+            show_default=False,
+        ),
+    ] = None,
+    events: Annotated[int, typer.Option("-n", "--events", min=1, help="Number of events.")] = 1000,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Random seed: the same arguments and seed give the same file."
+        ),
+    ] = 0,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The HDF5 file to write.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    list_options: Annotated[
+        bool, typer.Option("--list", help="List the simulator's options and defaults.")
+    ] = False,
+) -> None:
+    """Generate events with one of labkit's seeded physics simulators and write them to HDF5."""
+    with _errors():
+        from labkit import sim as simulators
+        from labkit.config import parse_value
+        from labkit.errors import ConfigError, did_you_mean
+
+        names = sorted(simulators.SIMULATORS)
+        if simulator not in names:
+            hint = did_you_mean(simulator, names)
+            raise ConfigError(f"no simulator {simulator!r}{hint}; choose one of: {', '.join(names)}")
+        if list_options:
+            for key, default in simulators.options(simulator).items():
+                print(f"{key} = {default!r}")
+            return
+        if output is None:
+            raise LabkitError("-o FILE.h5 is required (where to write the events)")
+        if output.is_dir():
+            raise LabkitError(f"-o {output} is a directory; give the file to write, e.g. {output}/events.h5")
+        if output.exists() and not force:
+            raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
+        kwargs: dict[str, Any] = {}
+        for item in options or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.isidentifier():
+                raise ConfigError(f"simulator option {item!r}: write KEY=VALUE, e.g. particle=pion")
+            kwargs[key] = parse_value(value, what=f"simulator option {item!r}")
+        # options and size checked (a trillion events fails here, not in the allocator)
+        simulators.SIMULATORS[simulator].check_size(events, kwargs, field="-n/--events")
+        start = time.perf_counter()
+        sample = simulators.simulate(simulator, events, seed=seed, **kwargs)
+        generated = time.perf_counter() - start
+        tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            simulators.write_h5(sample, tmp)
+            os.replace(tmp, output)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise LabkitError(f"-o {output}: cannot write it ({why}); choose another path") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in simulators.as_arrays(sample).items())
+        print(
+            f"labkit: wrote {events} {simulator} events (seed {seed}) to {output} in {generated:.1f} s "
+            f"({output.stat().st_size / 1e6:.1f} MB): {shapes}"
+        )
+
+
+def generate(
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="The surrogate's run: its MLflow run id, its run key (or the key's first 8 characters), "
+            "or its run directory.",
+            show_default=False,
+        ),
+    ],
+    events: Annotated[int, typer.Option("-n", "--events", min=1, help="Number of showers.")] = 1000,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The HDF5 file to write.")] = None,
+    energy_range: Annotated[
+        tuple[float, float] | None,
+        typer.Option(
+            "--energy-range",
+            metavar="LO HI",
+            help="Incident energies log-uniform in [LO, HI] GeV (default: the range it was trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    energy: Annotated[
+        float | None,
+        typer.Option("--energy", help="One incident energy (GeV) for every shower.", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Random seed: the same run, arguments and seed give the same file."
+        ),
+    ] = 0,
+    runs_root: RunsRootOpt = Path("runs"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Write showers from a trained surrogate (task: surrogate) in its simulator's HDF5 layout."""
+    with _errors():
+        if output is None:
+            raise LabkitError("-o FILE.h5 is required (where to write the showers)")
+        if output.exists() and not force:
+            raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
+        if energy is not None and energy_range is not None:
+            raise LabkitError("give --energy E or --energy-range LO HI, not both")
+        from labkit.runner._generate import find_run_dir, generate_showers, load_surrogate
+
+        run_dir = find_run_dir(run_id, runs_root)
+        loaded = load_surrogate(run_dir)
+        wanted = (energy, energy) if energy is not None else energy_range
+        done = generate_showers(loaded, events, output, energy_range=wanted, seed=seed)
+        lo, hi = done.energy_range
+        if done.extrapolated:
+            t_lo, t_hi = done.training_range
+            print(
+                f"labkit: warning: energies {lo:g}-{hi:g} GeV reach outside the training range "
+                f"{t_lo:g}-{t_hi:g} GeV: the surrogate extrapolates there",
+                file=sys.stderr,
+            )
+        shown = f"{lo:g} GeV" if lo == hi else f"{lo:g}-{hi:g} GeV"
+        print(
+            f"labkit: wrote {events} showers ({shown}, seed {seed}) from surrogate run {run_dir} to {output} "
+            f"in {done.seconds:.1f} s ({1e3 * done.seconds / events:.3f} ms per shower)"
+        )
+
+
+def reproduce(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The MLflow run to reproduce.", show_default=False)
+    ],
+    cluster: ClusterOpt = "",
+    slurm: SlurmOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the config and what would run; run nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun even when this checkout is not the code the run used.")
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
+    runs_root: RunsRootOpt = Path("runs"),
+) -> None:
+    """Run a logged experiment again from its stored config, on the code it used, and compare its
+    headline metrics with the original's."""
+    with _errors():
+        from labkit.config import load_experiment
+        from labkit.report import HEADLINE
+        from labkit.report._api import default_uri
+        from labkit.runner._reproduce import compare_metrics, plan_reproduction
+
+        uri = default_uri(tracking_uri)
+        plan = plan_reproduction(run_id, uri, Path.cwd())
+        commit = plan.commit[:12] if plan.commit else "no commit"
+        print(
+            f"labkit reproduce: run {run_id} ({plan.experiment}, task {plan.task or '?'}, "
+            f"code {commit}{' + uncommitted changes' if plan.dirty else ''})",
+            file=sys.stderr,
+        )
+        for warning in plan.check(force):
+            print(f"labkit: warning: {warning}", file=sys.stderr)
+        root = runs_root.resolve()
+        config_path = root / "reproduce" / f"{run_id}.yaml"
+        text = plan.config_yaml(root, uri)
+        if dry_run:
+            print(f"# {config_path} (not written: --dry-run)")
+            print(text, end="")
+            return
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(text)
+        if cluster:
+            from labkit.cluster import load_profile, submit_run
+
+            profile, profile_path = load_profile(cluster, slurm or [])
+            exp = load_experiment(config_path, list(profile.overrides))
+            done = submit_run(
+                exp, profile, profile_path, source=config_path, command=shlex.join(["labkit", *sys.argv[1:]])
+            )
+            print(
+                f"labkit: submitted job {done.job_id} to {profile.name}; when it has finished, compare with\n"
+                f"        labkit compare -e {plan.experiment} "
+                f"--filter \"tags.labkit.reproduces = '{run_id}'\"",
+                file=sys.stderr,
+            )
+            print(done.job_id)
+            return
+        _importable_here()
+        from labkit.runner import run as run_experiment
+
+        exp = load_experiment(config_path)
+        result = run_experiment(exp, command=shlex.join(["labkit", *sys.argv[1:]]), source=config_path)
+        names = list(HEADLINE.get(plan.task, ())) + sorted(k for k in plan.metrics if k.startswith("test_"))
+        rows = compare_metrics(plan.metrics, result.metrics, list(dict.fromkeys(names)))
+        print(f"rerun {result.run_id} of run {run_id}:")
+        for name, before, after, verdict in rows:
+            print(f"  {name:<28} {before:<14.6g} {after:<14.6g} {verdict}")
+        if not rows:
+            print("  (no test metric logged by both runs)")
+
+
+def _is_leader() -> bool:
+    """Rank 0 of a multi-process (DDP) job, or a single process: it alone prints summaries."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "0") != "0" and (var == "RANK" or os.environ.get("SLURM_NTASKS", "1") != "1"):
+            return False
+    return True
+
+
+def _summary(result: RunResult) -> None:
+    rows = [("run id", result.run_id or f"not on the server yet (run key {result.run_key})")]
+    rows += [(key, f"{value:.4f}") for key, value in sorted(result.metrics.items())]
+    rows += [
+        ("fit time", f"{result.fit_seconds:.1f} s"),
+        ("run dir", str(result.run_dir)),
+    ]
+    rows += [("open with" if i == 0 else "", line) for i, line in enumerate(result.how_to_open())]
+    width = max(len(k) for k, _ in rows)
+    print("labkit: run finished")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")

@@ -1,0 +1,203 @@
+"""``labkit tune``: run a study (here or as a SLURM array), look at it, write its best trial."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from labkit.cli._app import FileArg, OverridesArg, SlurmOpt, _errors, _importable_here, _write_output
+from labkit.config import redact_uri
+from labkit.errors import LabkitError
+
+
+class _TuneGroup(TyperGroup):
+    """``labkit tune FILE ...`` runs a study; ``labkit tune status|best ...`` look at one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+tune_app = typer.Typer(
+    cls=_TuneGroup,
+    help="Hyperparameter search: labkit tune FILE [KEY=VALUE]... [--trials N] [--workers K] "
+    "[--cluster PROFILE]; labkit tune status|best --study NAME. See labkit tune start --help.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: the experiment's name).")]
+
+
+StudyNameOpt = Annotated[
+    str | None, typer.Option("--study", help="Study name (required).", show_default=False)
+]
+
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="sqlite:///file.db (one machine) or postgresql://... (default: runs/optuna.db)."
+    ),
+]
+
+
+@tune_app.command("start")
+def tune_start(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    trials: Annotated[int | None, typer.Option(min=1, max=10**6, help="Finished trials to end with.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=1000, help="Worker processes (up to 256) or SLURM array tasks pulling trials."
+        ),
+    ] = 1,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Submit the workers as one SLURM job array with this site profile and return at once.",
+        ),
+    ] = None,
+    slurm: SlurmOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --cluster: print the workers' sbatch script; submit nothing."),
+    ] = False,
+) -> None:
+    """Run (or resume) a study until it holds exactly N finished trials."""
+    with _errors():
+        from labkit.config import load_experiment
+
+        _importable_here()
+        if cluster is None and (slurm or dry_run):
+            raise LabkitError("--slurm and --dry-run go with --cluster PROFILE")
+        profile = profile_path = None
+        if cluster is not None:
+            from labkit.cluster import load_profile
+
+            profile, profile_path = load_profile(cluster, slurm or [])
+        exp = load_experiment(file, [*(profile.overrides if profile else []), *(overrides or [])])
+        from labkit.tuning import default_storage
+
+        name = study or exp.name
+        url = storage or default_storage(exp.runs_root)
+        if profile is not None:
+            from labkit.tuning._cluster import submit_study
+
+            done = submit_study(
+                exp,
+                profile,
+                profile_path,
+                study=name,
+                storage=url,
+                trials=trials,
+                workers=workers,
+                dry_run=dry_run,
+            )
+            if dry_run:
+                print(done.script, end="")
+                return
+            print(
+                f"labkit tune: submitted {workers} workers as array job {done.array_job} to {profile.name}, "
+                f"summary job {done.summary_job} after them; scripts and logs in {done.folder}\n"
+                f"  progress   labkit tune status --study {name} --storage {redact_uri(url)}\n"
+                f"  jobs       labkit status {done.array_job} {done.summary_job}",
+                file=sys.stderr,
+            )
+            print(done.array_job)
+            return
+        from labkit.tuning import tune
+
+        report = tune(exp, study=name, storage=url, trials=trials, workers=workers)
+        _print_report(report, url)
+        print(f"  next       labkit tune best --study {name} --storage {redact_uri(url)} -o best.yaml")
+
+
+@tune_app.command("status")
+def tune_status(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
+    """Trials by state, the best so far, and an estimate of the time left."""
+    with _errors():
+        from labkit.tuning import StudyHandle, default_storage, study_report
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        url = storage or default_storage()
+        _print_report(study_report(StudyHandle.load(study, url)), url)
+
+
+@tune_app.command("best")
+def tune_best(
+    study: StudyNameOpt = None,
+    storage: StorageOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the best trial as a runnable experiment file."""
+    with _errors():
+        from labkit.tuning import StudyHandle, best_experiment, default_storage
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        text = best_experiment(StudyHandle.load(study, storage or default_storage()))
+        if output is None:
+            print(text, end="")
+        else:
+            _write_output(output, text)
+            print(f"labkit: wrote {output}; train it with: labkit run {output}")
+
+
+@tune_app.command("worker", hidden=True)
+def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
+    """Claim and run trials of an existing study (started by labkit tune, or a SLURM array)."""
+    with _errors():
+        from labkit.tuning import default_storage, worker_loop
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        worker_loop(study, storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage())
+
+
+@tune_app.command("summarize", hidden=True)
+def tune_summarize(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
+    """Summarise a study onto its MLflow parent run (the job that follows a SLURM worker array)."""
+    with _errors():
+        from labkit.tuning import default_storage
+        from labkit.tuning._cluster import summarize_study
+
+        if study is None:
+            raise LabkitError("--study NAME is required")
+        url = storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage()
+        summarize_study(study, url)
+        from labkit.tuning import StudyHandle, study_report
+
+        _print_report(study_report(StudyHandle.load(study, url)), url)
+
+
+def _print_report(report: Any, url: str) -> None:
+    t = report.tally
+    c = t.counts
+    print(f"labkit: study {report.study} ({redact_uri(url)})")
+    print(
+        f"  trials     {t.finished}/{report.total} finished: {c.get('COMPLETE', 0)} complete, "
+        f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed; {c.get('RUNNING', 0)} running, "
+        f"{c.get('WAITING', 0)} waiting"
+        + (f"; {t.superseded} retried after a worker died" if t.superseded else "")
+    )
+    if report.best_value is not None:
+        print(f"  best       trial {report.best_trial}: {report.best_value:.6g}")
+        for key, value in report.best_params.items():
+            print(f"             {key} = {value}")
+    if report.eta_seconds:
+        print(f"  time left  about {report.eta_seconds / 60:.1f} min")

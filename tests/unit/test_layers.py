@@ -1,0 +1,179 @@
+"""No package imports another package's private module: the underscore marks a boundary.
+
+An AST scan of ``labkit/`` (imports inside functions count; ``if TYPE_CHECKING:`` blocks do
+not) finds every import of ``labkit.x._y`` (or ``labkit.x.y._z``) from a file outside
+``labkit/x``. ``ALLOWED`` lists the ones that exist today (issue 15's debt): a new one fails,
+and so does a listed one that is gone, so the list only shrinks. The layer arrows themselves are
+checked by import-linter (``[tool.importlinter]`` in pyproject.toml, run by ``make check``).
+
+Print the list for the tree as it is now: ``.venv/bin/python tests/unit/test_layers.py``
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# (importing file, private module it imports): each is issue-15 debt, to be paid by importing a
+# public name (or making the name public), never by adding to this list.
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("labkit/cli/_cluster.py", "labkit.cluster._slurm"),
+        ("labkit/cli/_cluster.py", "labkit.cluster._status"),
+        ("labkit/cli/_meetings.py", "labkit.report._api"),
+        ("labkit/cli/_meetings.py", "labkit.report._html"),
+        ("labkit/cli/_meetings.py", "labkit.tracking._query"),
+        ("labkit/cli/_run.py", "labkit.report._api"),
+        ("labkit/cli/_run.py", "labkit.runner._generate"),
+        ("labkit/cli/_run.py", "labkit.runner._reproduce"),
+        ("labkit/cli/_server.py", "labkit.tracking._server"),
+        ("labkit/cli/_tune.py", "labkit.tuning._cluster"),
+        ("labkit/cluster/_classpath.py", "labkit.config._base"),
+        ("labkit/cluster/_profile.py", "labkit.config._base"),
+        ("labkit/cluster/_submit.py", "labkit.runner._rundir"),
+        ("labkit/cluster/_submit.py", "labkit.tracking._provenance"),
+        ("labkit/config/_schema.py", "labkit.data._specs"),
+        ("labkit/config/_schema.py", "labkit.models._specs"),
+        ("labkit/config/_schema.py", "labkit.tasks._specs"),
+        ("labkit/data/_specs.py", "labkit.config._base"),
+        ("labkit/data/_specs.py", "labkit.sim._registry"),
+        ("labkit/models/_specs.py", "labkit.config._base"),
+        ("labkit/report/_api.py", "labkit.tracking._query"),
+        ("labkit/runner/_build.py", "labkit.config._base"),
+        ("labkit/runner/_build.py", "labkit.data._base"),
+        ("labkit/runner/_failure.py", "labkit.tracking._spool"),
+        ("labkit/runner/_generate.py", "labkit.data._base"),
+        ("labkit/runner/_generate.py", "labkit.sim._common"),
+        ("labkit/runner/_reproduce.py", "labkit.tracking._query"),
+        ("labkit/runner/_run.py", "labkit.cluster._env"),
+        ("labkit/runner/_run.py", "labkit.cluster._slurm"),
+        ("labkit/runner/_run.py", "labkit.tracking._provenance"),
+        ("labkit/runner/_run.py", "labkit.tracking._spool"),
+        ("labkit/runner/_trainer.py", "labkit.cluster._env"),
+        ("labkit/tasks/_specs.py", "labkit.config._base"),
+        ("labkit/tuning/_cluster.py", "labkit.cluster._profile"),
+        ("labkit/tuning/_cluster.py", "labkit.cluster._render"),
+        ("labkit/tuning/_cluster.py", "labkit.cluster._slurm"),
+        ("labkit/tuning/_cluster.py", "labkit.cluster._submit"),
+        ("labkit/tuning/_objective.py", "labkit.cluster._slurm"),
+        ("labkit/tuning/_optuna.py", "labkit.config._search"),
+        ("labkit/tuning/_study.py", "labkit.tracking._provenance"),
+        ("labkit/tuning/_tune.py", "labkit.cluster._slurm"),
+        ("labkit/tuning/_tune.py", "labkit.config._base"),
+        ("labkit/tuning/_tune.py", "labkit.config._search"),
+    }
+)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported_modules(tree: ast.Module, package: str) -> list[tuple[str, int]]:
+    """Every module ``tree`` imports (``from m import n`` gives ``m.n`` too), with its line."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for statement in node.orelse:
+                visit(statement)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.append((module, node.lineno))
+            found.extend((f"{module}.{alias.name}", node.lineno) for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _private_part(module: str) -> str | None:
+    """``labkit.x._y`` for any module at or below a private module of a labkit package."""
+    parts = module.split(".")
+    if parts[0] != "labkit" or len(parts) < 3:
+        return None
+    for i in range(2, len(parts)):
+        if parts[i].startswith("_") and not parts[i].startswith("__"):
+            return ".".join(parts[: i + 1])
+    return None
+
+
+def _is_module(name: str, root: Path) -> bool:
+    path = root.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def private_imports(root: Path = REPO) -> dict[tuple[str, str], list[int]]:
+    """(importing file, private module of another package) -> the lines that import it."""
+    result: dict[tuple[str, str], list[int]] = {}
+    for path in sorted((root / "labkit").rglob("*.py")):
+        rel = path.relative_to(root)
+        parts = list(rel.with_suffix("").parts)
+        package = ".".join(parts[:-1])  # the package relative imports start from
+        for module, line in _imported_modules(ast.parse(path.read_text(), str(path)), package):
+            private = _private_part(module)
+            if private is None or private.split(".")[1] == parts[1] or not _is_module(private, root):
+                continue
+            lines = result.setdefault((rel.as_posix(), private), [])
+            if line not in lines:
+                lines.append(line)
+    return result
+
+
+@functools.cache
+def _today() -> dict[tuple[str, str], list[int]]:
+    return private_imports()
+
+
+def test_no_new_private_imports_across_packages() -> None:
+    new = {key: lines for key, lines in _today().items() if key not in ALLOWED}
+    assert not new, "a package imports another package's private module; import its public name " + (
+        "(from labkit.x import ...) or make the name public instead:\n"
+        + "\n".join(f"  {file}:{lines[0]} imports {module}" for (file, module), lines in sorted(new.items()))
+    )
+
+
+def test_allowlist_only_shrinks() -> None:
+    gone = sorted(ALLOWED - set(_today()))
+    assert not gone, (
+        "debt paid, well done; remove it from the list ALLOWED in tests/unit/test_layers.py:\n"
+        + ("\n".join(f"  {file} no longer imports {module}" for file, module in gone))
+    )
+
+
+def test_scan_sees_function_imports_and_skips_type_checking(tmp_path: Path) -> None:
+    for package in ("a", "b"):
+        (tmp_path / "labkit" / package).mkdir(parents=True)
+        (tmp_path / "labkit" / package / "__init__.py").write_text("")
+        (tmp_path / "labkit" / package / "_impl.py").write_text("")
+    (tmp_path / "labkit" / "__init__.py").write_text("")
+    (tmp_path / "labkit" / "a" / "use.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from . import _impl\n"  # its own package: fine
+        "if TYPE_CHECKING:\n"
+        "    from labkit.b._impl import X\n"  # for the type checker only: fine
+        "else:\n"
+        "    import labkit.b._impl\n"
+        "def f():\n"
+        "    from labkit.b import _impl\n"
+        "    from labkit.b._impl import g\n"
+    )
+    assert private_imports(tmp_path) == {("labkit/a/use.py", "labkit.b._impl"): [6, 8, 9]}
+
+
+if __name__ == "__main__":
+    for file, module in sorted(private_imports()):
+        print(f'        ("{file}", "{module}"),')

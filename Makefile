@@ -11,7 +11,7 @@ PIP         := $(PY) -m pip --disable-pip-version-check -q
 STAMP       := $(VENV)/.labkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test check lint format constraints clean
+.PHONY: venv demo test test-fast check lint format constraints clean
 
 venv: $(STAMP)
 
@@ -28,10 +28,15 @@ demo: venv
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# the unit tests alone: no training, no server, no subprocess (a few minutes on 2 cores)
+test-fast: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
 check: venv
 	$(VENV)/bin/ruff check labkit tests benchmarks
 	$(VENV)/bin/ruff format --check labkit tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format labkit tests benchmarks
@@ -42,4 +47,4 @@ constraints: venv
 	  | grep -v -E '^(torch|labkit)==' ) > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf $(VENV) runs mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

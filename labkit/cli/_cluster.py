@@ -58,7 +58,7 @@ def status(
 ) -> None:
     """State, elapsed time, nodes and GPU-hours of SLURM jobs, with the GPU-hours summed."""
     with _errors():
-        from labkit.cluster._status import job_table
+        from labkit.cluster import job_table
 
         rows, total = job_table(jobs or [], runs_root)
         if not rows:
@@ -75,7 +75,7 @@ def logs(
 ) -> None:
     """Print a job's log (its sbatch output file)."""
     with _errors():
-        from labkit.cluster._status import follow_log, log_file
+        from labkit.cluster import follow_log, log_file
 
         path = log_file(job, runs_root)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends -f
@@ -89,7 +89,7 @@ def cancel(
 ) -> None:
     """Cancel SLURM jobs (scancel). A training job saves a checkpoint first; its run is marked KILLED."""
     with _errors():
-        from labkit.cluster._slurm import cancel as scancel
+        from labkit.cluster import cancel as scancel
 
         scancel(jobs)
         print(f"labkit: cancelled {', '.join(jobs)}")

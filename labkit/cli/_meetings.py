@@ -225,9 +225,8 @@ def _selected_runs(
     refresh: bool,
 ) -> tuple[str, list[Any]]:
     from labkit._cache import default_cache_dir
-    from labkit.report import parse_filter, parse_since, select
-    from labkit.report._api import default_uri
-    from labkit.tracking._query import fetch_runs
+    from labkit.report import default_uri, parse_filter, parse_since, select
+    from labkit.tracking import fetch_runs
 
     cutoff, conditions = parse_since(since), parse_filter(where)  # bad options fail before any request
     uri = default_uri(tracking_uri)
@@ -283,8 +282,8 @@ def report(
     """One self-contained HTML page for the group meeting: leaderboards, learning curves, each
     task's diagnostic figures, tuning studies and provenance; opens without any network."""
     with _errors():
-        from labkit.report._html import ReportSources, build_report
-        from labkit.tracking._query import fetch_figures, fetch_history
+        from labkit.report import ReportSources, build_report
+        from labkit.tracking import fetch_figures, fetch_history
 
         uri, records = _selected_runs(experiment, since, user, filter_, tracking_uri, refresh)
         if not records:

@@ -190,7 +190,7 @@ def generate(
             raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
         if energy is not None and energy_range is not None:
             raise LabkitError("give --energy E or --energy-range LO HI, not both")
-        from labkit.runner._generate import find_run_dir, generate_showers, load_surrogate
+        from labkit.runner import find_run_dir, generate_showers, load_surrogate
 
         run_dir = find_run_dir(run_id, runs_root)
         loaded = load_surrogate(run_dir)
@@ -230,9 +230,8 @@ def reproduce(
     headline metrics with the original's."""
     with _errors():
         from labkit.config import load_experiment
-        from labkit.report import HEADLINE
-        from labkit.report._api import default_uri
-        from labkit.runner._reproduce import compare_metrics, plan_reproduction
+        from labkit.report import HEADLINE, default_uri
+        from labkit.runner import compare_metrics, plan_reproduction
 
         uri = default_uri(tracking_uri)
         plan = plan_reproduction(run_id, uri, Path.cwd())

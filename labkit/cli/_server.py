@@ -86,7 +86,7 @@ def server_start(
 ) -> None:
     """Run the MLflow tracking server in the foreground (artifacts served through it); Ctrl-C stops it."""
     with _errors():
-        from labkit.tracking._server import ServerError, ServerOptions, run_server
+        from labkit.tracking import ServerError, ServerOptions, run_server
 
         options = ServerOptions(
             host=host,
@@ -119,7 +119,7 @@ def server_adduser(
 ) -> None:
     """Create a user (password from LABKIT_NEW_USER_PASSWORD, else asked for twice, hidden)."""
     with _errors():
-        from labkit.tracking._server import add_user, check_admin
+        from labkit.tracking import add_user, check_admin
 
         server = check_admin(_admin_url(url))  # before asking for a password
         password = os.environ.get("LABKIT_NEW_USER_PASSWORD") or typer.prompt(
@@ -142,7 +142,7 @@ def server_grant(
 ) -> None:
     """Give a user READ, EDIT or MANAGE on one experiment (or change what they have)."""
     with _errors():
-        from labkit.tracking._server import grant
+        from labkit.tracking import grant
 
         done = grant(_admin_url(url), name, experiment, permission)
         print(f"labkit: {done} {permission.upper()} for {name!r} on experiment {experiment!r}")

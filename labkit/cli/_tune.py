@@ -93,7 +93,7 @@ def tune_start(
         name = study or exp.name
         url = storage or default_storage(exp.runs_root)
         if profile is not None:
-            from labkit.tuning._cluster import submit_study
+            from labkit.tuning import submit_study
 
             done = submit_study(
                 exp,
@@ -173,8 +173,7 @@ def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
 def tune_summarize(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Summarise a study onto its MLflow parent run (the job that follows a SLURM worker array)."""
     with _errors():
-        from labkit.tuning import default_storage
-        from labkit.tuning._cluster import summarize_study
+        from labkit.tuning import default_storage, summarize_study
 
         if study is None:
             raise LabkitError("--study NAME is required")

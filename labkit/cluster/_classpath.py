@@ -18,8 +18,7 @@ from collections.abc import Iterator, Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
-from labkit.config import Experiment
-from labkit.config._base import ClassPathSpec
+from labkit.config import ClassPathSpec, Experiment
 from labkit.errors import RegistryError, did_you_mean
 
 __all__ = ["check_class_paths", "check_class_path"]

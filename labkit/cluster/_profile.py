@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
-from labkit.config._base import Section
+from labkit.config import Section
 from labkit.errors import ConfigError, ExperimentFileError, LabkitError, did_you_mean
 
 __all__ = ["SBATCH_FLAGS", "Apptainer", "Preemption", "Profile", "load_profile"]

@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 
 __all__ = [
+    "MAX_GRID",
+    "CategoricalParam",
+    "ClassPathSpec",
+    "ComponentSpec",
+    "FloatParam",
+    "IntParam",
+    "SearchConfig",
+    "Section",
     "DEFAULT_STORE",
     "MAX_CLASSES",
     "SEED_LIMIT",
@@ -34,7 +42,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from labkit.config._base import MAX_CLASSES, SEED_LIMIT
+    from labkit.config._base import MAX_CLASSES, SEED_LIMIT, ClassPathSpec, ComponentSpec, Section
     from labkit.config._load import (
         DEFAULT_STORE,
         default_tracking_uri,
@@ -54,6 +62,7 @@ if TYPE_CHECKING:
         TrackingConfig,
         TrainerConfig,
     )
+    from labkit.config._search import MAX_GRID, CategoricalParam, FloatParam, IntParam, SearchConfig
     from labkit.config._uri import redact_uri, tracking_uri_problem
 
 _LOAD = (
@@ -76,6 +85,11 @@ __getattr__ = lazy_getattr(
         },
         "MAX_CLASSES": "labkit.config._base",
         "SEED_LIMIT": "labkit.config._base",
+        **dict.fromkeys(("ClassPathSpec", "ComponentSpec", "Section"), "labkit.config._base"),
+        **dict.fromkeys(
+            ("MAX_GRID", "CategoricalParam", "FloatParam", "IntParam", "SearchConfig"),
+            "labkit.config._search",
+        ),
         "redact_uri": "labkit.config._uri",
         "tracking_uri_problem": "labkit.config._uri",
     },

@@ -124,7 +124,7 @@ class SimulatedSpec(_Columns):
     @model_validator(mode="after")
     def _known_simulator(self) -> SimulatedSpec:
         from labkit.errors import ConfigError, did_you_mean
-        from labkit.sim._registry import SIMULATORS  # numpy only
+        from labkit.sim import SIMULATORS  # numpy only
 
         if self.simulator not in SIMULATORS:
             names = sorted(SIMULATORS)

@@ -13,7 +13,10 @@ from labkit._lazy import lazy_getattr
 
 __all__ = [
     "HEADLINE",
+    "ReportSources",
+    "build_report",
     "compare_frame",
+    "default_uri",
     "format_table",
     "higher_is_better",
     "parse_filter",
@@ -23,7 +26,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from labkit.report._api import default_uri
     from labkit.report._format import format_table
+    from labkit.report._html import ReportSources, build_report
     from labkit.report._table import (
         HEADLINE,
         compare_frame,
@@ -49,4 +54,12 @@ _LAZY = {
         "labkit.report._table",
     ),
 }
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        **_LAZY,
+        "default_uri": "labkit.report._api",
+        "ReportSources": "labkit.report._html",
+        "build_report": "labkit.report._html",
+    },
+)

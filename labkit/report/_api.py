@@ -42,7 +42,7 @@ def runs(
     ``since``: ``30d``, ``12h`` or a date; ``filter``: ``"test_acc > 0.9 and params.model.name = 'mlp'"``.
     """
     from labkit._cache import default_cache_dir
-    from labkit.tracking._query import fetch_runs
+    from labkit.tracking import fetch_runs
 
     names = [experiment] if isinstance(experiment, str) else list(experiment or [])
     users = [user] if isinstance(user, str) else list(user or [])
@@ -55,7 +55,7 @@ def history(run_id: str, metric: str, *, uri: str | None = None) -> pd.DataFrame
     """Every logged point of ``metric`` in run ``run_id``: columns ``step``, ``time`` (UTC), ``value``."""
     import pandas as pd
 
-    from labkit.tracking._query import fetch_history
+    from labkit.tracking import fetch_history
 
     points = fetch_history(default_uri(uri), run_id, metric)
     frame = pd.DataFrame(points, columns=["step", "time", "value"])

@@ -10,9 +10,8 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import nn
 
-from labkit.config import MAX_CLASSES, Experiment
-from labkit.config._base import ClassPathSpec, ComponentSpec
-from labkit.data._base import DataInfo
+from labkit.config import MAX_CLASSES, ClassPathSpec, ComponentSpec, Experiment
+from labkit.data import DataInfo
 from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
@@ -110,7 +109,7 @@ def _concrete(cls: Any, path: str, field: str, kind: str) -> None:
         raise RegistryError(f"{field}: {path} is {_NOT_A[kind]} (it is {what}); expected {expected}")
     missing: list[str] = []
     if kind == "data":
-        from labkit.data._base import ArraySplitDataModule
+        from labkit.data import ArraySplitDataModule
 
         if not issubclass(cls, pl.LightningDataModule):
             raise RegistryError(f"{field}: {path} is {_NOT_A[kind]}; expected {expected}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from labkit.errors import LabkitError
 from labkit.runner._rundir import RunDir
-from labkit.tracking._spool import SPOOL_FILE
+from labkit.tracking import SPOOL_FILE
 
 if TYPE_CHECKING:
     from labkit.tracking import Tracker

@@ -84,7 +84,7 @@ def load_surrogate(run_dir: Path) -> Loaded:
         raise LabkitError(f"run {run_dir} has no checkpoint (checkpoints/best.ckpt): did it finish an epoch?")
     import torch
 
-    from labkit.data._base import DataInfo
+    from labkit.data import DataInfo
     from labkit.runner._build import build_task
 
     checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
@@ -146,7 +146,7 @@ def generate_showers(
     the generation seed, plus ``surrogate`` (True) and ``surrogate_*`` attributes naming the run."""
     from labkit import sim
     from labkit.errors import ConfigError
-    from labkit.sim._common import check_range
+    from labkit.sim import check_range
 
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in loaded.simulator_options.items()}
     trained = tuple(float(v) for v in options["energy_range"])

@@ -68,8 +68,7 @@ def plan_reproduction(run_id: str, uri: str, cwd: Path) -> Reproduction:
     """Fetch run ``run_id`` from ``uri`` and compare its code with the checkout at ``cwd``."""
     import yaml
 
-    from labkit.tracking import git_state
-    from labkit.tracking._query import fetch_artifact_text, fetch_run
+    from labkit.tracking import fetch_artifact_text, fetch_run, git_state
 
     record = fetch_run(uri, run_id)
     text = fetch_artifact_text(uri, run_id, "config.yaml")

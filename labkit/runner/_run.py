@@ -18,9 +18,7 @@ from labkit.errors import ConfigError, LabkitError
 from labkit.runner._failure import disk_problem, record_failure
 from labkit.runner._preempt import Preempted
 from labkit.runner._rundir import RunDir
-from labkit.tracking import git_state, redact_command, redact_uri, software_versions
-from labkit.tracking._provenance import user
-from labkit.tracking._spool import SPOOL_FILE
+from labkit.tracking import SPOOL_FILE, git_state, redact_command, redact_uri, software_versions, user
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -249,7 +247,7 @@ def _start_or_resume(
 ) -> str | None:
     import torch
 
-    from labkit.cluster._env import slurm_tags
+    from labkit.cluster import slurm_tags
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     if resuming:
@@ -295,7 +293,7 @@ def _train(
     from lightning.pytorch.accelerators import CUDAAccelerator
     from lightning.pytorch.loggers.logger import DummyLogger
 
-    from labkit.cluster._env import in_slurm_job
+    from labkit.cluster import in_slurm_job
     from labkit.runner._preempt import InterruptWatch, PreemptionCallback, ctrl_c_raises, outside_training
     from labkit.runner._trainer import build_trainer
 
@@ -400,7 +398,7 @@ def _upload(exp: Experiment, tracker: Tracker, run_dir: RunDir, best: Path | Non
 def _record_preemption(tracker: Tracker | None, run_dir: RunDir, exc: Preempted, attempt: _Attempt) -> None:
     """The job stopped on a signal with a checkpoint saved: requeue it (the requeue signal) or
     leave it to SLURM (SIGTERM: requeued by an admin or preemption, or cancelled)."""
-    from labkit.cluster._slurm import current_job_id, requeue
+    from labkit.cluster import current_job_id, requeue
 
     job = current_job_id()
     status = "REQUEUED" if exc.requeue and job else "INTERRUPTED"

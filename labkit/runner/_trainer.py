@@ -80,7 +80,7 @@ def check_accelerator(exp: Experiment) -> None:
     before any data is built (Lightning finds out only when the Trainer is made)."""
     import torch
 
-    from labkit.cluster._env import in_slurm_job
+    from labkit.cluster import in_slurm_job
 
     t = exp.trainer
     if t.accelerator in ("gpu", "cuda"):
@@ -119,7 +119,7 @@ def _cluster_environment() -> list[Any] | None:
     its auto-requeue, which labkit's PreemptionCallback replaces."""
     from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 
-    from labkit.cluster._env import in_slurm_job
+    from labkit.cluster import in_slurm_job
 
     if not (in_slurm_job() and SLURMEnvironment.detect()):
         return None

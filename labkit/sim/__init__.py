@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 
 __all__ = [
+    "check_range",
     "MATERIALS",
     "MAX_EVENTS",
     "SEED_LIMIT",
@@ -49,7 +50,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
-    from labkit.sim._common import MAX_EVENTS, SEED_LIMIT, check_output
+    from labkit.sim._common import MAX_EVENTS, SEED_LIMIT, check_output, check_range
     from labkit.sim._dijet import DijetModel, DijetSample, simulate_dijet
     from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
     from labkit.sim._registry import (
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "check_range": "labkit.sim._common",
     **dict.fromkeys(("MATERIALS", "CaloSample", "Material", "simulate_calo"), "labkit.sim._calo"),
     **dict.fromkeys(("DijetModel", "DijetSample", "simulate_dijet"), "labkit.sim._dijet"),
     **dict.fromkeys(("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"), "labkit.sim._grf"),

@@ -17,11 +17,14 @@ __all__ = [
     "best_experiment",
     "default_storage",
     "study_report",
+    "submit_study",
+    "summarize_study",
     "tune",
     "worker_loop",
 ]
 
 if TYPE_CHECKING:
+    from labkit.tuning._cluster import submit_study, summarize_study
     from labkit.tuning._study import StudyHandle
     from labkit.tuning._tune import (
         StudyReport,
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
         worker_loop,
     )
 
-_LAZY = {name: "labkit.tuning._tune" for name in __all__ if name != "StudyHandle"}
-_LAZY["StudyHandle"] = "labkit.tuning._study"
-__getattr__ = lazy_getattr(__name__, _LAZY)
+_ELSEWHERE = {
+    "StudyHandle": "labkit.tuning._study",
+    "submit_study": "labkit.tuning._cluster",
+    "summarize_study": "labkit.tuning._cluster",
+}
+__getattr__ = lazy_getattr(__name__, {name: _ELSEWHERE.get(name, "labkit.tuning._tune") for name in __all__})

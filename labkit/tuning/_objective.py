@@ -114,7 +114,7 @@ def run_trial(
     its run directory, from its checkpoint, into the same MLflow run. Only a preemption
     (:class:`~labkit.runner._preempt.Preempted`) leaves the trial RUNNING, for the requeued job.
     """
-    from labkit.cluster._slurm import current_job_id
+    from labkit.cluster import current_job_id
     from labkit.runner import RunDir, RunHooks, run
     from labkit.tracking import end_abandoned_run
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from labkit.config._search import MAX_GRID, CategoricalParam, FloatParam, SearchConfig
+from labkit.config import MAX_GRID, CategoricalParam, FloatParam, SearchConfig
 from labkit.errors import ConfigError
 
 __all__ = [

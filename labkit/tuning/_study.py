@@ -22,9 +22,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from labkit.config import Experiment, validate_experiment
+from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
-from labkit.tracking._provenance import redact_uri
 from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]

@@ -15,8 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from labkit._services import log_tail
-from labkit.config import Experiment, dump_experiment
-from labkit.config._search import MAX_GRID
+from labkit.config import MAX_GRID, Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._optuna import check_grid_size
 from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
@@ -66,7 +65,7 @@ def default_storage(runs_root: str | Path = "runs") -> str:
 
 def worker_loop(study: str, storage: str, progress: str = "plain") -> int:
     """Claim and run WAITING trials until none is left; return how many this worker ran."""
-    from labkit.cluster._slurm import current_job_id
+    from labkit.cluster import current_job_id
     from labkit.tuning._objective import run_trial
 
     handle = StudyHandle.load(study, storage)
@@ -234,7 +233,7 @@ def finish_study(handle: StudyHandle, parent: RunClient, total: int, folder: Pat
 
 def _check_metric(exp: Experiment) -> None:
     """The study metric must be one the task logs at each validation (checked before any trial)."""
-    from labkit.config._base import ClassPathSpec
+    from labkit.config import ClassPathSpec
     from labkit.errors import did_you_mean
 
     assert exp.search is not None

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "ConfigError",
     "DataError",
+    "Denied",
     "ExperimentFileError",
     "LabkitError",
+    "Preempted",
     "RegistryError",
+    "ReproduceError",
+    "ServerError",
+    "SlurmError",
+    "SpoolBusy",
+    "SpoolRefused",
     "TrackingError",
+    "Unreachable",
     "did_you_mean",
 ]
 
@@ -46,6 +55,57 @@ class DataError(LabkitError):
 
 class TrackingError(LabkitError):
     """The tracking store cannot be used as configured."""
+
+
+class Unreachable(TrackingError):
+    """The server did not answer, or answered that it cannot serve now: retry later.
+
+    ``refused``: nothing answers at that address at all (connection refused, no route, unknown
+    host), as opposed to a server that is busy or restarting its database connections."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class Denied(TrackingError):
+    """The server refused the credentials (401) or the permission (403): retrying cannot help."""
+
+
+class SpoolBusy(TrackingError):
+    """Another process is shipping this spool right now (the run itself, or another sync)."""
+
+
+class SpoolRefused(TrackingError):
+    """A spool that sync will not ship (nothing of it is sent): someone else's, writable by
+    others, not a labkit spool, meant for a URI the user did not name, or listing a file outside
+    its run directory."""
+
+
+class ServerError(TrackingError):
+    """The tracking server cannot be started or administered as asked."""
+
+
+class SlurmError(LabkitError):
+    """A SLURM command failed or is not installed here."""
+
+
+class ReproduceError(LabkitError):
+    """The checkout differs from the code the run used (and ``--force`` was not given)."""
+
+
+class Preempted(BaseException):
+    """Training stopped on a signal after saving ``checkpoint`` (not an error: the job resumes).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that code catching ``Exception`` (a
+    tuning worker recording a failed trial) lets it through. Not a :class:`LabkitError`: the CLI
+    reports it as a stop, not as something to fix. Here (torch-free) so that the CLI can catch it
+    by class without importing Lightning; raised by ``labkit.runner``'s preemption callback.
+    """
+
+    def __init__(self, signame: str, checkpoint: Path, requeue: bool) -> None:
+        super().__init__(f"{signame} received; checkpoint saved at {checkpoint}")
+        self.signame, self.checkpoint, self.requeue = signame, checkpoint, requeue
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from labkit import __version__
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, Preempted
 
 app = typer.Typer(
     name="labkit",
@@ -120,10 +120,8 @@ def _errors() -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - the last resort
         _unexpected(exc)
-    except BaseException as exc:
-        if type(exc).__name__ != "Preempted":  # labkit.runner's; importing it would import Lightning
-            raise
-        if getattr(exc, "requeue", False):
+    except Preempted as exc:  # a BaseException: not an error, the checkpoint is saved
+        if exc.requeue:
             print(f"labkit: {exc}; the job is requeued and resumes from it", file=sys.stderr)
             raise typer.Exit(0) from None
         _fail(f"{exc}; the run is marked KILLED and resumes from it if the job is requeued", 143)

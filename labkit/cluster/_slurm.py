@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.errors import LabkitError
+from labkit.errors import SlurmError
 
 __all__ = [
     "TERMINAL",
@@ -32,10 +32,6 @@ TERMINAL = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 )
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")
-
-
-class SlurmError(LabkitError):
-    """A SLURM command failed or is not installed here."""
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,9 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from labkit.errors import Preempted
+
 __all__ = ["InterruptWatch", "Preempted", "PreemptionCallback", "ctrl_c_raises", "outside_training"]
-
-
-class Preempted(BaseException):
-    """Training stopped on a signal after saving ``checkpoint`` (not an error: the job resumes).
-
-    A ``BaseException`` like ``KeyboardInterrupt``, so that code catching ``Exception`` (a
-    tuning worker recording a failed trial) lets it through.
-    """
-
-    def __init__(self, signame: str, checkpoint: Path, requeue: bool) -> None:
-        super().__init__(f"{signame} received; checkpoint saved at {checkpoint}")
-        self.signame, self.checkpoint, self.requeue = signame, checkpoint, requeue
 
 
 class PreemptionCallback(Callback):

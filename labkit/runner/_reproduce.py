@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ConfigError, ReproduceError
 
 __all__ = ["Reproduction", "ReproduceError", "compare_metrics", "plan_reproduction"]
-
-
-class ReproduceError(LabkitError):
-    """The checkout differs from the code the run used (and ``--force`` was not given)."""
 
 
 @dataclass

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from labkit.config import Experiment, dump_experiment, flatten
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ConfigError, LabkitError, Preempted
 from labkit.runner._failure import disk_problem, record_failure
-from labkit.runner._preempt import Preempted
 from labkit.runner._rundir import RunDir
 from labkit.tracking import SPOOL_FILE, git_state, redact_command, redact_uri, software_versions, user
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from labkit.errors import TrackingError, did_you_mean
+from labkit.errors import ServerError, did_you_mean
 from labkit.tracking._provenance import redact_uri
 
 __all__ = [
@@ -111,10 +111,6 @@ _CLEARED_ENV = (
 )
 
 _DATABASES = ("sqlite", "postgresql", "mysql")
-
-
-class ServerError(TrackingError):
-    """The tracking server cannot be started or administered as asked."""
 
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.errors import TrackingError
+from labkit.errors import Denied, TrackingError, Unreachable
 from labkit.tracking._provenance import redact_uri
 from labkit.tracking._spool import Op, Spool, metric_value
 from labkit.tracking._sync import artifact_inside
@@ -39,17 +39,6 @@ EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_develop
 RUN_KEY = "labkit.run_key"
 
 
-class Unreachable(TrackingError):
-    """The server did not answer, or answered that it cannot serve now: retry later.
-
-    ``refused``: nothing answers at that address at all (connection refused, no route, unknown
-    host), as opposed to a server that is busy or restarting its database connections."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
-
-
 # A server whose database is busy says so with HTTP 400 (MLflow wraps every SQLAlchemy error as
 # BAD_REQUEST): a QueuePool timeout under load is not an invalid request, and must be retried
 _BUSY = ("sqlalche", "queuepool", "database is locked", "deadlock", "could not connect", "timed out")
@@ -61,10 +50,6 @@ _REFUSED = (
     "temporary failure in name resolution",
     "connecttimeout",
 )
-
-
-class Denied(TrackingError):
-    """The server refused the credentials (401) or the permission (403): retrying cannot help."""
 
 
 def mlflow_client(uri: str):  # type: ignore[no-untyped-def]

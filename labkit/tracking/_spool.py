@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import TrackingError
+from labkit.errors import SpoolBusy, TrackingError
 
 __all__ = ["KINDS", "POINTS_SUFFIX", "SPOOL_FILE", "Op", "Pending", "Spool", "SpoolBusy", "find_spools"]
 
@@ -48,10 +48,6 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 _UPSERT = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 KINDS = ("metric", "param", "tag", "delete_tag", "artifact", "status")
-
-
-class SpoolBusy(TrackingError):
-    """Another process is shipping this spool right now (the run itself, or another sync)."""
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from labkit.errors import TrackingError
+from labkit.errors import SpoolBusy, SpoolRefused, TrackingError
 from labkit.tracking._provenance import redact_uri
-from labkit.tracking._spool import KINDS, POINTS_SUFFIX, Pending, Spool, SpoolBusy, find_spools
+from labkit.tracking._spool import KINDS, POINTS_SUFFIX, Pending, Spool, find_spools
 
 __all__ = ["SpoolRefused", "SyncResult", "check_spool", "configured_uri", "sync", "sync_spool"]
 
@@ -39,12 +39,6 @@ __all__ = ["SpoolRefused", "SyncResult", "check_spool", "configured_uri", "sync"
 _COLUMNS = {"meta": {"key", "value"}, "ops": {"seq", "kind", "key", "value", "num", "step", "ts"}}
 _REQUIRED_META = ("uri", "experiment", "run_name", "created_ms")
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,200}")  # a run key: uuid hex or labkit's run-dir key
-
-
-class SpoolRefused(TrackingError):
-    """A spool that sync will not ship (nothing of it is sent): someone else's, writable by
-    others, not a labkit spool, meant for a URI the user did not name, or listing a file outside
-    its run directory."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from labkit._rundir import RunDir
 from labkit.cluster._classpath import check_class_paths
 from labkit.cluster._profile import Profile
 from labkit.cluster._render import JobSpec, render_script
 from labkit.cluster._slurm import sbatch
 from labkit.config import Experiment, dump_experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
-from labkit.runner._rundir import RunDir
 
 __all__ = [
     "JOBS_FILE",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labkit._lazy import lazy_getattr
-from labkit.runner._rundir import RunDir
+from labkit._rundir import RunDir
 
 __all__ = [
     "RunDir",

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labkit._rundir import RunDir
 from labkit.errors import LabkitError
-from labkit.runner._rundir import RunDir
 from labkit.tracking import SPOOL_FILE
 
 if TYPE_CHECKING:

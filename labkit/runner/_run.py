@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from labkit._rundir import RunDir
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError, LabkitError, Preempted
 from labkit.runner._failure import disk_problem, record_failure
-from labkit.runner._rundir import RunDir
 from labkit.tracking import SPOOL_FILE, git_state, redact_command, redact_uri, software_versions, user
 
 if TYPE_CHECKING:

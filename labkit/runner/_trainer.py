@@ -9,10 +9,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers.logger import Logger
 
+from labkit._rundir import RunDir
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.runner._progress import progress_callback
-from labkit.runner._rundir import RunDir
 
 __all__ = ["build_trainer", "check_accelerator"]
 

@@ -90,7 +90,7 @@ def test_read_only_run_json_raises_the_first_error(tmp_path: Path, monkeypatch: 
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(Path, "write_text", read_only)
-    monkeypatch.setattr("labkit.runner._rundir.os.open", no_open)
+    monkeypatch.setattr("labkit._rundir.os.open", no_open)
     with pytest.raises(OSError, match=r"Read-only file system.*run\.json\.tmp"):
         run_dir.mark("FAILED")
     assert (run_dir.path / "run.json").read_text() == before

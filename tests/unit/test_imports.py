@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,45 +10,6 @@ import pytest
 from tests.conftest import REPO
 
 HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "optuna")
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "labkit",
-        "labkit.cli",
-        "labkit.config",
-        "labkit.errors",
-        "labkit.runner",
-        "labkit.tracking",
-        "labkit.tracking._spool",
-        "labkit.tracking._sync",
-        "labkit.tracking._server",
-        "labkit.models",
-        "labkit.data",
-        "labkit.tasks",
-        "labkit.tuning",
-        "labkit.cluster",
-        "labkit.cluster._submit",
-        "labkit.cluster._status",
-        "labkit.cluster._env",
-        "labkit.sim",
-        "labkit.sim._registry",
-        "labkit.data._specs",
-        "labkit.tasks._specs",
-        "labkit.report",
-        "labkit.report._table",
-        "labkit.report._format",
-        "labkit.report._html",
-        "labkit.report._api",
-        "labkit.tracking._query",
-        "labkit.runner._reproduce",
-    ],
-)
-def test_light_imports(module: str) -> None:
-    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.strip() == "[]"
 
 
 def _imports(path: Path) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,11 +56,6 @@ def test_rendered_script_matches_golden_file(
     assert script == path.read_text(), f"{path} differs; LABKIT_UPDATE_GOLDEN=1 rewrites it after review"
 
 
-@pytest.mark.parametrize("golden", [c[0] for c in CASES])
-def test_golden_scripts_are_valid_bash(golden: str) -> None:
-    assert subprocess.run(["bash", "-n", str(GOLDEN / f"{golden}.sh")]).returncode == 0
-
-
 def test_gpu_paths_in_rendered_scripts() -> None:
     four = render_case("lab-gpu", ["gpus_per_node=4"], "digits_cnn")
     assert "#SBATCH --gres=gpu:a100:4" in four and "#SBATCH --ntasks-per-node=4" in four
@@ -75,41 +69,6 @@ def test_gpu_paths_in_rendered_scripts() -> None:
     assert "sacct -j" in v100  # from the site's own template
     cpu = render_case("slurm-local", [], "digits_mlp")
     assert "--gres" not in cpu and "srun /opt/venv/bin/python -m labkit run" in cpu
-
-
-def _run_launch_line(tmp_path: Path, job: JobSpec) -> str:
-    """Run the rendered script's commands with srun standing for "run the command"."""
-    profile, path = load_profile(REPO / "cluster" / "slurm-local.yaml")
-    script = render_script(profile, path, job)
-    body = 'srun() { "$@"; }\n' + script.split("set -eo pipefail", 1)[1]
-    out = subprocess.run(["bash", "-c", body], capture_output=True, text=True, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def test_user_strings_reach_the_command_verbatim_and_run_nothing(tmp_path: Path) -> None:
-    canary = tmp_path / "pwned"
-    evil = [
-        f"x$(touch {canary})y",
-        f"`touch {canary}`",
-        f"'; touch {canary}; '",
-        f'"; touch {canary}; "',
-        f"a\ntouch {canary}",
-        "$HOME ${PATH} * ?",
-    ]
-    job = JobSpec(
-        job_name="evil",
-        command=evil,
-        launcher=["printf", "<%s>\\n"],
-        workdir=tmp_path,
-        output=tmp_path / "slurm-%j.out",
-        environment={"NOTE": f"$(touch {canary})"},
-        notes=[f"run name x$(touch {canary})\ntouch {canary}"],
-    )
-    out = _run_launch_line(tmp_path, job)
-    assert not canary.exists()
-    printed = out.split("\n", 1)[1]  # after the "labkit: job ..." line
-    assert printed == "".join(f"<{arg}>\n" for arg in evil)
 
 
 def test_a_comment_cannot_start_a_new_line_of_the_script(tmp_path: Path) -> None:

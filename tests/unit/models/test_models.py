@@ -46,12 +46,3 @@ def test_cnn_rejects_flat_samples() -> None:
 def test_unknown_activation() -> None:
     with pytest.raises(ValueError, match=r"unknown activation 'swish'; valid: relu"):
         MLP((4,), 2, activation="swish")
-
-
-def test_models_import_no_lightning() -> None:
-    import subprocess
-    import sys
-
-    code = "import labkit.models as m, sys; m.MLP; m.SmallCNN; print(any(k.startswith('lightning') for k in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -12,7 +10,6 @@ import pytest
 
 from labkit import sim
 from labkit.errors import ConfigError
-from tests.conftest import REPO
 
 
 def test_registry_knows_each_simulator_its_arrays_and_options() -> None:
@@ -106,13 +103,3 @@ def test_non_samples_are_refused() -> None:
         sim.as_arrays({"x": np.zeros(3)})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"not a simulator sample: int"):
         sim.write_h5(3, "x.h5")  # type: ignore[arg-type]
-
-
-def test_importing_the_package_is_lazy_and_light() -> None:
-    code = (
-        "import sys, labkit.sim as s; print(sorted(m for m in sys.modules if m.startswith('labkit.sim.') "
-        "or m.split('.')[0] in ('h5py', 'torch', 'scipy'))); s.simulate_grf; "
-        "print('scipy' in sys.modules, 'h5py' in sys.modules, 'torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.splitlines() == ["[]", "False False False"]

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from labkit.errors import TrackingError
-from labkit.tracking import Tracker, git_state, redact_uri
+from labkit.tracking import Tracker, redact_uri
 
 
 @pytest.fixture
@@ -100,26 +99,6 @@ def test_redact_uri(uri: str, shown: str) -> None:
     assert redact_uri(uri) == shown
 
 
-def test_git_state(tmp_path: Path) -> None:
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
-
-    assert git_state(tmp_path) is None
-    git("init", "-q")
-    git("config", "user.email", "t@example.invalid")
-    git("config", "user.name", "t")
-    (tmp_path / "a.txt").write_text("one\n")
-    git("add", "a.txt")
-    git("commit", "-qm", "first")
-    clean = git_state(tmp_path / "a.txt")
-    assert clean is not None and not clean.dirty and len(clean.commit) == 40 and clean.patch == ""
-    (tmp_path / "a.txt").write_text("two\n")
-    (tmp_path / "new.txt").write_text("untracked\n")
-    dirty = git_state(tmp_path)
-    assert dirty is not None and dirty.dirty and dirty.commit == clean.commit
-    assert "+two" in dirty.patch and "#   new.txt" in dirty.patch
-
-
 def test_experiments_are_marked_model_training_for_the_ui(store: str, tmp_path: Path) -> None:
     client = MlflowClient(store)
     old = client.create_experiment("old")  # made by someone else, without the tag
@@ -140,19 +119,3 @@ def test_redact_command() -> None:
     shown = "labkit run e.yaml 'tracking.uri=https://bob:***@mlflow.lab/' seed=3 'model.hidden=[1, 2]'"
     assert redact_command(cmd) == shown
     assert redact_command("labkit run https://bob:pw@h/x") == "labkit run 'https://bob:***@h/x'"
-
-
-@pytest.mark.parametrize(("before", "after"), [(None, "true"), ("false", "false")])
-def test_mlflow_telemetry_off_unless_opted_in(before: str | None, after: str) -> None:
-    import os
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
-    if before is not None:
-        env["MLFLOW_DISABLE_TELEMETRY"] = before
-    code = (
-        "import os; from labkit.tracking._shipper import mlflow_client; mlflow_client('sqlite://'); "
-        "print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == after

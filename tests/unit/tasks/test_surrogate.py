@@ -1,5 +1,5 @@
 """The surrogate task's checks of the data and its preprocessing (the training and the test
-metrics run in tests/unit/runner/test_generate.py and the shipped experiment's smoke run)."""
+metrics run in tests/integration/runner/test_generate.py and the shipped experiment's smoke run)."""
 
 from __future__ import annotations
 

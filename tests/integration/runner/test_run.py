@@ -168,7 +168,7 @@ def test_plain_progress_reports_inside_long_epochs() -> None:
 def test_config_artifact_hides_passwords(load: Load, store: str) -> None:
     import uuid
 
-    from labkit.runner._rundir import RunDir
+    from labkit.runner import RunDir
 
     password = uuid.uuid4().hex  # appears in no source file (git.diff holds this test's source)
     exp = load("digits_mlp", *SMOKE)

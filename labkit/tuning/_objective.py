@@ -112,7 +112,7 @@ def run_trial(
 
     ``reclaimed``: the trial was running in this SLURM job when it was preempted; it continues in
     its run directory, from its checkpoint, into the same MLflow run. Only a preemption
-    (:class:`~labkit.runner._preempt.Preempted`) leaves the trial RUNNING, for the requeued job.
+    (:class:`~labkit.errors.Preempted`) leaves the trial RUNNING, for the requeued job.
     """
     from labkit.cluster import current_job_id
     from labkit.runner import RunDir, RunHooks, run

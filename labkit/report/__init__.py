@@ -9,40 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "HEADLINE",
-    "ReportSources",
-    "build_report",
-    "compare_frame",
-    "default_uri",
-    "format_table",
-    "higher_is_better",
-    "parse_filter",
-    "parse_since",
-    "runs_frame",
-    "select",
-]
-
-if TYPE_CHECKING:
-    from labkit.report._api import default_uri
-    from labkit.report._format import format_table
-    from labkit.report._html import ReportSources, build_report
-    from labkit.report._table import (
-        HEADLINE,
-        compare_frame,
-        higher_is_better,
-        parse_filter,
-        parse_since,
-        runs_frame,
-        select,
-    )
-
-_LAZY = {
-    "format_table": "labkit.report._format",
-    **dict.fromkeys(
-        (
+__all__, _lazy_getattr = lazy_exports(
+    __name__,
+    {
+        "labkit.report._api": ("default_uri",),
+        "labkit.report._format": ("format_table",),
+        "labkit.report._html": ("ReportSources", "build_report"),
+        "labkit.report._table": (
             "HEADLINE",
             "compare_frame",
             "higher_is_better",
@@ -51,15 +26,20 @@ _LAZY = {
             "runs_frame",
             "select",
         ),
-        "labkit.report._table",
-    ),
-}
-__getattr__ = lazy_getattr(
-    __name__,
-    {
-        **_LAZY,
-        "default_uri": "labkit.report._api",
-        "ReportSources": "labkit.report._html",
-        "build_report": "labkit.report._html",
     },
 )
+
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.report._api import default_uri as default_uri
+    from labkit.report._format import format_table as format_table
+    from labkit.report._html import ReportSources as ReportSources
+    from labkit.report._html import build_report as build_report
+    from labkit.report._table import HEADLINE as HEADLINE
+    from labkit.report._table import compare_frame as compare_frame
+    from labkit.report._table import higher_is_better as higher_is_better
+    from labkit.report._table import parse_filter as parse_filter
+    from labkit.report._table import parse_since as parse_since
+    from labkit.report._table import runs_frame as runs_frame
+    from labkit.report._table import select as select
+else:
+    __getattr__ = _lazy_getattr

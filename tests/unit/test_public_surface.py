@@ -7,7 +7,10 @@ easy to let drift from ``__all__``.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +197,34 @@ def test_every_public_name_resolves(package: str) -> None:
     module = importlib.import_module(package)
     missing = [name for name in module.__all__ if not hasattr(module, name)]
     assert not missing, f"{package}.__all__ names what the package cannot give: {missing}"
+
+
+def _type_checking_imports(package: str) -> dict[str, str]:
+    """``{name: module}`` of the ``if TYPE_CHECKING:`` imports in ``package``'s ``__init__``."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text())
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom) and stmt.module:
+                    for alias in stmt.names:
+                        found[alias.asname or alias.name] = stmt.module
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_type_checkers_see_what_runs(package: str) -> None:
+    """The ``TYPE_CHECKING`` imports (what mypy sees) and the lazy map (what runs) agree: every
+    lazily exported name is imported for type checkers from the module that provides it."""
+    module = importlib.import_module(package)
+    static = _type_checking_imports(package)
+    lazy = set(module.__all__) - set(vars(module))  # not defined yet: served by __getattr__
+    assert lazy <= set(static), (
+        f"{package}: exported lazily but unknown to type checkers: {lazy - set(static)}"
+    )
+    extra = set(static) - set(module.__all__)
+    assert not extra, f"{package}: imported for type checkers but not exported: {sorted(extra)}"
+    for name, where in static.items():
+        assert getattr(module, name) is getattr(importlib.import_module(where), name), (package, name, where)

@@ -141,6 +141,88 @@ def test_scan_sees_function_imports_and_skips_type_checking(tmp_path: Path) -> N
     assert private_imports(tmp_path) == {("labkit/a/use.py", "labkit.b._impl"): [6, 8, 9]}
 
 
+def _package_of(parts: list[str], root: Path) -> str:
+    """The package a module belongs to: ``labkit.x`` for anything under ``labkit/x/``; the
+    ground floor (``labkit._rundir``, ``labkit.errors`` ...) is one package, ``ground``; the
+    facade ``labkit/__init__.py`` (``__version__`` and lazy names) another, ``labkit``; the entry
+    point ``python -m labkit`` a third, ``__main__``."""
+    if len(parts) < 2 or parts[1] == "__init__":
+        return "labkit"
+    if parts[1] == "__main__":
+        return "__main__"
+    return parts[1] if (root / "labkit" / parts[1]).is_dir() else "ground"
+
+
+def package_graph(root: Path = REPO) -> dict[str, set[str]]:
+    """package -> the other labkit packages it imports (function imports count)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((root / "labkit").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        source = _package_of(parts, root)
+        edges = graph.setdefault(source, set())
+        for module, _ in _imported_modules(ast.parse(path.read_text(), str(path)), ".".join(parts[:-1])):
+            target_parts = module.split(".")
+            if target_parts[0] != "labkit" or not _is_module(module, root):
+                continue
+            target = _package_of(target_parts, root) if len(target_parts) > 1 else "labkit"
+            if target != source:
+                edges.add(target)
+    return graph
+
+
+def package_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one package (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return sorted(cycles)
+
+
+def test_no_package_cycles() -> None:
+    cycles = package_cycles(package_graph())
+    assert not cycles, "packages that import each other (directly or round a loop): " + "; ".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_cycle_scan_finds_a_loop_through_a_function_import(tmp_path: Path) -> None:
+    for package, body in (
+        ("a", "from labkit.b import x\n"),
+        ("b", "def f():\n    import labkit.c\n"),
+        ("c", "from labkit.a import y\n"),
+        ("d", "import labkit.a\n"),
+    ):
+        (tmp_path / "labkit" / package).mkdir(parents=True)
+        (tmp_path / "labkit" / package / "__init__.py").write_text(body)
+    (tmp_path / "labkit" / "__init__.py").write_text("")
+    assert package_cycles(package_graph(tmp_path)) == [["a", "b", "c"]]
+
+
 if __name__ == "__main__":
     for file, module in sorted(private_imports()):
         print(f'        ("{file}", "{module}"),')
+    print("package cycles:", package_cycles(package_graph()))

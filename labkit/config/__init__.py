@@ -1,8 +1,10 @@
 """Experiment files: the schema, loading with overrides, validation and its error messages.
 
 Nothing here imports torch or Lightning: validating an experiment is fast enough for a login
-node. Names load on first use, so that the component specs (``labkit.data._specs`` ...) can
-import ``labkit.config._base`` without importing the schema that imports them.
+node. The option specs of the registered components live here too (``MLPSpec``, ``DigitsSpec``,
+``ClassificationSpec``... and the tuples ``MODEL_SPECS``, ``DATA_SPECS``, ``TASK_SPECS``); each
+names the class it builds by a ``target`` string, so that config imports no other labkit
+package. Names load on first use.
 """
 
 from __future__ import annotations
@@ -12,6 +14,25 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 
 __all__ = [
+    "DATA_SPECS",
+    "MODEL_SPECS",
+    "TASK_SPECS",
+    "AnomalySpec",
+    "ArraysSpec",
+    "AutoencoderSpec",
+    "CNNSpec",
+    "CVAESpec",
+    "ClassificationSpec",
+    "DataSpec",
+    "DigitsSpec",
+    "FileSpec",
+    "MLPSpec",
+    "RegressionSpec",
+    "SegmentationSpec",
+    "SimulatedSpec",
+    "SurrogateSpec",
+    "TaskSpec",
+    "UNetSpec",
     "MAX_GRID",
     "CategoricalParam",
     "ClassPathSpec",
@@ -43,6 +64,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from labkit.config._base import MAX_CLASSES, SEED_LIMIT, ClassPathSpec, ComponentSpec, Section
+    from labkit.config._data_specs import (
+        DATA_SPECS,
+        ArraysSpec,
+        DataSpec,
+        DigitsSpec,
+        FileSpec,
+        SimulatedSpec,
+    )
     from labkit.config._load import (
         DEFAULT_STORE,
         default_tracking_uri,
@@ -52,6 +81,14 @@ if TYPE_CHECKING:
         load_experiment,
         parse_value,
         validate_experiment,
+    )
+    from labkit.config._model_specs import (
+        MODEL_SPECS,
+        AutoencoderSpec,
+        CNNSpec,
+        CVAESpec,
+        MLPSpec,
+        UNetSpec,
     )
     from labkit.config._schema import (
         CheckpointConfig,
@@ -63,6 +100,15 @@ if TYPE_CHECKING:
         TrainerConfig,
     )
     from labkit.config._search import MAX_GRID, CategoricalParam, FloatParam, IntParam, SearchConfig
+    from labkit.config._task_specs import (
+        TASK_SPECS,
+        AnomalySpec,
+        ClassificationSpec,
+        RegressionSpec,
+        SegmentationSpec,
+        SurrogateSpec,
+        TaskSpec,
+    )
     from labkit.config._uri import redact_uri, tracking_uri_problem
 
 _LOAD = (
@@ -89,6 +135,26 @@ __getattr__ = lazy_getattr(
         **dict.fromkeys(
             ("MAX_GRID", "CategoricalParam", "FloatParam", "IntParam", "SearchConfig"),
             "labkit.config._search",
+        ),
+        **dict.fromkeys(
+            ("DATA_SPECS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"),
+            "labkit.config._data_specs",
+        ),
+        **dict.fromkeys(
+            ("MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "UNetSpec"),
+            "labkit.config._model_specs",
+        ),
+        **dict.fromkeys(
+            (
+                "TASK_SPECS",
+                "AnomalySpec",
+                "ClassificationSpec",
+                "RegressionSpec",
+                "SegmentationSpec",
+                "SurrogateSpec",
+                "TaskSpec",
+            ),
+            "labkit.config._task_specs",
         ),
         "redact_uri": "labkit.config._uri",
         "tracking_uri_problem": "labkit.config._uri",

@@ -16,11 +16,11 @@ from pydantic import (
 )
 
 from labkit.config._base import ClassPathSpec, PathText, Section, Seed, component_union
+from labkit.config._data_specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
+from labkit.config._model_specs import MODEL_SPECS, CNNSpec, MLPSpec
 from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
+from labkit.config._task_specs import TASK_SPECS, ClassificationSpec, RegressionSpec
 from labkit.config._uri import tracking_uri_problem
-from labkit.data._specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
-from labkit.models._specs import MODEL_SPECS, CNNSpec, MLPSpec
-from labkit.tasks._specs import TASK_SPECS, ClassificationSpec, RegressionSpec
 
 __all__ = [
     "CheckpointConfig",

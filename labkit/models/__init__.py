@@ -1,7 +1,7 @@
 """Plain ``torch.nn.Module`` models; no Lightning, no tracking.
 
 Every model takes ``in_shape`` (the shape of one sample) and ``out_features`` first, then its
-own options (the fields of its spec in :mod:`labkit.models._specs`). torch is imported only
+own options (the fields of its spec, e.g. :class:`labkit.config.MLPSpec`). torch is imported only
 when a model class is first used.
 """
 

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from labkit.config import AnomalySpec
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._functional import max_sic, rejection_at_efficiency, roc_auc, sic_curve
-from labkit.tasks._specs import AnomalySpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

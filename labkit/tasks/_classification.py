@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
+from labkit.config import ClassificationSpec
 from labkit.tasks._base import Task, unpack_batch
-from labkit.tasks._specs import ClassificationSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

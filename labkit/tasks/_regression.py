@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.regression import MeanSquaredError
 
+from labkit.config import RegressionSpec
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant
-from labkit.tasks._specs import RegressionSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

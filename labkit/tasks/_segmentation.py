@@ -13,8 +13,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassJaccardIndex
 from torchmetrics.segmentation import DiceScore
 
+from labkit.config import SegmentationSpec
 from labkit.tasks._base import Task, unpack_batch
-from labkit.tasks._specs import SegmentationSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labkit.config import SurrogateSpec
 from labkit.errors import DataError
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._generative import (
@@ -22,7 +23,6 @@ from labkit.tasks._generative import (
     separation_power,
     shower_features,
 )
-from labkit.tasks._specs import SurrogateSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -272,7 +272,7 @@ def test_a_directory_as_data_path_is_named_a_directory(data: str, tmp_path: Path
 
 def test_the_event_bound_is_the_simulators() -> None:
     from labkit import sim
-    from labkit.data._specs import MAX_EVENTS
+    from labkit.config._data_specs import MAX_EVENTS
 
     assert MAX_EVENTS == sim.MAX_EVENTS
 

@@ -11,14 +11,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from labkit.config import OptimizerConfig
+from labkit.config import AnomalySpec, OptimizerConfig
 from labkit.data import DataInfo
 from labkit.errors import DataError
 from labkit.models import MLP, Autoencoder
 from labkit.sim._dijet import COLUMNS, simulate_dijet
 from labkit.tasks import AnomalyTask
 from labkit.tasks._functional import max_sic, rejection_at_efficiency, roc_auc
-from labkit.tasks._specs import AnomalySpec
 
 SR = (3.3, 3.7)
 FEATURES = COLUMNS[1:]

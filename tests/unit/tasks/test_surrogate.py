@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from labkit import sim
-from labkit.config import OptimizerConfig
+from labkit.config import OptimizerConfig, SurrogateSpec
 from labkit.data._base import DataInfo
 from labkit.errors import DataError
 from labkit.models._cvae import ConditionalVAE
-from labkit.tasks._specs import SurrogateSpec
 from labkit.tasks._surrogate import SurrogateTask
 
 OPTIONS = sim.options("calo")

@@ -7,13 +7,13 @@ job`` (which keeps finished jobs for ``MinJobAge``, 5 minutes by default) where 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.cluster._env import current_job_id
 from labkit.errors import SlurmError
 
 __all__ = [
@@ -104,15 +104,6 @@ def requeue(job_id: str) -> None:
     out = _run(["scontrol", "requeue", *check_job_ids([job_id])])
     if out.returncode != 0:
         raise SlurmError(f"scontrol requeue {job_id} failed: {out.stderr.strip()}")
-
-
-def current_job_id(environ: Mapping[str, str] | None = None) -> str | None:
-    """This process's job id as ``scontrol``/``sacct`` write it (``A_T`` for an array task)."""
-    env = os.environ if environ is None else environ
-    array = env.get("SLURM_ARRAY_JOB_ID")
-    if array and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{array}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
 
 
 def query(ids: Sequence[str]) -> dict[str, JobInfo]:

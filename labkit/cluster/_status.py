@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from labkit.cluster._jobs import known_jobs
 from labkit.cluster._slurm import TERMINAL, JobInfo, check_job_ids, parse_scontrol, query
-from labkit.cluster._submit import known_jobs
 from labkit.errors import LabkitError
 
 __all__ = ["follow_log", "job_table", "log_file"]

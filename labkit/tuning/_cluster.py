@@ -10,24 +10,14 @@ never in the script.
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from labkit.cluster._profile import Preemption, Profile
-from labkit.cluster._render import JobSpec, render_script
-from labkit.cluster._slurm import sbatch
-from labkit.cluster._submit import (
-    _check_uri,
-    adapt_experiment,
-    check_job_imports,
-    job_environment,
-    launcher,
-    record_job,
-)
+from labkit.cluster import Executor, JobRecord, JobSpec, Profile
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.tuning._optuna import check_grid_size
@@ -77,18 +67,19 @@ def submit_study(
     workers: int,
     dry_run: bool = False,
     stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> StudySubmission:
-    """Queue the study's trials and submit ``workers`` array tasks plus the summary job."""
+    """Queue the study's trials and submit ``workers`` array tasks plus the summary job.
+    ``environ``: the environment sbatch passes on to the jobs (default: this process's)."""
     stream = stream or sys.stderr
     check_study_name(study)
     check_trials(trials)
     check_workers(workers, MAX_ARRAY_WORKERS, "SLURM array tasks")
-    profile = _worker_profile(profile)
-    _check_uri(exp)
-    check_job_imports(exp, profile)
+    executor = Executor(_worker_profile(profile), profile_path, environ)
+    executor.check(exp)
     if exp.search is not None:
         check_grid_size(exp.search)
-    exp = adapt_experiment(exp, profile)
+    exp = executor.adapt(exp)
     folder = study_folder(exp, study).resolve() / f"slurm-{datetime.now():%Y%m%d-%H%M%S}"
     notes = [
         f"labkit: {workers} workers of study {study} ({exp.name}); storage {_redact(storage)} "
@@ -96,60 +87,55 @@ def submit_study(
         f"profile {profile.name}: one task per worker, {profile.gpus_per_node} GPU(s) each; "
         "a preempted worker is requeued and continues its trial",
     ]
-    env = job_environment(profile)
+    env = executor.job_environment()
     if profile.cpus_per_task is None:  # else the script sets it from SLURM_CPUS_PER_TASK
         env["OMP_NUM_THREADS"] = "1"
     workers_job = JobSpec(
         job_name=f"{exp.name}-tune",
         command=["tune", "worker", "--study", study],
-        launcher=launcher(profile),
+        launcher=executor.launcher,
         workdir=Path.cwd(),
         output=folder / "slurm-%A_%a.out",
         array=f"0-{workers - 1}",
         environment=env,
         notes=notes,
     )
-    script = render_script(profile, profile_path, workers_job)
+    # rendered first: a template error stops here, before the study exists
+    planned = executor.submit(workers_job, script_file=folder / "workers.sh", dry_run=True)
     if dry_run:
-        return StudySubmission(None, None, script, folder)
+        return StudySubmission(None, None, planned.script, folder)
 
     handle, parent, total = prepare_study(exp, study=study, storage=storage, trials=trials, stream=stream)
     del handle, parent, total  # the workers and the summary job take it from here
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "workers.sh").write_text(script)
-    job_env = dict(os.environ) | {"LABKIT_STUDY_STORAGE": storage}
-    array_job = sbatch(folder / "workers.sh", job_env)
-    # the summary: one small CPU task after every worker has ended (however it ended)
-    light = profile.model_copy(
-        update={
-            "gpus_per_node": 0,
-            "gpu_type": None,
-            "tasks_per_node": 1,
-            "cpus_per_task": 1,
-            "time": "00:15:00",
-            "mem": None,
-            "mem_per_cpu": None,
-            "exclusive": False,
-            "preemption": Preemption(signal="USR1", grace=60, requeue=True),
-        }
+    secret = {"LABKIT_STUDY_STORAGE": storage}  # in the jobs' environment, never in a script
+    array = executor.submit(
+        workers_job,
+        script_file=folder / "workers.sh",
+        environment=secret,
+        record_to=exp.runs_root,
+        record=JobRecord(kind="tune", name=exp.name, gpus=profile.gpus_per_node, array=workers, study=study),
     )
-    summary = JobSpec(
+    assert array.job_id is not None
+    # the summary: one small CPU task after every worker has ended (however it ended)
+    light = executor.light(time="00:15:00")
+    summary_job = JobSpec(
         job_name=f"{exp.name}-tune-summary",
         command=["tune", "summarize", "--study", study],
-        launcher=launcher(profile),
+        launcher=executor.launcher,
         workdir=Path.cwd(),
         output=folder / "slurm-%j-summary.out",
-        environment=job_environment(light),
-        notes=[f"labkit: summary of study {study} after array job {array_job}"],
+        environment=light.job_environment(),
+        notes=[f"labkit: summary of study {study} after array job {array.job_id}"],
     )
-    (folder / "summary.sh").write_text(render_script(light, profile_path, summary))
-    summary_job = sbatch(folder / "summary.sh", job_env, extra=[f"--dependency=afterany:{array_job}"])
-    common = {"name": exp.name, "cluster": profile.name, "dir": str(folder), "study": study}
-    record_job(
-        exp.runs_root, job_id=array_job, kind="tune", array=workers, gpus=profile.gpus_per_node, **common
+    summary = light.submit(
+        summary_job,
+        script_file=folder / "summary.sh",
+        environment=secret,
+        after=array.job_id,
+        record_to=exp.runs_root,
+        record=JobRecord(kind="tune-summary", name=exp.name, gpus=0, study=study),
     )
-    record_job(exp.runs_root, job_id=summary_job, kind="tune-summary", gpus=0, **common)
-    return StudySubmission(array_job, summary_job, script, folder)
+    return StudySubmission(array.job_id, summary.job_id, array.script, folder)
 
 
 def summarize_study(study: str, storage: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from labkit.cluster._env import in_slurm_job, slurm_tags
+from labkit.cluster._jobs import known_jobs, record_job
 from labkit.cluster._slurm import (
     SlurmError,
     _gpus,
@@ -19,7 +20,6 @@ from labkit.cluster._slurm import (
     query,
     sbatch,
 )
-from labkit.cluster._submit import known_jobs, record_job
 
 LINE = (
     "JobId=124 ArrayJobId=123 ArrayTaskId=1 JobName=digits_mlp-tune UserId=ana(1000) JobState=RUNNING "

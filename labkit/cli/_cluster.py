@@ -58,9 +58,9 @@ def status(
 ) -> None:
     """State, elapsed time, nodes and GPU-hours of SLURM jobs, with the GPU-hours summed."""
     with _errors():
-        from labkit.cluster import job_table
+        from labkit.cluster import Executor
 
-        rows, total = job_table(jobs or [], runs_root)
+        rows, total = Executor().status(jobs or [], runs_root=runs_root)
         if not rows:
             print(f"labkit: no jobs (none given, none submitted from {runs_root})")
             return
@@ -89,9 +89,9 @@ def cancel(
 ) -> None:
     """Cancel SLURM jobs (scancel). A training job saves a checkpoint first; its run is marked KILLED."""
     with _errors():
-        from labkit.cluster import cancel as scancel
+        from labkit.cluster import Executor
 
-        scancel(jobs)
+        Executor().cancel(jobs)
         print(f"labkit: cancelled {', '.join(jobs)}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -34,7 +35,13 @@ def submit(
         exp = load_experiment(file, [*profile.overrides, *(overrides or [])])
         command = shlex.join(["labkit", *sys.argv[1:]])
         done = submit_run(
-            exp, profile, profile_path, source=Path(file).resolve(), command=command, dry_run=dry_run
+            exp,
+            profile,
+            profile_path,
+            source=Path(file).resolve(),
+            command=command,
+            dry_run=dry_run,
+            environ=os.environ,  # what sbatch passes on to the job: read here, at the edge
         )
         if dry_run:
             print(done.script, end="")

@@ -52,7 +52,7 @@ class DataInfo:
     reference_metrics: dict[str, float] = field(default_factory=dict)
     #: names of the input columns when the inputs are a table (N, F), else empty
     input_names: tuple[str, ...] = ()
-    #: the extra per-event arrays the task asked for (``TaskSpec.extras``), for the test split in
+    #: the extra per-event arrays the task asked for (``Task.extras``), for the test split in
     #: the order of the test loader
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     #: for events from labkit.sim: the simulator's name and its options (a surrogate of the

@@ -13,6 +13,7 @@ from torch import nn
 from labkit.config import MAX_CLASSES, ClassPathSpec, ComponentSpec, Experiment
 from labkit.data import DataInfo
 from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
+from labkit.tasks import Task
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
 
@@ -144,7 +145,8 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
     kind = getattr(type(exp.task), "target_kind", "labels")
-    extras = {"extras": exp.task.extras()} if exp.task.extras() else {}
+    wanted = _task_class(exp).extras(exp.task)
+    extras = {"extras": wanted} if wanted else {}
     return cls(**spec.options(), seed=exp.seed, target_kind=kind, **extras)  # type: ignore[no-any-return]
 
 
@@ -168,6 +170,12 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
     return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=num_classes, target_names=names)
 
 
+def _task_class(exp: Experiment) -> type[Task]:
+    """The task class that ``task.kind`` names (the ``target`` of its spec)."""
+    cls: type[Task] = import_object(exp.task.target, "task.kind")
+    return cls
+
+
 def _fill_in(cls: Any, known: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``known`` that ``cls``'s constructor takes by name."""
     try:
@@ -187,7 +195,8 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         if issubclass(cls, pl.LightningModule):
             return _construct(cls, dict(spec.init_args), "model.init_args", spec.class_path)  # type: ignore[no-any-return]
 
-    out_features, from_data = exp.task.model_outputs(info)
+    task_cls = _task_class(exp)
+    out_features, from_data = task_cls.model_outputs(exp.task, info)
     classes = from_data.get("num_classes")
     if isinstance(classes, int) and classes > MAX_CLASSES:
         raise ConfigError(
@@ -195,7 +204,10 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
             "(the class count sizes the model's output and the confusion matrix)"
         )
     if isinstance(spec, ClassPathSpec):
-        known = exp.task.model_args(info) | {"out_features": out_features, "num_classes": out_features}
+        known = task_cls.model_args(exp.task, info) | {
+            "out_features": out_features,
+            "num_classes": out_features,
+        }
         kwargs = _fill_in(cls, known) | dict(spec.init_args)
         model = _construct(cls, kwargs, "model.init_args", spec.class_path)
         _check_trainable(model, spec.class_path)
@@ -203,11 +215,12 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         assert isinstance(spec, ComponentSpec)
         model_cls = import_object(spec.target, "model.name")
         try:
-            model = model_cls(**exp.task.model_args(info), out_features=out_features, **spec.options())
+            model = model_cls(
+                **task_cls.model_args(exp.task, info), out_features=out_features, **spec.options()
+            )
         except ValueError as exc:  # e.g. a CNN given flat vectors
             raise ConfigError(f"model: {exc}") from None
 
-    task_cls = import_object(exp.task.target, "task.kind")
     try:
         task = task_cls(model, exp.optimizer, **from_data, **exp.task.options())
     except ValueError as exc:  # e.g. a single class

@@ -14,17 +14,30 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from labkit.config import AnomalySpec
+from labkit.errors import DataError, did_you_mean
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._functional import max_sic, rejection_at_efficiency, roc_auc, sic_curve
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 __all__ = ["AnomalyTask"]
 
 _METHODS = ("autoencoder", "cwola")
+
+
+def _mass_index(spec: AnomalySpec, info: DataInfo) -> int:
+    names = tuple(info.input_names)
+    if spec.mass_feature not in names:
+        shown = ", ".join(names) or "none (the inputs need a `columns` attribute or one key per column)"
+        raise DataError(
+            f"task.mass_feature: no input column {spec.mass_feature!r}"
+            f"{did_you_mean(spec.mass_feature, names)}; the columns are: {shown}"
+        )
+    return names.index(spec.mass_feature)
 
 
 class AnomalyTask(Task):
@@ -58,6 +71,25 @@ class AnomalyTask(Task):
     """
 
     monitorable: ClassVar[tuple[str, ...]] = AnomalySpec.monitorable
+
+    @classmethod
+    def extras(cls, spec: TaskSpec) -> tuple[str, ...]:
+        assert isinstance(spec, AnomalySpec)
+        return (spec.likelihood_ratio,) if spec.likelihood_ratio else ()
+
+    @classmethod
+    def model_args(cls, spec: TaskSpec, info: DataInfo) -> dict[str, Any]:
+        return {"in_shape": (int(info.in_shape[0]) - 1,)}  # every feature but the mass
+
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        assert isinstance(spec, AnomalySpec)
+        index = _mass_index(spec, info)
+        features = int(info.in_shape[0]) - 1
+        outputs = features if spec.method == "autoencoder" else 1
+        reference = info.extras.get(spec.likelihood_ratio) if spec.likelihood_ratio else None
+        names = tuple(n for n in info.input_names if n != spec.mass_feature)
+        return outputs, {"mass_index": index, "feature_names": names, "reference_scores": reference}
 
     def __init__(
         self,

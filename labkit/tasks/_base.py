@@ -11,7 +11,8 @@ from torch import nn
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 __all__ = ["Task", "build_optimizer", "unpack_batch"]
 
@@ -25,6 +26,27 @@ class Task(pl.LightningModule):
 
     #: metrics logged during fit that checkpointing, early stopping and schedulers may monitor
     monitorable: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
+
+    # -- from the experiment's options and the data, before the task is built ---------------
+    # The runner calls these on the class named by the spec's ``target`` (a spec is only a
+    # schema): they turn what the data module found into the model's size and the task's
+    # arguments, so that mistakes surface before any training.
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        """The model's number of outputs and the task's keyword arguments taken from the data."""
+        raise NotImplementedError
+
+    @classmethod
+    def model_args(cls, spec: TaskSpec, info: DataInfo) -> dict[str, Any]:
+        """What the model is built from besides its output size and its own options: the shape of
+        one input sample (a task may feed the model only part of the inputs, or more)."""
+        return {"in_shape": tuple(info.in_shape)}
+
+    @classmethod
+    def extras(cls, spec: TaskSpec) -> tuple[str, ...]:
+        """Per-event arrays of the data the task needs for its test metrics, besides inputs and
+        targets (they reach it as ``DataInfo.extras``, test split only)."""
+        return ()
 
     def __init__(self, model: nn.Module, optimizer: OptimizerConfig) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +9,14 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
 from labkit.config import ClassificationSpec
+from labkit.errors import ConfigError, DataError, did_you_mean
 from labkit.tasks._base import Task, unpack_batch
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 Batch = tuple[torch.Tensor, ...]  # (x, y) or (x, y, weights)
 
@@ -29,6 +31,32 @@ class ClassificationTask(Task):
     """
 
     monitorable: ClassVar[tuple[str, ...]] = ClassificationSpec.monitorable
+
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        assert isinstance(spec, ClassificationSpec)
+        num_classes = spec.num_classes or info.num_classes
+        if num_classes is None:
+            raise DataError("cannot tell the number of classes from this data: set task.num_classes")
+        if info.num_classes is not None and info.num_classes > num_classes:
+            raise DataError(
+                f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {num_classes}"
+            )
+        if num_classes < 2:
+            raise DataError(
+                "the data holds a single class (every label is 0): classification needs two or more"
+            )
+        names = tuple(info.class_names) if len(info.class_names) == num_classes else ()
+        signal = num_classes - 1
+        if spec.signal_class is not None:
+            shown = names or tuple(str(i) for i in range(num_classes))
+            if spec.signal_class not in shown:
+                raise ConfigError(
+                    f"task.signal_class: no class {spec.signal_class!r}"
+                    f"{did_you_mean(spec.signal_class, shown)}; the classes are: {', '.join(shown)}"
+                )
+            signal = shown.index(spec.signal_class)
+        return num_classes, {"num_classes": num_classes, "class_names": names, "signal_class": signal}
 
     def __init__(
         self,

@@ -12,13 +12,15 @@ from torch import nn
 from torchmetrics.regression import MeanSquaredError
 
 from labkit.config import RegressionSpec
+from labkit.errors import ConfigError, DataError, did_you_mean
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 __all__ = ["RegressionTask"]
 
@@ -37,6 +39,21 @@ class RegressionTask(Task):
     """
 
     monitorable: ClassVar[tuple[str, ...]] = RegressionSpec.monitorable
+
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        assert isinstance(spec, RegressionSpec)
+        names = tuple(info.target_names)
+        if not names:
+            raise DataError("regression needs real-valued targets: name them in data.targets")
+        for name in spec.resolution_fit:
+            if name not in names:
+                raise ConfigError(
+                    f"task.resolution_fit: no target {name!r}{did_you_mean(name, names)}; "
+                    f"the targets are: {', '.join(names)}"
+                )
+        outputs = len(names) * (2 if spec.loss == "gaussian_nll" else 1)
+        return outputs, {"targets": names, "scaling": info.target_scaling}
 
     def __init__(
         self,

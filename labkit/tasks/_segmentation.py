@@ -14,12 +14,14 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from torchmetrics.segmentation import DiceScore
 
 from labkit.config import SegmentationSpec
+from labkit.errors import ConfigError, DataError
 from labkit.tasks._base import Task, unpack_batch
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 __all__ = ["SegmentationTask", "soft_dice_loss"]
 
@@ -39,6 +41,16 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
     return 1.0 - dice.mean()
 
 
+def _class_names(info: DataInfo, num_classes: int | None) -> tuple[int, tuple[str, ...]]:
+    k = num_classes or info.num_classes
+    if k is None:
+        raise DataError("cannot tell the number of classes from this data: set task.num_classes")
+    if info.num_classes is not None and info.num_classes > k:
+        raise DataError(f"the data has labels up to {info.num_classes - 1}, but task.num_classes is {k}")
+    names = tuple(info.class_names) if len(info.class_names) == k else tuple(str(i) for i in range(k))
+    return k, names
+
+
 class SegmentationTask(Task):
     """One class label per pixel, from a model that returns scores of shape (N, K, H, W).
 
@@ -55,6 +67,18 @@ class SegmentationTask(Task):
     """
 
     monitorable: ClassVar[tuple[str, ...]] = SegmentationSpec.monitorable
+
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        assert isinstance(spec, SegmentationSpec)
+        k, names = _class_names(info, spec.num_classes)
+        if k < 2:
+            raise DataError("the masks hold a single class: segmentation needs two or more")
+        if spec.class_weights is not None and len(spec.class_weights) != k:
+            raise ConfigError(
+                f"task.class_weights: {len(spec.class_weights)} weights for {k} classes ({', '.join(names)})"
+            )
+        return k, {"num_classes": k, "class_names": names}
 
     def __init__(
         self,

@@ -27,7 +27,8 @@ from labkit.tasks._generative import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from labkit.config import OptimizerConfig
+    from labkit.config import OptimizerConfig, TaskSpec
+    from labkit.data import DataInfo
 
 __all__ = ["SurrogateTask"]
 
@@ -69,6 +70,48 @@ class SurrogateTask(Task):
     """
 
     monitorable: ClassVar[tuple[str, ...]] = SurrogateSpec.monitorable
+
+    @classmethod
+    def model_args(cls, spec: TaskSpec, info: DataInfo) -> dict[str, Any]:
+        return {"in_shape": tuple(info.in_shape), "conditions": len(info.target_names)}
+
+    @classmethod
+    def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        if info.simulator != "calo":
+            where = f"simulator {info.simulator!r}" if info.simulator else "a file or a class of your own"
+            raise DataError(
+                f"task surrogate: the data come from {where}; a surrogate learns labkit's calo simulator "
+                "(data: {name: simulated, simulator: calo, inputs: showers, targets: [incident_energy]}), "
+                "whose options it needs to time it and to write showers in its layout"
+            )
+        if tuple(info.target_names) != ("incident_energy",):
+            raise DataError(
+                "task surrogate: data.targets must be [incident_energy] (the condition), got "
+                f"[{', '.join(info.target_names)}]"
+            )
+        options: dict[str, Any] = dict(info.simulator_options)
+        if options.get("particle") == "mixed":
+            raise DataError(
+                "task surrogate: the showers are conditioned on the energy alone: simulate one particle "
+                "(data.parameters.particle: electron or pion), not mixed"
+            )
+        grid = (int(options["layers"]), len(tuple(options["radial_edges"])) - 1, int(options["angular_bins"]))
+        if tuple(info.in_shape) != grid:
+            raise DataError(
+                f"task surrogate: data.inputs must be the showers, shape {grid} (layers, radial bins, "
+                f"angular bins); got samples of shape {tuple(info.in_shape)}"
+            )
+        if float(options.get("threshold", 0.0)) < 0:
+            raise DataError(
+                "task surrogate: the surrogate models cell energies >= 0 with exact zeros; "
+                f"data.parameters.threshold must be >= 0, got {options['threshold']}"
+            )
+        size = grid[0] * grid[1] * grid[2]
+        return size, {
+            "scaling": tuple(info.target_scaling),
+            "simulator": info.simulator,
+            "simulator_options": options,
+        }
 
     def __init__(
         self,

@@ -114,16 +114,16 @@ def test_undefined_metrics_are_nan_and_no_figure() -> None:
 def test_spec_builds_the_task_arguments_from_the_data() -> None:
     info = DataInfo(in_shape=(5,), input_names=COLUMNS, extras={"likelihood_ratio": np.ones(3)})
     spec = AnomalySpec(kind="anomaly")
-    assert spec.extras() == ("likelihood_ratio",)
-    assert spec.model_args(info) == {"in_shape": (4,)}
-    outputs, args = spec.model_outputs(info)
+    assert AnomalyTask.extras(spec) == ("likelihood_ratio",)
+    assert AnomalyTask.model_args(spec, info) == {"in_shape": (4,)}
+    outputs, args = AnomalyTask.model_outputs(spec, info)
     assert outputs == 1 and args["mass_index"] == 0 and args["feature_names"] == FEATURES
-    assert AnomalySpec(kind="anomaly", method="autoencoder").model_outputs(info)[0] == 4
+    assert AnomalyTask.model_outputs(AnomalySpec(kind="anomaly", method="autoencoder"), info)[0] == 4
     assert set(spec.options()) == {"method", "signal_region", "min_background", "kl_weight"}
     with pytest.raises(
         DataError, match=r"task.mass_feature: no input column 'm_jj'.*the columns are: mjj, mj1"
     ):
-        AnomalySpec(kind="anomaly", mass_feature="m_jj").model_outputs(info)
+        AnomalyTask.model_outputs(AnomalySpec(kind="anomaly", mass_feature="m_jj"), info)
 
 
 def test_bad_options() -> None:

@@ -31,10 +31,13 @@ def info(**changes: object) -> DataInfo:
 
 
 def test_spec_gives_the_cells_and_the_simulator_to_the_task() -> None:
-    size, args = SurrogateSpec(kind="surrogate").model_outputs(info())
+    size, args = SurrogateTask.model_outputs(SurrogateSpec(kind="surrogate"), info())
     assert size == 864 and args["simulator"] == "calo" and args["scaling"] == SCALING
     assert args["simulator_options"]["radial_edges"] == OPTIONS["radial_edges"]
-    assert SurrogateSpec(kind="surrogate").model_args(info()) == {"in_shape": (12, 9, 8), "conditions": 1}
+    assert SurrogateTask.model_args(SurrogateSpec(kind="surrogate"), info()) == {
+        "in_shape": (12, 9, 8),
+        "conditions": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -50,7 +53,7 @@ def test_spec_gives_the_cells_and_the_simulator_to_the_task() -> None:
 )
 def test_spec_refuses_data_it_cannot_learn(changes: dict[str, object], match: str) -> None:
     with pytest.raises(DataError, match=match):
-        SurrogateSpec(kind="surrogate").model_outputs(info(**changes))
+        SurrogateTask.model_outputs(SurrogateSpec(kind="surrogate"), info(**changes))
 
 
 def task() -> SurrogateTask:

@@ -1,9 +1,16 @@
-"""Everything that talks to MLflow lives here (and only here).
+"""Everything that talks to MLflow lives here (and only here), in three subpackages:
 
-A run logs to its spool (:class:`Spool`, SQLite in the run directory) through
-:class:`RunClient`; a background shipper uploads the spool to MLflow in batches; :func:`sync`
-uploads what offline or killed runs left. :class:`Tracker` is the Lightning logger on top of
-:class:`RunClient`. Modules that import mlflow or Lightning load on first use.
+- :mod:`labkit.tracking.write`: a run logs to its spool (:class:`Spool`, SQLite in the run
+  directory) through :class:`RunClient`; a background shipper uploads the spool to MLflow in
+  batches; :func:`sync` uploads what offline or killed runs left. :class:`Tracker` is the
+  Lightning logger on top of :class:`RunClient`.
+- :mod:`labkit.tracking.query`: what everyone ran, read into plain records through a local
+  cache (``labkit compare``, ``labkit report``).
+- :mod:`labkit.tracking.server`: the group's MLflow server (``labkit server``).
+
+Provenance (git state, versions, the user, redaction) is ``labkit.tracking._provenance``;
+``labkit.tracking._mlflow`` is the one module that imports mlflow. Every name below is also
+importable from here; modules that import mlflow or Lightning load on first use.
 """
 
 from __future__ import annotations
@@ -54,47 +61,45 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from labkit.tracking._client import DrainReport, RunClient, end_abandoned_run
-    from labkit.tracking._query import (
+    from labkit.tracking.query import (
         fetch_artifact_text,
         fetch_figures,
         fetch_history,
         fetch_run,
         fetch_runs,
     )
-    from labkit.tracking._server import ServerError, ServerOptions, add_user, check_admin, grant, run_server
-    from labkit.tracking._spool import SPOOL_FILE, Spool, find_spools
-    from labkit.tracking._sync import SpoolRefused, SyncResult, check_spool, configured_uri, sync, sync_spool
-    from labkit.tracking._tracker import Tracker
+    from labkit.tracking.server import ServerError, ServerOptions, add_user, check_admin, grant, run_server
+    from labkit.tracking.write import (
+        SPOOL_FILE,
+        DrainReport,
+        RunClient,
+        Spool,
+        SpoolRefused,
+        SyncResult,
+        Tracker,
+        check_spool,
+        configured_uri,
+        end_abandoned_run,
+        find_spools,
+        sync,
+        sync_spool,
+    )
 
+_SUBPACKAGE = {
+    **dict.fromkeys(
+        ("fetch_artifact_text", "fetch_figures", "fetch_history", "fetch_run", "fetch_runs"),
+        "labkit.tracking.query",
+    ),
+    **dict.fromkeys(
+        ("ServerError", "ServerOptions", "add_user", "check_admin", "grant", "run_server"),
+        "labkit.tracking.server",
+    ),
+}
 __getattr__ = lazy_getattr(
     __name__,
     {
-        "fetch_artifact_text": "labkit.tracking._query",
-        "fetch_run": "labkit.tracking._query",
-        "SPOOL_FILE": "labkit.tracking._spool",
-        **{
-            "DrainReport": "labkit.tracking._client",
-            "RunClient": "labkit.tracking._client",
-            "Spool": "labkit.tracking._spool",
-            "SpoolRefused": "labkit.tracking._sync",
-            "SyncResult": "labkit.tracking._sync",
-            "check_spool": "labkit.tracking._sync",
-            "configured_uri": "labkit.tracking._sync",
-            "Tracker": "labkit.tracking._tracker",
-            "end_abandoned_run": "labkit.tracking._client",
-            "find_spools": "labkit.tracking._spool",
-            "sync": "labkit.tracking._sync",
-            "sync_spool": "labkit.tracking._sync",
-        },
-        "fetch_figures": "labkit.tracking._query",
-        "fetch_history": "labkit.tracking._query",
-        "fetch_runs": "labkit.tracking._query",
-        "ServerError": "labkit.tracking._server",
-        "ServerOptions": "labkit.tracking._server",
-        "add_user": "labkit.tracking._server",
-        "check_admin": "labkit.tracking._server",
-        "grant": "labkit.tracking._server",
-        "run_server": "labkit.tracking._server",
+        name: _SUBPACKAGE.get(name, "labkit.tracking.write")
+        for name in __all__
+        if name not in ("GitState", "git_state", "redact_command", "redact_uri", "software_versions", "user")
     },
 )

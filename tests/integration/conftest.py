@@ -230,8 +230,8 @@ class LabkitServer:
 
     @property
     def options(self) -> Any:
-        """The :class:`labkit.tracking._server.ServerOptions` it runs with."""
-        from labkit.tracking._server import ServerOptions
+        """The :class:`labkit.tracking.server.ServerOptions` it runs with."""
+        from labkit.tracking.server import ServerOptions
 
         return ServerOptions(
             port=self.port,
@@ -247,7 +247,7 @@ class LabkitServer:
     @property
     def connection_cap(self) -> int:
         """The most database connections this server can hold (``labkit server start`` prints it)."""
-        from labkit.tracking._server import connection_cap
+        from labkit.tracking.server import connection_cap
 
         return connection_cap(self.options)
 

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_credentials_appear_nowhere(
     labkit_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labkit.tracking._server import add_user, grant
+    from labkit.tracking.server import add_user, grant
 
     server = labkit_server(auth=True)
     admin = server.client_env()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from labkit.tracking import _server
-from labkit.tracking._server import (
+from labkit.tracking.server import (
     ServerOptions,
     run_server,
 )
+from labkit.tracking.server import _process as _server
 from tests.conftest import REPO
 from tests.unit.tracking.test_server import DB_PASSWORD, PASSWORD, PG, free_port
 

@@ -40,7 +40,7 @@ def test_mlflow_telemetry_off_unless_opted_in(before: str | None, after: str) ->
     if before is not None:
         env["MLFLOW_DISABLE_TELEMETRY"] = before
     code = (
-        "import os; from labkit.tracking._shipper import mlflow_client; mlflow_client('sqlite://'); "
+        "import os; from labkit.tracking.write._shipper import mlflow_client; mlflow_client('sqlite://'); "
         "print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -14,7 +14,8 @@ from labkit._cache import default_cache_dir
 from labkit.errors import ConfigError, TrackingError
 from labkit.report import parse_since
 from labkit.tracking._provenance import redact_uri
-from labkit.tracking._query import RunCache, check_store_uri, fetch_run, fetch_runs
+from labkit.tracking.query._cache import RunCache
+from labkit.tracking.query._fetch import check_store_uri, fetch_run, fetch_runs
 
 
 @pytest.mark.parametrize("text", ["100000000000000000000d", "99999999999w", "3000000d", "1" * 5000 + "h"])

@@ -11,7 +11,7 @@ import pytest
 from labkit.errors import ConfigError
 from labkit.report import compare_frame
 from labkit.report._html import ReportSources, build_report
-from labkit.tracking._query import RunRecord
+from labkit.tracking.query import RunRecord
 
 
 def rec(i: int, experiment: str, task: str, metrics: dict[str, float]) -> RunRecord:

@@ -10,7 +10,7 @@ import pytest
 from labkit.errors import ConfigError
 from labkit.report import compare_frame, format_table, higher_is_better, parse_filter, parse_since, select
 from labkit.report._table import runs_frame
-from labkit.tracking._query import RunRecord
+from labkit.tracking.query import RunRecord
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

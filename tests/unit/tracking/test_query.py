@@ -9,7 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from labkit.errors import ConfigError
-from labkit.tracking._query import RunCache, fetch_history, fetch_runs
+from labkit.tracking.query._cache import RunCache
+from labkit.tracking.query._fetch import fetch_history, fetch_runs
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from labkit.cli import app
 from labkit.errors import LabkitError
-from labkit.tracking._server import (
+from labkit.tracking.server import (
     AuthFiles,
     ServerError,
     ServerOptions,

@@ -10,8 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from labkit.errors import TrackingError
 from labkit.tracking import RunClient, Spool, find_spools, sync, sync_spool
-from labkit.tracking._shipper import MAX_REQUEST_BYTES, Shipper, _chunks
-from labkit.tracking._spool import Op, SpoolBusy
+from labkit.tracking.write._shipper import MAX_REQUEST_BYTES, Shipper, _chunks
+from labkit.tracking.write._spool import Op, SpoolBusy
 
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: connection refused at once
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from labkit.errors import TrackingError
-from labkit.tracking import RunClient, Spool, SpoolRefused, _shipper, _sync, sync, sync_spool
+from labkit.tracking import RunClient, Spool, SpoolRefused, sync, sync_spool
+from labkit.tracking.write import _shipper, _sync
 
 ELSEWHERE = "http://collector.example:5000"
 
@@ -150,7 +151,7 @@ def test_a_relative_artifact_path_is_refused(tmp_path: Path, configured: str) ->
 
 
 def test_the_shipper_checks_artifacts_again_as_it_sends(tmp_path: Path, store: str) -> None:
-    from labkit.tracking._shipper import Shipper
+    from labkit.tracking.write._shipper import Shipper
 
     spool = planted(tmp_path, store)
     spool.log_artifact(Path("/etc/hostname"))

@@ -10,7 +10,7 @@ from typing import Any
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from labkit.tracking._client import RunClient
+from labkit.tracking.write._client import RunClient
 
 __all__ = ["Tracker"]
 

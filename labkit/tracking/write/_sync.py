@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from labkit.errors import SpoolBusy, SpoolRefused, TrackingError
 from labkit.tracking._provenance import redact_uri
-from labkit.tracking._spool import KINDS, POINTS_SUFFIX, Pending, Spool, find_spools
+from labkit.tracking.write._spool import KINDS, POINTS_SUFFIX, Pending, Spool, find_spools
 
 __all__ = ["SpoolRefused", "SyncResult", "check_spool", "configured_uri", "sync", "sync_spool"]
 
@@ -70,7 +70,7 @@ def sync_spool(
     (:func:`configured_uri`), and then only a spool whose run was started with that URI.
 
     Raises :class:`SpoolRefused` (nothing sent) for a spool :func:`check_spool` refuses."""
-    from labkit.tracking._shipper import Shipper
+    from labkit.tracking.write._shipper import Shipper
 
     path = Path(path)
     target = check_spool(path, uri)

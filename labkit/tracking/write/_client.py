@@ -1,8 +1,8 @@
 """One run's logging: everything goes to the run's spool first, a background thread ships it.
 
 :class:`RunClient` appends params, tags, metric points, artifacts and status changes to the
-run's :class:`~labkit.tracking._spool.Spool` (a local SQLite file) and never waits on the
-network while the run trains. A :class:`~labkit.tracking._shipper.BackgroundShipper` sends them
+run's :class:`~labkit.tracking.write._spool.Spool` (a local SQLite file) and never waits on the
+network while the run trains. A :class:`~labkit.tracking.write._shipper.BackgroundShipper` sends them
 to MLflow in batches. ``tracking.mode``:
 
 * ``auto`` (default) — ship while the run trains; a server that cannot be reached makes the run
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 
 from labkit.errors import TrackingError
 from labkit.tracking._provenance import redact_uri
-from labkit.tracking._spool import SPOOL_FILE, Pending, Spool
+from labkit.tracking.write._spool import SPOOL_FILE, Pending, Spool
 
 if TYPE_CHECKING:
-    from labkit.tracking._shipper import BackgroundShipper
+    from labkit.tracking.write._shipper import BackgroundShipper
 
 __all__ = ["DrainReport", "RunClient", "end_abandoned_run"]
 
@@ -173,7 +173,7 @@ class RunClient:
         return self.spool
 
     def _go_online(self) -> None:
-        from labkit.tracking._shipper import BackgroundShipper
+        from labkit.tracking.write._shipper import BackgroundShipper
 
         if self.mode == "offline":
             self.notify(
@@ -226,7 +226,7 @@ class RunClient:
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Upload ``path`` (a file or a folder, in the run directory) with the next shipment."""
-        from labkit.tracking._sync import artifact_inside
+        from labkit.tracking.write._sync import artifact_inside
 
         if not artifact_inside(self.spool_path.parent, str(Path(path).absolute())):
             raise TrackingError(
@@ -300,7 +300,7 @@ class RunClient:
             self._stop_shipper()
         elif self.mode != "offline" and spool.pending(self.dest).total:
             # ended again after an earlier end stopped the shipper (a failed requeue): one try
-            from labkit.tracking._sync import sync_spool
+            from labkit.tracking.write._sync import sync_spool
 
             try:
                 reason = sync_spool(self.spool_path, self.uri, timeout=self.drain_timeout).error
@@ -349,7 +349,7 @@ def sync_command(run_dir: Path, dest: str | None) -> str:
 def end_abandoned_run(run_dir: str | Path, reason: str, uri: str | None = None) -> None:
     """Mark the run of a process that died (SIGKILL, node failure) KILLED, with the reason as a
     tag, and upload what its spool still holds (one attempt; ``labkit sync`` does the rest)."""
-    from labkit.tracking._sync import sync_spool
+    from labkit.tracking.write._sync import sync_spool
 
     path = Path(run_dir) / SPOOL_FILE
     if not path.is_file():

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from labkit.errors import Denied, TrackingError, Unreachable
 from labkit.tracking._provenance import redact_uri
-from labkit.tracking._spool import Op, Spool, metric_value
-from labkit.tracking._sync import artifact_inside
+from labkit.tracking.write._spool import Op, Spool, metric_value
+from labkit.tracking.write._sync import artifact_inside
 
 __all__ = ["BackgroundShipper", "Denied", "Shipper", "Unreachable", "mlflow_client"]
 
@@ -62,7 +62,7 @@ def mlflow_client(uri: str):  # type: ignore[no-untyped-def]
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ..." on stdout
     import logging
 
-    from mlflow.tracking import MlflowClient
+    from labkit.tracking._mlflow import MlflowClient
 
     # "Creating initial MLflow database tables..." on every new SQLite store is noise to users
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
@@ -120,7 +120,7 @@ class Shipper:
         return self.run_id
 
     def _find(self, experiment_id: str, run_key: str) -> str | None:
-        from mlflow.entities import ViewType
+        from labkit.tracking._mlflow import ViewType
 
         runs = self.client.search_runs(
             [experiment_id],
@@ -141,7 +141,7 @@ class Shipper:
             self.spool.set_dest_meta(self.dest, parent_run_id=parent)
 
     def _experiment_id(self, name: str) -> str:
-        from mlflow.exceptions import MlflowException
+        from labkit.tracking._mlflow import MlflowException
 
         found = self.client.get_experiment_by_name(name)
         if found is not None:
@@ -203,7 +203,7 @@ class Shipper:
         result.sent += len(chunk)
 
     def _send(self, chunk: list[Op]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from labkit.tracking._mlflow import Metric, Param, RunTag
 
         run_id = self.run_id
         assert run_id is not None
@@ -224,7 +224,7 @@ class Shipper:
             else:
                 self.client.set_terminated(run_id, status=first.key, end_time=first.ts)
         elif first.kind == "delete_tag":
-            from mlflow.exceptions import MlflowException
+            from labkit.tracking._mlflow import MlflowException
 
             try:
                 self.client.delete_tag(run_id, first.key)
@@ -243,7 +243,7 @@ class Shipper:
 
     def _post_batch(self, run_id: str, chunk: list[Op]) -> None:
         """``runs/log-batch`` with a JSON body built directly (what MLflow's client sends)."""
-        from mlflow.utils.rest_utils import http_request, verify_rest_response
+        from labkit.tracking._mlflow import http_request, verify_rest_response
 
         assert self._host_creds is not None
         body = {
@@ -303,7 +303,7 @@ class _Invalid(Exception):
 def _translated(dest: str, *, invalid: bool = False) -> Iterator[None]:
     """MLflow's and the network's errors as labkit's: :class:`Denied`, :class:`Unreachable`, or
     (``invalid``) :class:`_Invalid` for a request the server refuses as malformed."""
-    from mlflow.exceptions import MlflowException
+    from labkit.tracking._mlflow import MlflowException
 
     try:
         yield

@@ -27,10 +27,6 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("labkit/data/_specs.py", "labkit.config._base"),
         ("labkit/models/_specs.py", "labkit.config._base"),
         ("labkit/tasks/_specs.py", "labkit.config._base"),
-        ("labkit/tuning/_cluster.py", "labkit.cluster._profile"),
-        ("labkit/tuning/_cluster.py", "labkit.cluster._render"),
-        ("labkit/tuning/_cluster.py", "labkit.cluster._slurm"),
-        ("labkit/tuning/_cluster.py", "labkit.cluster._submit"),
     }
 )
 

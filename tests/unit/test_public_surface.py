@@ -129,7 +129,9 @@ PUBLIC: dict[str, list[str]] = {
         "user",
     ],
     "labkit.cluster": [
+        "Executor",
         "JobInfo",
+        "JobRecord",
         "JobSpec",
         "Profile",
         "SBATCH_FLAGS",

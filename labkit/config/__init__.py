@@ -27,6 +27,7 @@ __all__ = [
     "DigitsSpec",
     "FileSpec",
     "MLPSpec",
+    "ModelSpec",
     "RegressionSpec",
     "SegmentationSpec",
     "SimulatedSpec",
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
         CNNSpec,
         CVAESpec,
         MLPSpec,
+        ModelSpec,
         UNetSpec,
     )
     from labkit.config._schema import (
@@ -141,7 +143,7 @@ __getattr__ = lazy_getattr(
             "labkit.config._data_specs",
         ),
         **dict.fromkeys(
-            ("MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "UNetSpec"),
+            ("MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "ModelSpec", "UNetSpec"),
             "labkit.config._model_specs",
         ),
         **dict.fromkeys(

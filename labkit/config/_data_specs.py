@@ -142,4 +142,4 @@ class SimulatedSpec(_Columns):
         return self.model_copy(update={"cache_dir": _anchor(self.cache_dir, cwd)}) if self.cache_dir else self
 
 
-DATA_SPECS: tuple[type[ComponentSpec], ...] = (DigitsSpec, ArraysSpec, FileSpec, SimulatedSpec)
+DATA_SPECS: tuple[type[DataSpec], ...] = (DigitsSpec, ArraysSpec, FileSpec, SimulatedSpec)

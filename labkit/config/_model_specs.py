@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from labkit.config._base import ComponentSpec
 
-__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "UNetSpec"]
+__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "ModelSpec", "UNetSpec"]
 
 #: widest layer, most channels or latent dimensions (2**16: far beyond what fits in memory usefully)
 MAX_WIDTH = 2**16
@@ -23,7 +23,13 @@ Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 
 
-class MLPSpec(ComponentSpec):
+class ModelSpec(ComponentSpec):
+    """What every model spec provides: the ``name`` users write (a ``Literal`` in each spec)."""
+
+    name: str
+
+
+class MLPSpec(ModelSpec):
     """Fully connected network; the input is flattened, so any sample shape works."""
 
     target: ClassVar[str] = "labkit.models._mlp:MLP"
@@ -34,7 +40,7 @@ class MLPSpec(ComponentSpec):
     batch_norm: bool = False
 
 
-class CNNSpec(ComponentSpec):
+class CNNSpec(ModelSpec):
     """Small convolutional network for images ``(C, H, W)`` (or ``(H, W)``, one channel)."""
 
     target: ClassVar[str] = "labkit.models._cnn:SmallCNN"
@@ -47,7 +53,7 @@ class CNNSpec(ComponentSpec):
     batch_norm: bool = True
 
 
-class UNetSpec(ComponentSpec):
+class UNetSpec(ModelSpec):
     """U-Net for per-pixel outputs on images ``(C, H, W)`` (or ``(H, W)``): one encoder stage per
     entry of ``channels`` with 2×2 pooling between stages, a decoder with skip connections back to
     full size; any image size (padded to a multiple of 2^(stages − 1) and cropped back)."""
@@ -75,7 +81,7 @@ class UNetSpec(ComponentSpec):
         return value
 
 
-class AutoencoderSpec(ComponentSpec):
+class AutoencoderSpec(ModelSpec):
     """Fully connected autoencoder: ``hidden`` layers down to ``latent`` and mirrored back up;
     ``variational`` makes it a VAE (Gaussian latent, KL term in the loss)."""
 
@@ -87,7 +93,7 @@ class AutoencoderSpec(ComponentSpec):
     variational: bool = False
 
 
-class CVAESpec(ComponentSpec):
+class CVAESpec(ModelSpec):
     """Conditional VAE for showers (non-negative cells, exact zeros below the threshold): a
     Gaussian latent, a decoder giving each cell's probability to be non-zero and a Gamma for its
     energy, and the shower's total drawn separately (``sum_constraint``). For ``task: surrogate``."""
@@ -106,4 +112,4 @@ class CVAESpec(ComponentSpec):
     )
 
 
-MODEL_SPECS: tuple[type[ComponentSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec, CVAESpec)
+MODEL_SPECS: tuple[type[ModelSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec, CVAESpec)

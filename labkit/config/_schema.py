@@ -16,10 +16,10 @@ from pydantic import (
 )
 
 from labkit.config._base import ClassPathSpec, PathText, Section, Seed, component_union
-from labkit.config._data_specs import DATA_SPECS, ArraysSpec, DigitsSpec, FileSpec, SimulatedSpec
-from labkit.config._model_specs import MODEL_SPECS, CNNSpec, MLPSpec
+from labkit.config._data_specs import DATA_SPECS, DataSpec
+from labkit.config._model_specs import MODEL_SPECS, ModelSpec
 from labkit.config._search import CategoricalParam, SearchConfig, SearchParam
-from labkit.config._task_specs import TASK_SPECS, ClassificationSpec, RegressionSpec
+from labkit.config._task_specs import TASK_SPECS, TaskSpec
 from labkit.config._uri import tracking_uri_problem
 
 __all__ = [
@@ -35,11 +35,14 @@ __all__ = [
     "TrainerConfig",
 ]
 
+# A spec is added in one place: its class and its entry in the tuple (MODEL_SPECS...). The
+# static types are the tuples' element types (what every member declares), the runtime ones
+# the unions of their members, chosen at validation time by ``name`` / ``kind``.
 if TYPE_CHECKING:
-    ModelConfig = MLPSpec | CNNSpec | ClassPathSpec
-    DataConfig = DigitsSpec | ArraysSpec | FileSpec | SimulatedSpec | ClassPathSpec
-    TaskConfig = ClassificationSpec | RegressionSpec
-else:  # the same unions, chosen at validation time by ``name`` / ``kind``
+    ModelConfig = ModelSpec | ClassPathSpec
+    DataConfig = DataSpec | ClassPathSpec
+    TaskConfig = TaskSpec
+else:
     ModelConfig = component_union(*MODEL_SPECS)
     DataConfig = component_union(*DATA_SPECS)
     TaskConfig = component_union(*TASK_SPECS, key="kind", class_path=False)
@@ -221,7 +224,7 @@ class Experiment(Section):
 
     @model_validator(mode="after")
     def _anomaly_cuts_on_raw_mass(self) -> Experiment:
-        if getattr(self.task, "kind", None) == "anomaly" and getattr(self.data, "standardize", False):
+        if self.task.kind == "anomaly" and getattr(self.data, "standardize", False):
             raise ValueError(
                 "data.standardize: the anomaly task cuts its signal region on the raw mass column; "
                 "set data.standardize: false (the task standardises the other features itself)"

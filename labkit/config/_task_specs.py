@@ -30,7 +30,9 @@ Bins = Annotated[int, Field(gt=0, le=10_000)]
 
 
 class TaskSpec(ComponentSpec):
-    """What every task spec provides."""
+    """What every task spec provides: the ``kind`` users write (a ``Literal`` in each spec)."""
+
+    kind: str
 
     #: what the data's targets are: integer class labels, real values, or per-pixel labels
     target_kind: ClassVar[Literal["labels", "values", "masks"]] = "labels"
@@ -154,7 +156,7 @@ class SurrogateSpec(TaskSpec):
         return self.model_dump(exclude={"kind"})
 
 
-TASK_SPECS: tuple[type[ComponentSpec], ...] = (
+TASK_SPECS: tuple[type[TaskSpec], ...] = (
     ClassificationSpec,
     RegressionSpec,
     SegmentationSpec,

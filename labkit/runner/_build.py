@@ -144,7 +144,7 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
         return _construct(cls, kwargs, "data.init_args", spec.class_path)  # type: ignore[no-any-return]
     assert isinstance(spec, ComponentSpec)
     cls = import_object(spec.target, "data.name")
-    kind = getattr(type(exp.task), "target_kind", "labels")
+    kind = exp.task.target_kind
     wanted = _task_class(exp).extras(exp.task)
     extras = {"extras": wanted} if wanted else {}
     return cls(**spec.options(), seed=exp.seed, target_kind=kind, **extras)  # type: ignore[no-any-return]
@@ -164,7 +164,7 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     num_classes = getattr(exp.task, "num_classes", None)
     names: tuple[str, ...] = ()
-    if getattr(type(exp.task), "target_kind", "labels") == "values" and isinstance(batch, (tuple, list)):
+    if exp.task.target_kind == "values" and isinstance(batch, (tuple, list)):
         y = batch[1]
         names = tuple(f"y{i}" for i in range(y.shape[1] if y.ndim == 2 else 1))  # a user's own DataModule
     return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=num_classes, target_names=names)

@@ -1,7 +1,9 @@
 """Local web UIs started by ``labkit ui``: optuna-dashboard and ``mlflow ui``, on 127.0.0.1.
 
 Plain process management (no optuna or mlflow import): each UI is its own program, started in
-its own process group so that stopping labkit stops everything it started.
+its own process group so that stopping labkit stops everything it started. The packages say
+what to start (a :class:`Service`: ``labkit.tracking.server.mlflow_ui`` for ``mlflow ui``);
+:func:`serve` starts them, prints where they answer and stops them all on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from labkit.errors import LabkitError
 
-__all__ = ["UI", "log_tail", "start_ui", "stop_ui"]
+__all__ = ["UI", "Service", "log_tail", "serve", "start_ui", "stop_ui"]
 
 
 @dataclass
@@ -26,6 +30,55 @@ class UI:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+
+@dataclass(frozen=True)
+class Service:
+    """A local web UI to start: its command, the URL that answers once it is up, its log file,
+    and the URL shown to the user (default: ``url``)."""
+
+    name: str
+    command: list[str] = field(repr=False)
+    url: str
+    log: Path
+    shown: str = ""
+
+
+def serve(services: Sequence[Service], *, notes: Sequence[str] = (), out: TextIO | None = None) -> None:
+    """Start ``services`` in order, print ``notes`` and where each answers, and wait.
+
+    Returns on Ctrl-C or SIGTERM (at once when there is nothing to start); LabkitError when one
+    does not start or stops by itself. Every UI started is stopped before this returns or raises.
+    """
+    stream = out or sys.stdout
+    started: list[UI] = []
+    previous: Any = None
+    try:
+        for service in services:
+            started.append(start_ui(service.name, service.command, service.url, service.log))
+        for note in notes:
+            print(note, file=stream)
+        for service in services:
+            print(f"labkit: {service.name:<16} {service.shown or service.url}", file=stream, flush=True)
+        if not started:
+            return
+        print("labkit: Ctrl-C stops them", file=stream, flush=True)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        while all(ui.process.poll() is None for ui in started):
+            time.sleep(0.5)
+        gone = [ui for ui in started if ui.process.poll() is not None]
+        raise LabkitError(f"{gone[0].name} stopped (see {gone[0].log})")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for ui in started:
+            stop_ui(ui)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops serve() the way Ctrl-C does
 
 
 def _bin(program: str) -> str:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from labkit.cli._app import RunsRootOpt, TrackingUriOpt, _errors, _write_output
 from labkit.config import redact_uri
 from labkit.errors import LabkitError
+
+if TYPE_CHECKING:
+    from labkit._services import Service
 
 
 def ui(
@@ -34,68 +35,39 @@ def ui(
 ) -> None:
     """Start optuna-dashboard and/or mlflow ui on 127.0.0.1, print their URLs, stop on Ctrl-C."""
     with _errors():
-        from labkit._services import start_ui, stop_ui
+        from labkit._services import serve
+        from labkit.config import default_tracking_uri
+        from labkit.tracking.server import mlflow_ui
 
         logs = Path("runs") / "ui"
-        started = []
-        try:
-            if optuna:
-                url = storage or f"sqlite:///{Path('runs', 'optuna.db').resolve()}"
-                if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-                    raise LabkitError(f"--storage: no study database at {url} (run labkit tune first)")
-                started.append(
-                    start_ui(
-                        "optuna-dashboard",
-                        ["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(optuna_port)],
-                        f"http://127.0.0.1:{optuna_port}/",
-                        logs / "optuna-dashboard.log",
-                    )
-                )
-            from labkit.config import default_tracking_uri
-
-            uri = default_tracking_uri(tracking_uri)
-            if mlflow and not uri.startswith(("http://", "https://")):
-                started.append(
-                    start_ui(
-                        "mlflow ui",
-                        [
-                            "mlflow",
-                            "ui",
-                            "--backend-store-uri",
-                            uri,
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(mlflow_port),
-                        ],
-                        f"http://127.0.0.1:{mlflow_port}/health",
-                        logs / "mlflow-ui.log",
-                    )
-                )
-            elif mlflow:
-                print(f"labkit: MLflow   {uri} (a server: nothing to start)")
-            for item in started:
-                shown = item.url.removesuffix("health")
-                if item.name == "mlflow ui":
-                    shown += "#/?workflowType=machine_learning"
-                print(f"labkit: {item.name:<16} {shown}", flush=True)
-            if not started:
-                return
-            print("labkit: Ctrl-C stops them", flush=True)
-            signal.signal(signal.SIGTERM, _interrupt)
-            while all(item.process.poll() is None for item in started):
-                time.sleep(0.5)
-            gone = [item for item in started if item.process.poll() is not None]
-            raise LabkitError(f"{gone[0].name} stopped (see {gone[0].log})")
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for item in started:
-                stop_ui(item)
+        services: list[Service] = []
+        notes: list[str] = []
+        if optuna:
+            services.append(_optuna_dashboard(storage, port=optuna_port, log=logs / "optuna-dashboard.log"))
+        uri = default_tracking_uri(tracking_uri)
+        if mlflow:
+            service = mlflow_ui(uri, port=mlflow_port, log=logs / "mlflow-ui.log")
+            if service is None:
+                notes.append(f"labkit: MLflow   {uri} (a server: nothing to start)")
+            else:
+                services.append(service)
+        serve(services, notes=notes)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops `labkit ui` the way Ctrl-C does
+def _optuna_dashboard(storage: str | None, *, port: int, log: Path) -> Service:
+    """optuna-dashboard for the study storage (issue 15: belongs in labkit.tuning, the door to
+    Optuna, as a public ``dashboard_ui``; no optuna import either way)."""
+    from labkit._services import Service
+
+    url = storage or f"sqlite:///{Path('runs', 'optuna.db').resolve()}"
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise LabkitError(f"--storage: no study database at {url} (run labkit tune first)")
+    return Service(
+        "optuna-dashboard",
+        ["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/",
+        log,
+    )
 
 
 def sync(

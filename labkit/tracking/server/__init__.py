@@ -3,7 +3,8 @@
 :func:`run_server` runs ``python -m mlflow server`` in a child process (no mlflow import here)
 with what :class:`ServerOptions` asked for; :func:`connection_cap` says how many database
 connections it may hold. :func:`add_user` and :func:`grant` talk to a server started with
-``--auth`` through mlflow's auth client, imported when called.
+``--auth`` through mlflow's auth client, imported when called. :func:`mlflow_ui` is what
+``labkit ui`` starts for a local store.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__, _lazy_getattr = lazy_exports(
             "run_server",
             "server_command",
         ),
+        "labkit.tracking.server._ui": ("mlflow_ui",),
     },
 )
 
@@ -55,5 +57,6 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tracking.server._process import prepare_state as prepare_state
     from labkit.tracking.server._process import run_server as run_server
     from labkit.tracking.server._process import server_command as server_command
+    from labkit.tracking.server._ui import mlflow_ui as mlflow_ui
 else:
     __getattr__ = _lazy_getattr

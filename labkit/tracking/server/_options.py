@@ -1,15 +1,5 @@
-"""The group's MLflow tracking server behind ``labkit server start | adduser | grant``.
-
-``start`` runs ``python -m mlflow server`` in a child process (its own session and process group)
-and imports no mlflow here; :func:`add_user` and :func:`grant` import mlflow's auth client when
-called. Everything the child gets is built by :func:`server_command`, a pure function of the
-options, the environment and the two state files (Flask secret key, auth config), so that what
-reaches ``mlflow server`` can be tested without starting it.
-
-Secrets: the admin password is read from ``MLFLOW_AUTH_ADMIN_PASSWORD`` and reaches the server
-only through the child's environment, never a file or a command line. The backend URI (which may
-hold a database password) also travels in the environment (``MLFLOW_BACKEND_STORE_URI``), not in
-``argv`` where any user of the machine could read it with ``ps``.
+"""What ``labkit server start`` is asked for (:class:`ServerOptions`), the state directory, the
+admin's name, and how many database connections the server may hold.
 
 Database connections: every SQLAlchemy engine the server creates has a pool of at most
 ``pool_size + max_overflow`` connections (MLflow reads ``MLFLOW_SQLALCHEMYSTORE_POOL_SIZE`` and

@@ -23,7 +23,7 @@ from labkit.report._table import HEADLINE, compare_frame, higher_is_better, is_s
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labkit.tracking._query import RunRecord
+    from labkit.tracking.query import RunRecord
 
 __all__ = ["ReportSources", "build_report"]
 

@@ -1,6 +1,6 @@
 """The comparison table: one row per run (or per group of runs that differ only by seed).
 
-Pure pandas over :class:`~labkit.tracking._query.RunRecord` objects: no mlflow, no torch.
+Pure pandas over :class:`~labkit.tracking.query.RunRecord` objects: no mlflow, no torch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from labkit.errors import ConfigError, did_you_mean
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labkit.tracking._query import RunRecord
+    from labkit.tracking.query import RunRecord
 
 __all__ = [
     "HEADLINE",

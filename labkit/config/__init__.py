@@ -11,154 +11,109 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "DATA_SPECS",
-    "MODEL_SPECS",
-    "TASK_SPECS",
-    "AnomalySpec",
-    "ArraysSpec",
-    "AutoencoderSpec",
-    "CNNSpec",
-    "CVAESpec",
-    "ClassificationSpec",
-    "DataSpec",
-    "DigitsSpec",
-    "FileSpec",
-    "MLPSpec",
-    "ModelSpec",
-    "RegressionSpec",
-    "SegmentationSpec",
-    "SimulatedSpec",
-    "SurrogateSpec",
-    "TaskSpec",
-    "UNetSpec",
-    "MAX_GRID",
-    "CategoricalParam",
-    "ClassPathSpec",
-    "ComponentSpec",
-    "FloatParam",
-    "IntParam",
-    "SearchConfig",
-    "Section",
-    "DEFAULT_STORE",
-    "MAX_CLASSES",
-    "SEED_LIMIT",
-    "CheckpointConfig",
-    "EarlyStoppingConfig",
-    "Experiment",
-    "OptimizerConfig",
-    "SchedulerConfig",
-    "TrackingConfig",
-    "TrainerConfig",
-    "default_tracking_uri",
-    "dump_experiment",
-    "flatten",
-    "format_validation_error",
-    "load_experiment",
-    "parse_value",
-    "redact_uri",
-    "tracking_uri_problem",
-    "validate_experiment",
-]
-
-if TYPE_CHECKING:
-    from labkit.config._base import MAX_CLASSES, SEED_LIMIT, ClassPathSpec, ComponentSpec, Section
-    from labkit.config._data_specs import (
-        DATA_SPECS,
-        ArraysSpec,
-        DataSpec,
-        DigitsSpec,
-        FileSpec,
-        SimulatedSpec,
-    )
-    from labkit.config._load import (
-        DEFAULT_STORE,
-        default_tracking_uri,
-        dump_experiment,
-        flatten,
-        format_validation_error,
-        load_experiment,
-        parse_value,
-        validate_experiment,
-    )
-    from labkit.config._model_specs import (
-        MODEL_SPECS,
-        AutoencoderSpec,
-        CNNSpec,
-        CVAESpec,
-        MLPSpec,
-        ModelSpec,
-        UNetSpec,
-    )
-    from labkit.config._schema import (
-        CheckpointConfig,
-        EarlyStoppingConfig,
-        Experiment,
-        OptimizerConfig,
-        SchedulerConfig,
-        TrackingConfig,
-        TrainerConfig,
-    )
-    from labkit.config._search import MAX_GRID, CategoricalParam, FloatParam, IntParam, SearchConfig
-    from labkit.config._task_specs import (
-        TASK_SPECS,
-        AnomalySpec,
-        ClassificationSpec,
-        RegressionSpec,
-        SegmentationSpec,
-        SurrogateSpec,
-        TaskSpec,
-    )
-    from labkit.config._uri import redact_uri, tracking_uri_problem
-
-_LOAD = (
-    "DEFAULT_STORE",
-    "default_tracking_uri",
-    "dump_experiment",
-    "flatten",
-    "format_validation_error",
-    "load_experiment",
-    "parse_value",
-)
-__getattr__ = lazy_getattr(
+__all__, _lazy_getattr = lazy_exports(
     __name__,
     {
-        **{
-            name: "labkit.config._load"
-            if name in (*_LOAD, "validate_experiment")
-            else "labkit.config._schema"
-            for name in __all__
-        },
-        "MAX_CLASSES": "labkit.config._base",
-        "SEED_LIMIT": "labkit.config._base",
-        **dict.fromkeys(("ClassPathSpec", "ComponentSpec", "Section"), "labkit.config._base"),
-        **dict.fromkeys(
-            ("MAX_GRID", "CategoricalParam", "FloatParam", "IntParam", "SearchConfig"),
-            "labkit.config._search",
+        "labkit.config._base": ("ClassPathSpec", "ComponentSpec", "MAX_CLASSES", "SEED_LIMIT", "Section"),
+        "labkit.config._data_specs": (
+            "ArraysSpec",
+            "DATA_SPECS",
+            "DataSpec",
+            "DigitsSpec",
+            "FileSpec",
+            "SimulatedSpec",
         ),
-        **dict.fromkeys(
-            ("DATA_SPECS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"),
-            "labkit.config._data_specs",
+        "labkit.config._load": (
+            "DEFAULT_STORE",
+            "default_tracking_uri",
+            "dump_experiment",
+            "flatten",
+            "format_validation_error",
+            "load_experiment",
+            "parse_value",
+            "validate_experiment",
         ),
-        **dict.fromkeys(
-            ("MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "ModelSpec", "UNetSpec"),
-            "labkit.config._model_specs",
+        "labkit.config._model_specs": (
+            "AutoencoderSpec",
+            "CNNSpec",
+            "CVAESpec",
+            "MLPSpec",
+            "MODEL_SPECS",
+            "ModelSpec",
+            "UNetSpec",
         ),
-        **dict.fromkeys(
-            (
-                "TASK_SPECS",
-                "AnomalySpec",
-                "ClassificationSpec",
-                "RegressionSpec",
-                "SegmentationSpec",
-                "SurrogateSpec",
-                "TaskSpec",
-            ),
-            "labkit.config._task_specs",
+        "labkit.config._schema": (
+            "CheckpointConfig",
+            "EarlyStoppingConfig",
+            "Experiment",
+            "OptimizerConfig",
+            "SchedulerConfig",
+            "TrackingConfig",
+            "TrainerConfig",
         ),
-        "redact_uri": "labkit.config._uri",
-        "tracking_uri_problem": "labkit.config._uri",
+        "labkit.config._search": ("CategoricalParam", "FloatParam", "IntParam", "MAX_GRID", "SearchConfig"),
+        "labkit.config._task_specs": (
+            "AnomalySpec",
+            "ClassificationSpec",
+            "RegressionSpec",
+            "SegmentationSpec",
+            "SurrogateSpec",
+            "TASK_SPECS",
+            "TaskSpec",
+        ),
+        "labkit.config._uri": ("redact_uri", "tracking_uri_problem"),
     },
 )
+
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.config._base import MAX_CLASSES as MAX_CLASSES
+    from labkit.config._base import SEED_LIMIT as SEED_LIMIT
+    from labkit.config._base import ClassPathSpec as ClassPathSpec
+    from labkit.config._base import ComponentSpec as ComponentSpec
+    from labkit.config._base import Section as Section
+    from labkit.config._data_specs import DATA_SPECS as DATA_SPECS
+    from labkit.config._data_specs import ArraysSpec as ArraysSpec
+    from labkit.config._data_specs import DataSpec as DataSpec
+    from labkit.config._data_specs import DigitsSpec as DigitsSpec
+    from labkit.config._data_specs import FileSpec as FileSpec
+    from labkit.config._data_specs import SimulatedSpec as SimulatedSpec
+    from labkit.config._load import DEFAULT_STORE as DEFAULT_STORE
+    from labkit.config._load import default_tracking_uri as default_tracking_uri
+    from labkit.config._load import dump_experiment as dump_experiment
+    from labkit.config._load import flatten as flatten
+    from labkit.config._load import format_validation_error as format_validation_error
+    from labkit.config._load import load_experiment as load_experiment
+    from labkit.config._load import parse_value as parse_value
+    from labkit.config._load import validate_experiment as validate_experiment
+    from labkit.config._model_specs import MODEL_SPECS as MODEL_SPECS
+    from labkit.config._model_specs import AutoencoderSpec as AutoencoderSpec
+    from labkit.config._model_specs import CNNSpec as CNNSpec
+    from labkit.config._model_specs import CVAESpec as CVAESpec
+    from labkit.config._model_specs import MLPSpec as MLPSpec
+    from labkit.config._model_specs import ModelSpec as ModelSpec
+    from labkit.config._model_specs import UNetSpec as UNetSpec
+    from labkit.config._schema import CheckpointConfig as CheckpointConfig
+    from labkit.config._schema import EarlyStoppingConfig as EarlyStoppingConfig
+    from labkit.config._schema import Experiment as Experiment
+    from labkit.config._schema import OptimizerConfig as OptimizerConfig
+    from labkit.config._schema import SchedulerConfig as SchedulerConfig
+    from labkit.config._schema import TrackingConfig as TrackingConfig
+    from labkit.config._schema import TrainerConfig as TrainerConfig
+    from labkit.config._search import MAX_GRID as MAX_GRID
+    from labkit.config._search import CategoricalParam as CategoricalParam
+    from labkit.config._search import FloatParam as FloatParam
+    from labkit.config._search import IntParam as IntParam
+    from labkit.config._search import SearchConfig as SearchConfig
+    from labkit.config._task_specs import TASK_SPECS as TASK_SPECS
+    from labkit.config._task_specs import AnomalySpec as AnomalySpec
+    from labkit.config._task_specs import ClassificationSpec as ClassificationSpec
+    from labkit.config._task_specs import RegressionSpec as RegressionSpec
+    from labkit.config._task_specs import SegmentationSpec as SegmentationSpec
+    from labkit.config._task_specs import SurrogateSpec as SurrogateSpec
+    from labkit.config._task_specs import TaskSpec as TaskSpec
+    from labkit.config._uri import redact_uri as redact_uri
+    from labkit.config._uri import tracking_uri_problem as tracking_uri_problem
+else:
+    __getattr__ = _lazy_getattr

@@ -9,30 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "ArrayDataModule",
-    "ArraySplitDataModule",
-    "DataInfo",
-    "DigitsDataModule",
-    "FileDataModule",
-    "SimulatedDataModule",
-]
+__all__, _lazy_getattr = lazy_exports(
+    __name__,
+    {
+        "labkit.data._arrays": ("ArrayDataModule", "FileDataModule"),
+        "labkit.data._base": ("ArraySplitDataModule", "DataInfo"),
+        "labkit.data._digits": ("DigitsDataModule",),
+        "labkit.data._simulated": ("SimulatedDataModule",),
+    },
+)
 
-if TYPE_CHECKING:
-    from labkit.data._arrays import ArrayDataModule, FileDataModule
-    from labkit.data._base import ArraySplitDataModule, DataInfo
-    from labkit.data._digits import DigitsDataModule
-    from labkit.data._simulated import SimulatedDataModule
-
-_LAZY = {
-    "ArrayDataModule": "labkit.data._arrays",
-    "ArraySplitDataModule": "labkit.data._base",
-    "DataInfo": "labkit.data._base",
-    "DigitsDataModule": "labkit.data._digits",
-    "FileDataModule": "labkit.data._arrays",
-    "SimulatedDataModule": "labkit.data._simulated",
-}
-
-__getattr__ = lazy_getattr(__name__, _LAZY)
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.data._arrays import ArrayDataModule as ArrayDataModule
+    from labkit.data._arrays import FileDataModule as FileDataModule
+    from labkit.data._base import ArraySplitDataModule as ArraySplitDataModule
+    from labkit.data._base import DataInfo as DataInfo
+    from labkit.data._digits import DigitsDataModule as DigitsDataModule
+    from labkit.data._simulated import SimulatedDataModule as SimulatedDataModule
+else:
+    __getattr__ = _lazy_getattr

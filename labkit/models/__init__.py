@@ -9,23 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = ["MLP", "Autoencoder", "ConditionalVAE", "SmallCNN", "UNet"]
+__all__, _lazy_getattr = lazy_exports(
+    __name__,
+    {
+        "labkit.models._autoencoder": ("Autoencoder",),
+        "labkit.models._cnn": ("SmallCNN",),
+        "labkit.models._cvae": ("ConditionalVAE",),
+        "labkit.models._mlp": ("MLP",),
+        "labkit.models._unet": ("UNet",),
+    },
+)
 
-if TYPE_CHECKING:
-    from labkit.models._autoencoder import Autoencoder
-    from labkit.models._cnn import SmallCNN
-    from labkit.models._cvae import ConditionalVAE
-    from labkit.models._mlp import MLP
-    from labkit.models._unet import UNet
-
-_LAZY = {
-    "Autoencoder": "labkit.models._autoencoder",
-    "ConditionalVAE": "labkit.models._cvae",
-    "MLP": "labkit.models._mlp",
-    "SmallCNN": "labkit.models._cnn",
-    "UNet": "labkit.models._unet",
-}
-
-__getattr__ = lazy_getattr(__name__, _LAZY)
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.models._autoencoder import Autoencoder as Autoencoder
+    from labkit.models._cnn import SmallCNN as SmallCNN
+    from labkit.models._cvae import ConditionalVAE as ConditionalVAE
+    from labkit.models._mlp import MLP as MLP
+    from labkit.models._unet import UNet as UNet
+else:
+    __getattr__ = _lazy_getattr

@@ -16,71 +16,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "check_range",
-    "MATERIALS",
-    "MAX_EVENTS",
-    "SEED_LIMIT",
-    "SIMULATORS",
-    "CaloSample",
-    "DijetModel",
-    "DijetSample",
-    "GRFSample",
-    "Material",
-    "Sample",
-    "Simulator",
-    "TracksSample",
-    "amplitude_window_iou",
-    "as_arrays",
-    "check_output",
-    "fisher_bound",
-    "fisher_matrix",
-    "fit_amplitude_window",
-    "memory_budget",
-    "options",
-    "simulate",
-    "simulate_calo",
-    "simulate_dijet",
-    "simulate_grf",
-    "simulate_tracks",
-    "write_h5",
-]
-
-if TYPE_CHECKING:
-    from labkit.sim._calo import MATERIALS, CaloSample, Material, simulate_calo
-    from labkit.sim._common import MAX_EVENTS, SEED_LIMIT, check_output, check_range
-    from labkit.sim._dijet import DijetModel, DijetSample, simulate_dijet
-    from labkit.sim._grf import GRFSample, fisher_bound, fisher_matrix, simulate_grf
-    from labkit.sim._registry import (
-        SIMULATORS,
-        Sample,
-        Simulator,
-        as_arrays,
-        memory_budget,
-        options,
-        simulate,
-        write_h5,
-    )
-    from labkit.sim._tracks import (
-        TracksSample,
-        amplitude_window_iou,
-        fit_amplitude_window,
-        simulate_tracks,
-    )
-
-_LAZY = {
-    "check_range": "labkit.sim._common",
-    **dict.fromkeys(("MATERIALS", "CaloSample", "Material", "simulate_calo"), "labkit.sim._calo"),
-    **dict.fromkeys(("DijetModel", "DijetSample", "simulate_dijet"), "labkit.sim._dijet"),
-    **dict.fromkeys(("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"), "labkit.sim._grf"),
-    **dict.fromkeys(
-        ("TracksSample", "amplitude_window_iou", "fit_amplitude_window", "simulate_tracks"),
-        "labkit.sim._tracks",
-    ),
-    **dict.fromkeys(
-        (
+__all__, _lazy_getattr = lazy_exports(
+    __name__,
+    {
+        "labkit.sim._calo": ("CaloSample", "MATERIALS", "Material", "simulate_calo"),
+        "labkit.sim._common": ("MAX_EVENTS", "SEED_LIMIT", "check_output", "check_range"),
+        "labkit.sim._dijet": ("DijetModel", "DijetSample", "simulate_dijet"),
+        "labkit.sim._grf": ("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"),
+        "labkit.sim._registry": (
             "SIMULATORS",
             "Sample",
             "Simulator",
@@ -90,9 +35,42 @@ _LAZY = {
             "simulate",
             "write_h5",
         ),
-        "labkit.sim._registry",
-    ),
-    "write_h5": "labkit.sim._registry",
-    **dict.fromkeys(("MAX_EVENTS", "SEED_LIMIT", "check_output"), "labkit.sim._common"),
-}
-__getattr__ = lazy_getattr(__name__, _LAZY)
+        "labkit.sim._tracks": (
+            "TracksSample",
+            "amplitude_window_iou",
+            "fit_amplitude_window",
+            "simulate_tracks",
+        ),
+    },
+)
+
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.sim._calo import MATERIALS as MATERIALS
+    from labkit.sim._calo import CaloSample as CaloSample
+    from labkit.sim._calo import Material as Material
+    from labkit.sim._calo import simulate_calo as simulate_calo
+    from labkit.sim._common import MAX_EVENTS as MAX_EVENTS
+    from labkit.sim._common import SEED_LIMIT as SEED_LIMIT
+    from labkit.sim._common import check_output as check_output
+    from labkit.sim._common import check_range as check_range
+    from labkit.sim._dijet import DijetModel as DijetModel
+    from labkit.sim._dijet import DijetSample as DijetSample
+    from labkit.sim._dijet import simulate_dijet as simulate_dijet
+    from labkit.sim._grf import GRFSample as GRFSample
+    from labkit.sim._grf import fisher_bound as fisher_bound
+    from labkit.sim._grf import fisher_matrix as fisher_matrix
+    from labkit.sim._grf import simulate_grf as simulate_grf
+    from labkit.sim._registry import SIMULATORS as SIMULATORS
+    from labkit.sim._registry import Sample as Sample
+    from labkit.sim._registry import Simulator as Simulator
+    from labkit.sim._registry import as_arrays as as_arrays
+    from labkit.sim._registry import memory_budget as memory_budget
+    from labkit.sim._registry import options as options
+    from labkit.sim._registry import simulate as simulate
+    from labkit.sim._registry import write_h5 as write_h5
+    from labkit.sim._tracks import TracksSample as TracksSample
+    from labkit.sim._tracks import amplitude_window_iou as amplitude_window_iou
+    from labkit.sim._tracks import fit_amplitude_window as fit_amplitude_window
+    from labkit.sim._tracks import simulate_tracks as simulate_tracks
+else:
+    __getattr__ = _lazy_getattr

@@ -26,8 +26,6 @@ __all__, _lazy_getattr = lazy_exports(
             "SimulatedSpec",
         ),
         "labkit.config._load": (
-            "DEFAULT_STORE",
-            "default_tracking_uri",
             "dump_experiment",
             "flatten",
             "format_validation_error",
@@ -63,7 +61,13 @@ __all__, _lazy_getattr = lazy_exports(
             "TASK_SPECS",
             "TaskSpec",
         ),
-        "labkit.config._uri": ("redact_uri", "tracking_uri_problem"),
+        "labkit.config._uri": (
+            "DEFAULT_STORE",
+            "default_storage",
+            "default_tracking_uri",
+            "redact_uri",
+            "tracking_uri_problem",
+        ),
     },
 )
 
@@ -79,8 +83,6 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.config._data_specs import DigitsSpec as DigitsSpec
     from labkit.config._data_specs import FileSpec as FileSpec
     from labkit.config._data_specs import SimulatedSpec as SimulatedSpec
-    from labkit.config._load import DEFAULT_STORE as DEFAULT_STORE
-    from labkit.config._load import default_tracking_uri as default_tracking_uri
     from labkit.config._load import dump_experiment as dump_experiment
     from labkit.config._load import flatten as flatten
     from labkit.config._load import format_validation_error as format_validation_error
@@ -113,6 +115,9 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.config._task_specs import SegmentationSpec as SegmentationSpec
     from labkit.config._task_specs import SurrogateSpec as SurrogateSpec
     from labkit.config._task_specs import TaskSpec as TaskSpec
+    from labkit.config._uri import DEFAULT_STORE as DEFAULT_STORE
+    from labkit.config._uri import default_storage as default_storage
+    from labkit.config._uri import default_tracking_uri as default_tracking_uri
     from labkit.config._uri import redact_uri as redact_uri
     from labkit.config._uri import tracking_uri_problem as tracking_uri_problem
 else:

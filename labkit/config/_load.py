@@ -20,7 +20,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from labkit.config._base import ComponentSpec, spec_tag
 from labkit.config._schema import Experiment
-from labkit.config._uri import redact_uri, tracking_uri_problem
+from labkit.config._uri import DEFAULT_STORE, default_tracking_uri, redact_uri, tracking_uri_problem
 from labkit.errors import ConfigError, ExperimentFileError, did_you_mean
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
 
 #: The embedded tracking store used when neither the file nor ``MLFLOW_TRACKING_URI`` names one:
 #: an SQLite database in the working directory, artifacts in ``./mlruns`` beside it.
-DEFAULT_STORE = "mlflow.db"
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 _COMPONENT_WORD = {"model": "model", "data": "dataset", "task": "task kind"}
@@ -175,19 +174,6 @@ def validate_experiment(
         problems = _at_most(problems)
         raise ConfigError(head + "\n  " + "\n  ".join(problems)) from None
     return _fill_defaults(exp, os.environ if environ is None else environ, Path(cwd or Path.cwd()))
-
-
-def default_tracking_uri(
-    uri: str | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> str:
-    """``uri``, else ``$MLFLOW_TRACKING_URI``, else :data:`DEFAULT_STORE` in ``cwd``; a relative
-    SQLite path made absolute (jobs and later commands run elsewhere)."""
-    env = os.environ if environ is None else environ
-    where = cwd or Path.cwd()
-    uri = uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{where / DEFAULT_STORE}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{(where / uri.removeprefix('sqlite:///')).resolve()}"
-    return uri
 
 
 def _fill_defaults(exp: Experiment, environ: Mapping[str, str], cwd: Path) -> Experiment:

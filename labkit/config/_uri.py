@@ -1,4 +1,6 @@
-"""Tracking URIs: what can name an MLflow store, checked without importing MLflow.
+"""The one owner of store URIs: where runs are tracked and studies are stored by default, how a
+URI is shown without its password, and what can name an MLflow store (checked without importing
+MLflow).
 
 One check for every place a URI comes in: ``tracking.uri`` in an experiment (a run may create a
 new SQLite file) and ``--tracking-uri`` of ``labkit compare``/``reproduce`` (which read runs, so
@@ -7,12 +9,24 @@ the store must already be there).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from labkit.errors import did_you_mean
 
-__all__ = ["STORE_SCHEMES", "redact_uri", "tracking_uri_problem"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORE_SCHEMES",
+    "default_storage",
+    "default_tracking_uri",
+    "redact_uri",
+    "tracking_uri_problem",
+]
+
+#: the MLflow store a run logs to when nothing else is configured, in the working directory
+DEFAULT_STORE = "mlflow.db"
 
 #: the stores MLflow's own client reads (a plain path or ``file:`` is its file store); plug-ins
 #: that register a scheme under the ``mlflow.tracking_store`` entry point are accepted too
@@ -22,6 +36,24 @@ _USE = (
     "use http(s)://HOST:PORT (an MLflow server), sqlite:///path/to/mlflow.db, postgresql://..., "
     "mysql://..., mssql://..., file:///path/to/mlruns or databricks"
 )
+
+
+def default_tracking_uri(
+    uri: str | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else :data:`DEFAULT_STORE` in ``cwd``; a relative
+    SQLite path made absolute (jobs and later commands run elsewhere)."""
+    env = os.environ if environ is None else environ
+    where = cwd or Path.cwd()
+    uri = uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{where / DEFAULT_STORE}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(where / uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
+
+
+def default_storage(runs_root: str | os.PathLike[str] = "runs") -> str:
+    """The study database in the runs root: fine for several processes on one machine."""
+    return f"sqlite:///{Path(runs_root).resolve() / 'optuna.db'}"
 
 
 def redact_uri(uri: str) -> str:

@@ -54,6 +54,7 @@ PUBLIC: dict[str, list[str]] = {
         "TrackingConfig",
         "TrainerConfig",
         "UNetSpec",
+        "default_storage",
         "default_tracking_uri",
         "dump_experiment",
         "flatten",

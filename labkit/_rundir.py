@@ -1,4 +1,8 @@
-"""One directory per run: everything a run produces is written here before it goes anywhere."""
+"""One directory per run: everything a run produces is written here before it goes anywhere.
+
+Also the options a (requeued) job is started with: :class:`JobOptions`, read from the job's
+environment once, at the CLI edge, and passed inward.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,54 @@ import json
 import math
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
 
-__all__ = ["RunDir"]
+__all__ = ["JobOptions", "RunDir"]
 
 _STATE = "run.json"
 #: errors writing run.json's temporary file after which rewriting run.json in place may work
 _NO_NEW_FILE = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How the job running this process wants a run treated, as its sbatch script says.
+
+    ``labkit submit`` writes ``LABKIT_CLUSTER``, ``LABKIT_SIGNAL`` and ``LABKIT_REQUEUE`` into the
+    job's script; the CLI reads them (:meth:`from_environ`) and passes this object inward. Outside
+    a job the defaults hold: signal USR1, requeue on it.
+    """
+
+    cluster: str = ""  #: the site profile's name (MLflow tag ``slurm.cluster``); "" outside a job
+    signal: str = "USR1"  #: the signal (without ``SIG``) that means "save a checkpoint and requeue"
+    requeue: bool = True  #: False: on that signal save and stop, but do not requeue
+    #: the job's environment, where ``labkit.cluster`` reads what the scheduler says about the job
+    #: (job id, nodes, restarts); None: this process's own
+    environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> JobOptions:
+        """The options in ``env`` (the CLI passes ``os.environ``); a missing variable: its default."""
+        return cls(
+            cluster=env.get("LABKIT_CLUSTER", ""),
+            signal=env.get("LABKIT_SIGNAL", "USR1"),
+            requeue=env.get("LABKIT_REQUEUE", "1") == "1",
+            environ=env,
+        )
+
+    def to_environ(self) -> dict[str, str]:
+        """The variables of a job script that :meth:`from_environ` reads back."""
+        return {
+            "LABKIT_CLUSTER": self.cluster,
+            "LABKIT_SIGNAL": self.signal,
+            "LABKIT_REQUEUE": "1" if self.requeue else "0",
+        }
 
 
 @dataclass(frozen=True)
@@ -72,7 +112,41 @@ class RunDir:
             )
         return cls(Path(path), key)
 
+    @staticmethod
+    def is_run_dir(path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` holds a ``run.json`` (readable or not)."""
+        return (Path(path) / _STATE).is_file()
+
+    @classmethod
+    def scan(cls, root: str | os.PathLike[str]) -> list[RunDir]:
+        """Every run directory under ``root``, at any depth, in path order; a directory whose
+        ``run.json`` is unreadable or not labkit's is left out."""
+        found = []
+        for state_file in sorted(Path(root).rglob(_STATE)):
+            try:
+                found.append(cls.open(state_file.parent))
+            except LabkitError:
+                continue
+        return found
+
+    @staticmethod
+    def peek(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+        """The ``run.json`` of the directory ``path`` as far as it can be read: ``{}`` when there is
+        no such directory or file, or it is not a JSON object (``labkit status``)."""
+        if not path:
+            return {}
+        try:
+            state = json.loads((Path(path) / _STATE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
     # -- layout ------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        """``run.json``: the run key, the MLflow run id, the status."""
+        return self.path / _STATE
+
     @property
     def config_file(self) -> Path:
         return self.path / "config.yaml"
@@ -141,6 +215,12 @@ class RunDir:
 
     def mark(self, status: str, **fields: Any) -> None:
         self.update(status=status, updated=_now(), **fields)
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The MLflow run id ``run.json`` records (None before the run reached MLflow)."""
+        value = self.state().get("mlflow_run_id")
+        return str(value) if value else None
 
 
 def _finite(value: Any) -> Any:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import sys
-import time
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,11 +55,19 @@ def run(
 
         _importable_here()
         exp = load_experiment(file, overrides or [])
+        from labkit.runner import JobOptions
         from labkit.runner import run as run_experiment
 
         command = shlex.join(["labkit", *sys.argv[1:]])
         source = None if run_dir else Path(file).resolve()
-        result = run_experiment(exp, progress=progress.value, command=command, source=source, run_dir=run_dir)
+        result = run_experiment(
+            exp,
+            progress=progress.value,
+            command=command,
+            source=source,
+            run_dir=run_dir,
+            job=JobOptions.from_environ(os.environ),
+        )
         if _is_leader():
             _summary(result)
 
@@ -125,26 +131,13 @@ def sim(
             if not sep or not key.isidentifier():
                 raise ConfigError(f"simulator option {item!r}: write KEY=VALUE, e.g. particle=pion")
             kwargs[key] = parse_value(value, what=f"simulator option {item!r}")
-        # options and size checked (a trillion events fails here, not in the allocator)
-        simulators.SIMULATORS[simulator].check_size(events, kwargs, field="-n/--events")
-        start = time.perf_counter()
-        sample = simulators.simulate(simulator, events, seed=seed, **kwargs)
-        generated = time.perf_counter() - start
-        tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            simulators.write_h5(sample, tmp)
-            os.replace(tmp, output)
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            raise LabkitError(f"-o {output}: cannot write it ({why}); choose another path") from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in simulators.as_arrays(sample).items())
+        from labkit.runner import write_simulation
+
+        done = write_simulation(simulator, events=events, seed=seed, output=output, options=kwargs)
+        shapes = ", ".join(f"{k} {shape}" for k, shape in done.shapes.items())
         print(
-            f"labkit: wrote {events} {simulator} events (seed {seed}) to {output} in {generated:.1f} s "
-            f"({output.stat().st_size / 1e6:.1f} MB): {shapes}"
+            f"labkit: wrote {events} {simulator} events (seed {seed}) to {output} in {done.seconds:.1f} s "
+            f"({done.size_mb:.1f} MB): {shapes}"
         )
 
 
@@ -229,56 +222,41 @@ def reproduce(
     """Run a logged experiment again from its stored config, on the code it used, and compare its
     headline metrics with the original's."""
     with _errors():
-        from labkit.config import load_experiment
         from labkit.report import HEADLINE, default_uri
-        from labkit.runner import compare_metrics, plan_reproduction
+        from labkit.runner import plan_rerun
 
-        uri = default_uri(tracking_uri)
-        plan = plan_reproduction(run_id, uri, Path.cwd())
-        commit = plan.commit[:12] if plan.commit else "no commit"
-        print(
-            f"labkit reproduce: run {run_id} ({plan.experiment}, task {plan.task or '?'}, "
-            f"code {commit}{' + uncommitted changes' if plan.dirty else ''})",
-            file=sys.stderr,
-        )
+        plan = plan_rerun(run_id, uri=default_uri(tracking_uri), runs_root=runs_root, cwd=Path.cwd())
+        print(f"labkit reproduce: {plan.describe()}", file=sys.stderr)
         for warning in plan.check(force):
             print(f"labkit: warning: {warning}", file=sys.stderr)
-        root = runs_root.resolve()
-        config_path = root / "reproduce" / f"{run_id}.yaml"
-        text = plan.config_yaml(root, uri)
         if dry_run:
-            print(f"# {config_path} (not written: --dry-run)")
-            print(text, end="")
+            print(f"# {plan.config_path} (not written: --dry-run)")
+            print(plan.config_text, end="")
             return
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(text)
+        plan.write()
+        command = shlex.join(["labkit", *sys.argv[1:]])
         if cluster:
-            from labkit.cluster import load_profile, submit_run
+            from labkit.cluster import load_profile
 
             profile, profile_path = load_profile(cluster, slurm or [])
-            exp = load_experiment(config_path, list(profile.overrides))
-            done = submit_run(
-                exp, profile, profile_path, source=config_path, command=shlex.join(["labkit", *sys.argv[1:]])
-            )
+            done = plan.submit(profile, profile_path, command=command)
             print(
                 f"labkit: submitted job {done.job_id} to {profile.name}; when it has finished, compare with\n"
-                f"        labkit compare -e {plan.experiment} "
+                f"        labkit compare -e {plan.found.experiment} "
                 f"--filter \"tags.labkit.reproduces = '{run_id}'\"",
                 file=sys.stderr,
             )
             print(done.job_id)
             return
         _importable_here()
-        from labkit.runner import run as run_experiment
+        from labkit.runner import JobOptions
 
-        exp = load_experiment(config_path)
-        result = run_experiment(exp, command=shlex.join(["labkit", *sys.argv[1:]]), source=config_path)
-        names = list(HEADLINE.get(plan.task, ())) + sorted(k for k in plan.metrics if k.startswith("test_"))
-        rows = compare_metrics(plan.metrics, result.metrics, list(dict.fromkeys(names)))
-        print(f"rerun {result.run_id} of run {run_id}:")
-        for name, before, after, verdict in rows:
+        job = JobOptions.from_environ(os.environ)
+        rerun = plan.run_here(headline=HEADLINE.get(plan.found.task, ()), command=command, job=job)
+        print(f"rerun {rerun.result.run_id} of run {run_id}:")
+        for name, before, after, verdict in rerun.rows:
             print(f"  {name:<28} {before:<14.6g} {after:<14.6g} {verdict}")
-        if not rows:
+        if not rerun.rows:
             print("  (no test metric logged by both runs)")
 
 

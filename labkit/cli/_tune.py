@@ -117,9 +117,17 @@ def tune_start(
             )
             print(done.array_job)
             return
-        from labkit.tuning import tune
+        from labkit.tuning import Heartbeat, tune
 
-        report = tune(exp, study=name, storage=url, trials=trials, workers=workers)
+        report = tune(
+            exp,
+            study=name,
+            storage=url,
+            trials=trials,
+            workers=workers,
+            heartbeat=Heartbeat.from_environ(os.environ),
+            environ=os.environ,
+        )
         _print_report(report, url)
         print(f"  next       labkit tune best --study {name} --storage {redact_uri(url)} -o best.yaml")
 
@@ -128,12 +136,13 @@ def tune_start(
 def tune_status(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Trials by state, the best so far, and an estimate of the time left."""
     with _errors():
-        from labkit.tuning import StudyHandle, default_storage, study_report
+        from labkit.tuning import Heartbeat, StudyHandle, default_storage, study_report
 
         if study is None:
             raise LabkitError("--study NAME is required")
         url = storage or default_storage()
-        _print_report(study_report(StudyHandle.load(study, url)), url)
+        handle = StudyHandle.load(study, url, heartbeat=Heartbeat.from_environ(os.environ))
+        _print_report(study_report(handle), url)
 
 
 @tune_app.command("best")
@@ -146,11 +155,12 @@ def tune_best(
 ) -> None:
     """Write the best trial as a runnable experiment file."""
     with _errors():
-        from labkit.tuning import StudyHandle, best_experiment, default_storage
+        from labkit.tuning import Heartbeat, StudyHandle, best_experiment, default_storage
 
         if study is None:
             raise LabkitError("--study NAME is required")
-        text = best_experiment(StudyHandle.load(study, storage or default_storage()))
+        heartbeat = Heartbeat.from_environ(os.environ)
+        text = best_experiment(StudyHandle.load(study, storage or default_storage(), heartbeat=heartbeat))
         if output is None:
             print(text, end="")
         else:
@@ -162,11 +172,17 @@ def tune_best(
 def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Claim and run trials of an existing study (started by labkit tune, or a SLURM array)."""
     with _errors():
-        from labkit.tuning import default_storage, worker_loop
+        from labkit.runner import JobOptions
+        from labkit.tuning import Heartbeat, default_storage, worker_loop
 
         if study is None:
             raise LabkitError("--study NAME is required")
-        worker_loop(study, storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage())
+        worker_loop(
+            study,
+            storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage(),
+            job=JobOptions.from_environ(os.environ),
+            heartbeat=Heartbeat.from_environ(os.environ),
+        )
 
 
 @tune_app.command("summarize", hidden=True)

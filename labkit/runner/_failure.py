@@ -1,9 +1,11 @@
-"""Recording a run's failure when the failure may be the disk's: status first, each step guarded.
+"""Recording how a run stopped early: a failure (which may be the disk's) or a preemption.
 
 A full disk or a read-only run directory must not leave a run RUNNING: :func:`record_failure`
 marks ``run.json`` (rewritten in place when no temporary file fits), then the MLflow run
 (directly, through a one-off spool elsewhere, when the run's own spool cannot be written), then
 writes ``error.txt``; :func:`disk_problem` tells the user's fault (the machine's) from a bug.
+:func:`record_preemption` marks a job stopped on its signal REQUEUED (and requeues it) or
+INTERRUPTED.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labkit._rundir import RunDir
-from labkit.errors import LabkitError
+from labkit._rundir import JobOptions, RunDir
+from labkit.errors import LabkitError, Preempted
 from labkit.tracking import SPOOL_FILE
 
 if TYPE_CHECKING:
     from labkit.tracking import Tracker
 
-__all__ = ["disk_problem", "record_failure"]
+__all__ = ["disk_problem", "record_failure", "record_preemption"]
 
 
 def record_failure(
@@ -30,13 +32,14 @@ def record_failure(
     run_dir: RunDir,
     exc: BaseException,
     elapsed_s: float,
-    end_tags: Callable[[BaseException | None], dict[str, str]] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> LabkitError | None:
     """Mark the run FAILED (KILLED for Ctrl-C) in ``run.json``, then in MLflow, then write
     ``error.txt``: status first, each step guarded, so that a failure while recording the failure
     (a full disk, a read-only run directory) cannot leave the run RUNNING where it still can be
-    marked. Returns the error to raise instead of ``exc`` when the cause is the machine's (the
-    disk is full or read-only), saying what was and was not marked; None: re-raise ``exc``."""
+    marked. ``tags`` are set on the MLflow run first (a trial's state). Returns the error to
+    raise instead of ``exc`` when the cause is the machine's (the disk is full or read-only),
+    saying what was and was not marked; None: re-raise ``exc``."""
     import traceback
 
     status = "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"
@@ -45,14 +48,14 @@ def record_failure(
     try:
         run_dir.mark(status, error=f"{type(exc).__name__}: {exc}", elapsed_s=elapsed_s)
     except Exception as err:  # noqa: BLE001 - go on: MLflow must still learn of it
-        unmarked.append(f"{run_dir.path / 'run.json'} ({_short(err)})")
+        unmarked.append(f"{run_dir.state_file} ({_short(err)})")
         problem = problem or disk_problem(err, run_dir)
     error_txt = run_dir.path / "error.txt"
     written = _write_error_txt(error_txt, "".join(traceback.format_exception(exc)))
     if tracker is not None and tracker.spool is not None:
-        if end_tags is not None:
+        if tags:
             with contextlib.suppress(Exception):
-                tracker.set_tags(end_tags(exc))
+                tracker.set_tags(dict(tags))
         if written:
             with contextlib.suppress(Exception):  # the run is failing already; its status matters more
                 tracker.log_artifact(error_txt)
@@ -71,6 +74,35 @@ def record_failure(
         else f"the run could not be marked {status} in {' nor in '.join(unmarked)}"
     )
     return LabkitError(f"{problem}; {marked}")
+
+
+def record_preemption(
+    tracker: Tracker | None, run_dir: RunDir, exc: Preempted, elapsed_s: float, job: JobOptions
+) -> None:
+    """The job stopped on a signal with a checkpoint saved: requeue it (the requeue signal) or
+    leave it to SLURM (SIGTERM: requeued by an admin or preemption, or cancelled)."""
+    from labkit.cluster import current_job_id, requeue
+
+    job_id = current_job_id(job.environ)
+    status = "REQUEUED" if exc.requeue and job_id else "INTERRUPTED"
+    run_dir.mark(status, checkpoint=str(exc.checkpoint), elapsed_s=elapsed_s, error=str(exc))
+    if tracker is not None and tracker.spool is not None:
+        if status == "REQUEUED":
+            tracker.suspend(f"{exc}; job {job_id} requeued, it resumes from there")
+        else:
+            tracker.fail(exc, killed=True)
+    if status == "REQUEUED":
+        assert job_id is not None
+        try:
+            requeue(job_id)  # last: SLURM stops this job at once and queues it again
+        except LabkitError as err:
+            run_dir.mark("INTERRUPTED", error=f"requeue failed: {err}")
+            if tracker is not None and tracker.spool is not None:
+                tracker.fail(err, killed=True)
+            raise LabkitError(
+                f"{err}; the checkpoint {exc.checkpoint} is saved: continue with "
+                f"labkit run {run_dir.config_file} --run-dir {run_dir.path}"
+            ) from None
 
 
 def _write_error_txt(path: Path, text: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -13,30 +12,25 @@ from typing import Any
 
 import numpy as np
 
+from labkit._rundir import RunDir
 from labkit.errors import LabkitError
 
 __all__ = ["Generated", "find_run_dir", "generate_showers", "load_surrogate"]
-
-_STATE = "run.json"
 
 
 def find_run_dir(ref: str, runs_root: str | os.PathLike[str]) -> Path:
     """The run directory ``ref`` names: the directory itself, or a run under ``runs_root`` by its
     MLflow run id, its run key, or the first 8 characters of the key (the directory's suffix)."""
     given = Path(ref).expanduser()
-    if (given / _STATE).is_file():
+    if RunDir.is_run_dir(given):
         return given
     root = Path(runs_root).expanduser()
     found: list[Path] = []
     if ref and root.is_dir():
-        for state_file in sorted(root.rglob(_STATE)):
-            try:
-                state = json.loads(state_file.read_text())
-            except (OSError, ValueError):
-                continue
-            key = str(state.get("run_key") or "")
-            if ref in (state.get("mlflow_run_id"), key) or (len(ref) >= 8 and key.startswith(ref)):
-                found.append(state_file.parent)
+        for rdir in RunDir.scan(root):
+            key = rdir.run_key
+            if ref in (rdir.mlflow_run_id, key) or (len(ref) >= 8 and key.startswith(ref)):
+                found.append(rdir.path)
     if not found:
         raise LabkitError(
             f"no run {ref!r} under {root} (give an MLflow run id, a run key, or a run directory; "
@@ -110,7 +104,7 @@ def load_surrogate(run_dir: Path) -> Loaded:
         checkpoint=found[0],
         experiment=exp.name,
         model=str(getattr(exp.model, "name", type(task.model).__name__)),
-        state=json.loads((run_dir / _STATE).read_text()),
+        state=RunDir.open(run_dir).state(),
         simulator_options=options,
     )
 

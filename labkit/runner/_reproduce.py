@@ -4,18 +4,35 @@ The resolved configuration comes from the run's ``config.yaml`` artifact; the co
 code the run used: the same git commit, and the same uncommitted changes (the run stores them as
 ``git.diff``). A mismatch is refused unless forced, and nothing is ever applied to the checkout:
 the message says what to do. No torch here; the rerun itself goes through :func:`labkit.run`.
+
+:func:`plan_rerun` makes the whole plan (what to rerun, with which config, where); the CLI
+only prints it and says go: :meth:`RerunPlan.run_here` or :meth:`RerunPlan.submit`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labkit.errors import ConfigError, ReproduceError
 
-__all__ = ["Reproduction", "ReproduceError", "compare_metrics", "plan_reproduction"]
+if TYPE_CHECKING:
+    from labkit._rundir import JobOptions
+    from labkit.cluster import Profile, Submission
+    from labkit.runner._session import RunResult
+
+__all__ = [
+    "Rerun",
+    "RerunPlan",
+    "Reproduction",
+    "ReproduceError",
+    "compare_metrics",
+    "plan_reproduction",
+    "plan_rerun",
+]
 
 
 @dataclass
@@ -127,3 +144,72 @@ def compare_metrics(
             verdict = f"differs by {b - a:+.3g}"
         rows.append((name, a, b, verdict))
     return rows
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A rerun made here, and its test metrics beside the original's."""
+
+    result: RunResult
+    rows: list[tuple[str, float, float, str]]  #: ``(metric, original, rerun, verdict)``
+
+
+@dataclass(frozen=True)
+class RerunPlan:
+    """What ``labkit reproduce`` reruns (:attr:`found`), with which config (:attr:`config_text`),
+    written where (:attr:`config_path`, under the runs root's ``reproduce/``)."""
+
+    found: Reproduction
+    config_path: Path
+    config_text: str
+
+    def describe(self) -> str:
+        """One line: the run, its experiment and task, and the code it was made with."""
+        p = self.found
+        commit = p.commit[:12] if p.commit else "no commit"
+        return (
+            f"run {p.run_id} ({p.experiment}, task {p.task or '?'}, "
+            f"code {commit}{' + uncommitted changes' if p.dirty else ''})"
+        )
+
+    def check(self, force: bool) -> list[str]:
+        """Raise :class:`ReproduceError` when the code differs, unless ``force``; the warnings."""
+        return self.found.check(force)
+
+    def write(self) -> Path:
+        """Write the rerun's config file; its path."""
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text)
+        return self.config_path
+
+    def run_here(
+        self, *, headline: Sequence[str] = (), command: str | None = None, job: JobOptions | None = None
+    ) -> Rerun:
+        """Rerun it on this machine from the written config; compare the ``headline`` metrics
+        and every test metric the original logged."""
+        from labkit.config import load_experiment
+        from labkit.runner._run import run
+
+        exp = load_experiment(self.config_path)
+        result = run(exp, command=command, source=self.config_path, job=job)
+        original = self.found.metrics
+        names = list(headline) + sorted(k for k in original if k.startswith("test_"))
+        return Rerun(result, compare_metrics(original, result.metrics, list(dict.fromkeys(names))))
+
+    def submit(
+        self, profile: Profile, profile_path: Path | None, *, command: str | None = None
+    ) -> Submission:
+        """Submit the rerun as a batch job with the site ``profile`` (its overrides applied)."""
+        from labkit.cluster import submit_run
+        from labkit.config import load_experiment
+
+        exp = load_experiment(self.config_path, list(profile.overrides))
+        return submit_run(exp, profile, profile_path, source=self.config_path, command=command)
+
+
+def plan_rerun(run_id: str, *, uri: str, runs_root: Path, cwd: Path) -> RerunPlan:
+    """Fetch run ``run_id`` from ``uri``, compare its code with the checkout at ``cwd``, and plan
+    its rerun: its config, logging to ``uri``, under ``runs_root``."""
+    found = plan_reproduction(run_id, uri, cwd)
+    root = runs_root.resolve()
+    return RerunPlan(found, root / "reproduce" / f"{run_id}.yaml", found.config_yaml(root, uri))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import lightning.pytorch as pl
@@ -24,7 +24,10 @@ def build_trainer(
     progress: str,
     stream: TextIO,
     extra_callbacks: Sequence[Callback] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """The Trainer and its checkpoint callback; ``environ``: the job's environment (None: this
+    process's), where ``labkit.cluster`` sees whether this is a SLURM batch job."""
     t = exp.trainer
     checkpoint = ModelCheckpoint(
         dirpath=run_dir.checkpoints,
@@ -65,7 +68,7 @@ def build_trainer(
         limit_test_batches=_limit(t.limit_test_batches),
         deterministic=t.deterministic,
         logger=logger,
-        plugins=_cluster_environment(),
+        plugins=_cluster_environment(environ),
         callbacks=callbacks,
         default_root_dir=run_dir.path,
         enable_progress_bar=bar is not None,
@@ -75,7 +78,7 @@ def build_trainer(
     return trainer, checkpoint
 
 
-def check_accelerator(exp: Experiment) -> None:
+def check_accelerator(exp: Experiment, environ: Mapping[str, str] | None = None) -> None:
     """``trainer.accelerator`` and ``trainer.devices`` against the devices this machine has,
     before any data is built (Lightning finds out only when the Trainer is made)."""
     import torch
@@ -93,7 +96,7 @@ def check_accelerator(exp: Experiment) -> None:
             )
         wanted = max(t.devices) + 1 if isinstance(t.devices, tuple) and t.devices else t.devices
         # in a SLURM job, each task may see only the GPUs bound to it: Lightning sorts that out
-        if isinstance(wanted, int) and wanted > count and not in_slurm_job():
+        if isinstance(wanted, int) and wanted > count and not in_slurm_job(environ):
             raise ConfigError(
                 f"trainer.devices: {_shown(t.devices)} but this machine has {count} GPU"
                 f"{'s' * (count != 1)} (indices 0 to {count - 1}); use devices: auto or at most {count}"
@@ -114,13 +117,13 @@ def _limit(value: float) -> float | None:
     return None if isinstance(value, float) and value == 1.0 else value
 
 
-def _cluster_environment() -> list[Any] | None:
+def _cluster_environment(environ: Mapping[str, str] | None) -> list[Any] | None:
     """Inside a SLURM batch job: Lightning's SLURM environment (ranks, master address) without
     its auto-requeue, which labkit's PreemptionCallback replaces."""
     from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 
     from labkit.cluster import in_slurm_job
 
-    if not (in_slurm_job() and SLURMEnvironment.detect()):
+    if not (in_slurm_job(environ) and SLURMEnvironment.detect()):
         return None
     return [SLURMEnvironment(auto_requeue=False)]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from labkit._lazy import lazy_getattr
 
 __all__ = [
+    "Heartbeat",
     "StudyHandle",
     "StudyReport",
     "best_experiment",
@@ -25,6 +26,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from labkit.tuning._cluster import submit_study, summarize_study
+    from labkit.tuning._optuna import Heartbeat
     from labkit.tuning._study import StudyHandle
     from labkit.tuning._tune import (
         StudyReport,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     )
 
 _ELSEWHERE = {
+    "Heartbeat": "labkit.tuning._optuna",
     "StudyHandle": "labkit.tuning._study",
     "submit_study": "labkit.tuning._cluster",
     "summarize_study": "labkit.tuning._cluster",

@@ -9,19 +9,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import optuna
 from lightning.pytorch.callbacks import Callback
 
 from labkit.config import Experiment, validate_experiment
-from labkit.tuning._optuna import HEARTBEAT_SECONDS, suggest
+from labkit.runner import JobOptions
+from labkit.tuning._optuna import suggest
 from labkit.tuning._study import SLURM_JOB, StudyHandle
+
+if TYPE_CHECKING:
+    from labkit.runner import RunOptions, RunSession
 
 __all__ = ["TrialCallback", "run_trial"]
 
 _RUN_ID, _RUN_DIR, _FAIL_REASON = "labkit.mlflow_run_id", "labkit.run_dir", "labkit.fail_reason"
+_TRIAL_STATE = "labkit.trial_state"  # MLflow tag: how the trial ended
 
 
 class TrialCallback(Callback):
@@ -64,7 +69,7 @@ def _heartbeat(handle: StudyHandle, trial_id: int) -> Iterator[None]:
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
+        while not stop.wait(handle.timing.interval):
             handle.heartbeat(trial_id)
 
     handle.heartbeat(trial_id)
@@ -107,74 +112,45 @@ def run_trial(
     progress: str = "plain",
     *,
     reclaimed: bool = False,
+    job: JobOptions | None = None,
 ) -> None:
     """Run one claimed trial to its end and tell Optuna how it ended.
 
     ``reclaimed``: the trial was running in this SLURM job when it was preempted; it continues in
     its run directory, from its checkpoint, into the same MLflow run. Only a preemption
     (:class:`~labkit.errors.Preempted`) leaves the trial RUNNING, for the requeued job.
+    ``job``: the options of the batch job this worker runs in (None: not in one, the defaults).
     """
-    from labkit.cluster import current_job_id
-    from labkit.runner import RunDir, RunHooks, run
-    from labkit.tracking import end_abandoned_run
+    from labkit.runner import RunOptions
 
     base = handle.experiment()
     assert base.search is not None
     search = base.search
     study_name = handle.study.study_name
     callback = TrialCallback(trial, search.metric, search.direction)
-    resume_from: Path | None = None
-    resume_dir: Path | None = None
-    frozen = handle.storage.get_trial(trial_id)
-    previous = handle.previous_attempt(trial_id)
-    if reclaimed and frozen.user_attrs.get(_RUN_DIR):
-        resume_dir = Path(str(frozen.user_attrs[_RUN_DIR]))
-        callback.history = [v for _, v in sorted(frozen.intermediate_values.items())]
-    elif previous is not None:  # a retry: close the dead attempt's run, continue its checkpoint
-        old_dir = previous.user_attrs.get(_RUN_DIR)
-        resume_from = RunDir(Path(str(old_dir)), "").resume_checkpoint() if old_dir else None
-        if resume_from is not None:  # its epochs count towards the trial's value
-            callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
-        if old_dir:
-            end_abandoned_run(str(old_dir), f"worker died during trial {previous.number}", base.tracking.uri)
-
-    def on_start(run_dir: Any, run_id: str) -> None:
-        trial.set_user_attr("labkit.worker", f"{socket.gethostname()}:{os.getpid()}")
-        if run_id:  # offline: known once the run is synced
-            trial.set_user_attr(_RUN_ID, run_id)
-        trial.set_user_attr(_RUN_DIR, str(run_dir.path))
-        job = current_job_id()
-        if job:
-            trial.set_user_attr(SLURM_JOB, job)
-
-    def end_tags(error: BaseException | None) -> dict[str, str]:
-        if error is not None or (not callback.pruned and not callback.history):
-            state = "FAIL"  # an error, or the study metric was never logged
-        else:
-            state = "PRUNED" if callback.pruned else "COMPLETE"
-        return {"labkit.trial_state": state}
-
+    resume_dir, resume_from = _continue_from(handle, trial_id, callback, reclaimed=reclaimed)
     tags = {"labkit.study": study_name, "labkit.trial": str(trial.number)}
     if resume_from is not None:
         tags["labkit.resumed_from"] = str(resume_from)
-    hooks = RunHooks(
+    options = RunOptions(
         tags=tags,
         callbacks=[callback],
         resume_from=resume_from,
-        on_start=on_start,
-        skip_test=lambda: callback.pruned,
-        end_tags=end_tags,
         parent_key=handle.parent_run_key,
+        failure_tags={_TRIAL_STATE: "FAIL"},
     )
     with _heartbeat(handle, trial_id):
         try:
             exp = trial_experiment(base, suggest(trial, search), trial.number)
-            run(
+            _train(
                 exp,
-                progress=progress,
-                hooks=hooks,
-                command=f"labkit tune worker --study {study_name}",
+                trial,
+                callback,
+                options,
                 run_dir=resume_dir,
+                job=job or JobOptions(),
+                progress=progress,
+                command=f"labkit tune worker --study {study_name}",
             )
         except Exception as exc:  # noqa: BLE001 - a failing trial is recorded; the study goes on
             reason = f"{type(exc).__name__}: {exc}"
@@ -189,3 +165,74 @@ def run_trial(
         _tell(handle, trial, state=optuna.trial.TrialState.FAIL)
     else:
         _tell(handle, trial, callback.best())
+
+
+def _continue_from(
+    handle: StudyHandle, trial_id: int, callback: TrialCallback, *, reclaimed: bool
+) -> tuple[Path | None, Path | None]:
+    """Where the trial's run continues: ``(run directory, None)`` for a trial this job was running
+    when it was preempted; ``(None, checkpoint)`` for a retry of a trial whose worker died (its
+    run is closed); ``(None, None)`` for a fresh start. The callback gets the values reported so
+    far, when they count towards the trial's value."""
+    from labkit.runner import RunDir
+    from labkit.tracking import end_abandoned_run
+
+    frozen = handle.storage.get_trial(trial_id)
+    if reclaimed and frozen.user_attrs.get(_RUN_DIR):
+        callback.history = [v for _, v in sorted(frozen.intermediate_values.items())]
+        return Path(str(frozen.user_attrs[_RUN_DIR])), None
+    previous = handle.previous_attempt(trial_id)
+    if previous is None:
+        return None, None
+    old_dir = previous.user_attrs.get(_RUN_DIR)
+    resume_from = RunDir(Path(str(old_dir)), "").resume_checkpoint() if old_dir else None
+    if resume_from is not None:  # its epochs count towards the trial's value
+        callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
+    if old_dir:
+        uri = handle.experiment().tracking.uri
+        end_abandoned_run(str(old_dir), f"worker died during trial {previous.number}", uri)
+    return None, resume_from
+
+
+def _train(
+    exp: Experiment,
+    trial: optuna.Trial,
+    callback: TrialCallback,
+    options: RunOptions,
+    *,
+    run_dir: Path | None,
+    job: JobOptions,
+    progress: str,
+    command: str,
+) -> None:
+    """The trial's run: fit; test unless pruned; its state as the tag ``labkit.trial_state``."""
+    from labkit.runner import RunSession
+
+    session = RunSession(exp, run_dir=run_dir, command=command, progress=progress, job=job, options=options)
+    with session:
+        built = session.build()
+        session.start(built)
+        _note_run(trial, session, job)
+        fitted = session.fit(built)
+        metrics = {} if callback.pruned else session.test(fitted)
+        session.finish(fitted, metrics, tags={_TRIAL_STATE: _trial_state(callback)})
+
+
+def _note_run(trial: optuna.Trial, session: RunSession, job: JobOptions) -> None:
+    """Where the trial runs, in its user attributes: a retry or a requeued job finds it there."""
+    from labkit.cluster import current_job_id
+
+    trial.set_user_attr("labkit.worker", f"{socket.gethostname()}:{os.getpid()}")
+    if session.run_id:  # offline: known once the run is synced
+        trial.set_user_attr(_RUN_ID, session.run_id)
+    trial.set_user_attr(_RUN_DIR, str(session.run_dir.path))
+    job_id = current_job_id(job.environ)
+    if job_id:
+        trial.set_user_attr(SLURM_JOB, job_id)
+
+
+def _trial_state(callback: TrialCallback) -> str:
+    """PRUNED, COMPLETE, or FAIL when the study metric was never logged."""
+    if callback.pruned:
+        return "PRUNED"
+    return "COMPLETE" if callback.history else "FAIL"

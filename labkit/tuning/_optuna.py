@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from labkit.config import MAX_GRID, CategoricalParam, FloatParam, SearchConfig
 from labkit.errors import ConfigError
 
 __all__ = [
+    "GRACE_SECONDS",
     "HEARTBEAT_SECONDS",
+    "Heartbeat",
     "MAX_GRID_POINTS",
     "check_grid_size",
     "make_pruner",
@@ -23,11 +26,11 @@ __all__ = [
     "suggest",
 ]
 
-#: a running trial records a heartbeat this often; one silent for GRACE_SECONDS is failed.
-#: Sites whose file systems or databases are slow may raise them (LABKIT_HEARTBEAT_SECONDS,
-#: LABKIT_GRACE_SECONDS); the tests lower them.
-HEARTBEAT_SECONDS = int(os.environ.get("LABKIT_HEARTBEAT_SECONDS", "5"))
-GRACE_SECONDS = int(os.environ.get("LABKIT_GRACE_SECONDS", "20"))
+#: a running trial records a heartbeat this often (by default); one silent for GRACE_SECONDS is
+#: failed. Sites whose file systems or databases are slow may raise them (LABKIT_HEARTBEAT_SECONDS,
+#: LABKIT_GRACE_SECONDS, read by the CLI: :meth:`Heartbeat.from_environ`); the tests lower them.
+HEARTBEAT_SECONDS = 5
+GRACE_SECONDS = 20
 #: a trial whose worker died is retried this many times (resuming from its last checkpoint)
 MAX_RETRY = 2
 #: the most points a grid search may have (the search section's own limit): Optuna's
@@ -37,9 +40,39 @@ MAX_GRID_POINTS = MAX_GRID
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # labkit reports what matters itself
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+@dataclass(frozen=True)
+class Heartbeat:
+    """How often a running trial records that its worker is alive (``interval`` seconds), and how
+    long a trial may stay silent before it is failed and retried (``grace`` seconds)."""
+
+    interval: int = HEARTBEAT_SECONDS
+    grace: int = GRACE_SECONDS
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Heartbeat:
+        """``LABKIT_HEARTBEAT_SECONDS`` and ``LABKIT_GRACE_SECONDS`` from ``env`` (the CLI passes
+        ``os.environ``); a missing variable: its default."""
+        return cls(
+            interval=_seconds(env, "LABKIT_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS),
+            grace=_seconds(env, "LABKIT_GRACE_SECONDS", GRACE_SECONDS),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        why = f"expected a whole number of seconds (default {default})"
+        raise ConfigError(f"{name}={text!r}: {why}") from None
+
+
+def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storages.BaseStorage:
     """An RDB storage (``sqlite:///file.db``, ``postgresql://...``) with heartbeats, so that a
     trial whose worker dies is failed and retried instead of staying RUNNING forever."""
+    heartbeat = heartbeat or Heartbeat()
     if not url.startswith(("sqlite:///", "postgresql")):
         raise ConfigError(
             f"--storage {url!r}: use sqlite:///path/to/study.db (one machine) or "
@@ -58,8 +91,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
+                heartbeat_interval=heartbeat.interval,
+                grace_period=heartbeat.grace,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                     max_retry=MAX_RETRY, inherit_intermediate_values=True
                 ),

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
-from labkit.tuning._optuna import make_pruner, make_sampler, open_storage
+from labkit.tuning._optuna import Heartbeat, make_pruner, make_sampler, open_storage
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
 
@@ -73,19 +73,24 @@ class Tally:
 class StudyHandle:
     """An Optuna study plus what labkit keeps with it (the experiment, the MLflow parent run)."""
 
-    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    def __init__(
+        self, study: optuna.Study, storage: optuna.storages.BaseStorage, heartbeat: Heartbeat | None = None
+    ) -> None:
         self.study = study
         self.storage = storage
+        self.timing = heartbeat or Heartbeat()  #: how often a trial beats, how long it may be silent
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self._experiment: Experiment | None = None
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, exp: Experiment, name: str, storage_url: str) -> StudyHandle:
+    def create(
+        cls, exp: Experiment, name: str, storage_url: str, *, heartbeat: Heartbeat | None = None
+    ) -> StudyHandle:
         """Create the study, or load it if it exists (resuming); the experiment is stored in it."""
         assert exp.search is not None
         check_study_name(name)
-        storage = open_storage(storage_url)
+        storage = open_storage(storage_url, heartbeat)
         direction = exp.search.direction
         study = optuna.create_study(
             storage=storage,
@@ -112,10 +117,10 @@ class StudyHandle:
                     "differ): use another --study name"
                 )
         study.set_user_attr(_EXPERIMENT, json.dumps(resolved))
-        return cls(study, storage)
+        return cls(study, storage, heartbeat)
 
     @classmethod
-    def load(cls, name: str, storage_url: str) -> StudyHandle:
+    def load(cls, name: str, storage_url: str, *, heartbeat: Heartbeat | None = None) -> StudyHandle:
         """Open an existing study (workers, ``tune status``, ``tune best``)."""
         check_study_name(name)
         if (
@@ -123,7 +128,7 @@ class StudyHandle:
             and not Path(storage_url.removeprefix("sqlite:///")).is_file()
         ):
             raise ConfigError(f"--storage: no study database at {storage_url} (run labkit tune first)")
-        storage = open_storage(storage_url)
+        storage = open_storage(storage_url, heartbeat)
         try:
             summaries = optuna.get_all_study_names(storage)
         except Exception as exc:  # noqa: BLE001
@@ -136,7 +141,7 @@ class StudyHandle:
                 f"studies there: {', '.join(summaries) or 'none'}"
             )
         study = optuna.load_study(study_name=name, storage=storage)
-        handle = cls(study, storage)
+        handle = cls(study, storage, heartbeat)
         exp = handle.experiment()
         assert exp.search is not None
         study.sampler = make_sampler(exp.search, exp.seed)

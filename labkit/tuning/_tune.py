@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -17,10 +18,11 @@ from optuna.trial import TrialState
 from labkit._services import log_tail
 from labkit.config import MAX_GRID, Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
-from labkit.tuning._optuna import check_grid_size
+from labkit.tuning._optuna import Heartbeat, check_grid_size
 from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
 
 if TYPE_CHECKING:
+    from labkit.runner import JobOptions
     from labkit.tracking import RunClient
 
 __all__ = [
@@ -63,23 +65,35 @@ def default_storage(runs_root: str | Path = "runs") -> str:
     return f"sqlite:///{Path(runs_root).resolve() / 'optuna.db'}"
 
 
-def worker_loop(study: str, storage: str, progress: str = "plain") -> int:
-    """Claim and run WAITING trials until none is left; return how many this worker ran."""
+def worker_loop(
+    study: str,
+    storage: str,
+    progress: str = "plain",
+    *,
+    job: JobOptions | None = None,
+    heartbeat: Heartbeat | None = None,
+) -> int:
+    """Claim and run WAITING trials until none is left; return how many this worker ran.
+
+    ``job``: the options of the batch job this worker runs in; ``heartbeat``: how often its trials
+    beat (the CLI reads both from the environment; None: the defaults)."""
     from labkit.cluster import current_job_id
+    from labkit.runner import JobOptions
     from labkit.tuning._objective import run_trial
 
-    handle = StudyHandle.load(study, storage)
+    job = job or JobOptions()
+    handle = StudyHandle.load(study, storage, heartbeat=heartbeat)
     done = 0
-    job = current_job_id()
-    mine = handle.reclaim(job) if job else None
+    job_id = current_job_id(job.environ)
+    mine = handle.reclaim(job_id) if job_id else None
     if mine is not None:  # this job was preempted during that trial and requeued: continue it
-        print(f"labkit tune: job {job} resumes trial {mine[0].number}", flush=True)
-        run_trial(handle, *mine, progress=progress, reclaimed=True)
+        print(f"labkit tune: job {job_id} resumes trial {mine[0].number}", flush=True)
+        run_trial(handle, *mine, progress=progress, reclaimed=True, job=job)
         done += 1
     while (claimed := handle.claim()) is not None:
         trial, trial_id = claimed
         print(f"labkit tune: worker {os.getpid()} runs trial {trial.number}", flush=True)
-        run_trial(handle, trial, trial_id, progress=progress)
+        run_trial(handle, trial, trial_id, progress=progress, job=job)
         done += 1
     return done
 
@@ -92,15 +106,23 @@ def tune(
     trials: int | None = None,
     workers: int = 1,
     stream: TextIO | None = None,
+    heartbeat: Heartbeat | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> StudyReport:
     """Create (or resume) the study and run ``workers`` worker processes until it holds
-    exactly ``trials`` finished trials; then log the summary to the study's parent run."""
+    exactly ``trials`` finished trials; then log the summary to the study's parent run.
+
+    ``heartbeat``: when a silent trial counts as dead (None: the defaults); ``environ``: the
+    environment the worker processes start with (None: this process's; they read their own
+    options from it, as any ``labkit`` command does)."""
     stream = stream or sys.stderr
     check_workers(workers)
-    handle, parent, total = prepare_study(exp, study=study, storage=storage, trials=trials, stream=stream)
+    handle, parent, total = prepare_study(
+        exp, study=study, storage=storage, trials=trials, stream=stream, heartbeat=heartbeat
+    )
     folder = study_folder(exp, study)
     try:
-        _drive(handle, study, storage, workers, folder, stream)
+        _drive(handle, study, storage, workers, folder, stream, environ=environ)
     except BaseException as exc:
         parent.fail(exc)
         raise
@@ -128,7 +150,13 @@ def parent_client(exp: Experiment, study: str, stream: TextIO) -> RunClient:
 
 
 def prepare_study(
-    exp: Experiment, *, study: str, storage: str, trials: int | None, stream: TextIO
+    exp: Experiment,
+    *,
+    study: str,
+    storage: str,
+    trials: int | None,
+    stream: TextIO,
+    heartbeat: Heartbeat | None = None,
 ) -> tuple[StudyHandle, RunClient, int]:
     """Check the search, create or load the study, queue its trials, start or resume its MLflow
     parent run; return them and the number of trials the study ends with."""
@@ -143,7 +171,7 @@ def prepare_study(
     if trials is not None:
         search = search.model_copy(update={"trials": trials})
         exp = exp.model_copy(update={"search": search})
-    handle = StudyHandle.create(exp, study, storage)
+    handle = StudyHandle.create(exp, study, storage, heartbeat=heartbeat)
     _refuse_a_spent_failed_study(handle, total, storage)
     _refuse_a_surplus_queue(handle, total, storage)
     added = handle.ensure_slots(total)
@@ -256,10 +284,12 @@ def _drive(
     logs: Path,
     stream: TextIO,
     command: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING."""
+    """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING; they
+    start with ``environ`` (None: this process's environment, inherited as any child's)."""
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
     # the storage URL travels in the environment, not on command lines that `ps` shows to everyone
     env["LABKIT_STUDY_STORAGE"] = storage

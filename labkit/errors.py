@@ -4,6 +4,13 @@ Every error a user can fix (a bad value in an experiment file, a missing file, a
 name, ...) is a :class:`LabkitError`. The CLI prints its message on one line of stderr and exits
 with code 2, never with a traceback. Any other exception is a bug in labkit (or in user code
 called by it): the CLI prints the traceback, marks the run FAILED and exits 1.
+
+Each error also inherits the builtin it refines, so code that does not know labkit can still
+catch it: a bad value (:class:`ConfigError`, :class:`DataError`, :class:`ExperimentFileError`,
+:class:`ReproduceError`) is a ``ValueError``, an unknown name (:class:`RegistryError`) also a
+``LookupError``, a service that fails (:class:`TrackingError`, :class:`SlurmError`) a
+``RuntimeError``. None is an ``OSError``: labkit maps ``OSError`` numbers (a full disk, a
+read-only file system) to messages of its own.
 """
 
 from __future__ import annotations
@@ -37,23 +44,23 @@ class LabkitError(Exception):
     exit_code = 2
 
 
-class ExperimentFileError(LabkitError):
+class ExperimentFileError(LabkitError, ValueError):
     """The experiment file is missing, unreadable or not valid YAML."""
 
 
-class ConfigError(LabkitError):
+class ConfigError(LabkitError, ValueError):
     """The experiment (file plus overrides) does not validate against the schema."""
 
 
-class RegistryError(ConfigError):
+class RegistryError(ConfigError, LookupError):
     """A model, data or task name (or a ``class_path``) does not resolve to a component."""
 
 
-class DataError(LabkitError):
+class DataError(LabkitError, ValueError):
     """A data file or dataset is missing, malformed or unusable for the task."""
 
 
-class TrackingError(LabkitError):
+class TrackingError(LabkitError, RuntimeError):
     """The tracking store cannot be used as configured."""
 
 
@@ -86,11 +93,11 @@ class ServerError(TrackingError):
     """The tracking server cannot be started or administered as asked."""
 
 
-class SlurmError(LabkitError):
+class SlurmError(LabkitError, RuntimeError):
     """A SLURM command failed or is not installed here."""
 
 
-class ReproduceError(LabkitError):
+class ReproduceError(LabkitError, ValueError):
     """The checkout differs from the code the run used (and ``--force`` was not given)."""
 
 

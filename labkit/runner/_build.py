@@ -12,7 +12,7 @@ from torch import nn
 
 from labkit.config import MAX_CLASSES, ClassPathSpec, ComponentSpec, Experiment
 from labkit.data import DataInfo
-from labkit.errors import ConfigError, DataError, RegistryError, did_you_mean
+from labkit.errors import ConfigError, DataError, LabkitError, RegistryError, did_you_mean
 from labkit.tasks import Task
 
 __all__ = ["build_datamodule", "build_task", "data_info", "import_object"]
@@ -218,11 +218,15 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
             model = model_cls(
                 **task_cls.model_args(exp.task, info), out_features=out_features, **spec.options()
             )
+        except LabkitError:  # already says what to fix (labkit errors are ValueErrors too)
+            raise
         except ValueError as exc:  # e.g. a CNN given flat vectors
             raise ConfigError(f"model: {exc}") from None
 
     try:
         task = task_cls(model, exp.optimizer, **from_data, **exp.task.options())
+    except LabkitError:
+        raise
     except ValueError as exc:  # e.g. a single class
         raise ConfigError(f"task: {exc}") from None
     _check_monitors(exp, task)

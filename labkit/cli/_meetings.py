@@ -11,7 +11,6 @@ import typer
 
 from labkit.cli._app import RunsRootOpt, TrackingUriOpt, _errors, _write_output
 from labkit.config import redact_uri
-from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit._services import Service
@@ -43,7 +42,9 @@ def ui(
         services: list[Service] = []
         notes: list[str] = []
         if optuna:
-            services.append(_optuna_dashboard(storage, port=optuna_port, log=logs / "optuna-dashboard.log"))
+            from labkit.tuning import dashboard_ui
+
+            services.append(dashboard_ui(storage, port=optuna_port, log=logs / "optuna-dashboard.log"))
         uri = default_tracking_uri(tracking_uri)
         if mlflow:
             service = mlflow_ui(uri, port=mlflow_port, log=logs / "mlflow-ui.log")
@@ -52,22 +53,6 @@ def ui(
             else:
                 services.append(service)
         serve(services, notes=notes)
-
-
-def _optuna_dashboard(storage: str | None, *, port: int, log: Path) -> Service:
-    """optuna-dashboard for the study storage (issue 15: belongs in labkit.tuning, the door to
-    Optuna, as a public ``dashboard_ui``; no optuna import either way)."""
-    from labkit._services import Service
-
-    url = storage or f"sqlite:///{Path('runs', 'optuna.db').resolve()}"
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise LabkitError(f"--storage: no study database at {url} (run labkit tune first)")
-    return Service(
-        "optuna-dashboard",
-        ["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
-        f"http://127.0.0.1:{port}/",
-        log,
-    )
 
 
 def sync(

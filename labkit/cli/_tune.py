@@ -104,6 +104,7 @@ def tune_start(
                 trials=trials,
                 workers=workers,
                 dry_run=dry_run,
+                environ=os.environ,
             )
             if dry_run:
                 print(done.script, end="")
@@ -189,12 +190,12 @@ def tune_worker(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
 def tune_summarize(study: StudyNameOpt = None, storage: StorageOpt = None) -> None:
     """Summarise a study onto its MLflow parent run (the job that follows a SLURM worker array)."""
     with _errors():
-        from labkit.tuning import default_storage, summarize_study
+        from labkit.tuning import Heartbeat, default_storage, summarize_study
 
         if study is None:
             raise LabkitError("--study NAME is required")
         url = storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage()
-        summarize_study(study, url)
+        summarize_study(study, url, heartbeat=Heartbeat.from_environ(os.environ))
         from labkit.tuning import StudyHandle, study_report
 
         _print_report(study_report(StudyHandle.load(study, url)), url)

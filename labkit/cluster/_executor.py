@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from labkit._rundir import JobOptions
 from labkit.cluster._classpath import check_class_paths
 from labkit.cluster._env import environ_or_process
 from labkit.cluster._jobs import JobRecord, record_job
@@ -186,11 +187,7 @@ def job_environment(profile: Profile) -> dict[str, str]:
     """What a labkit job learns from its script: the site's name (MLflow tag ``slurm.cluster``)
     and the preemption policy (which signal means "save and requeue")."""
     p = profile.preemption
-    return {
-        "LABKIT_CLUSTER": profile.name,
-        "LABKIT_SIGNAL": p.signal,
-        "LABKIT_REQUEUE": "1" if p.requeue else "0",
-    }
+    return JobOptions(cluster=profile.name, signal=p.signal, requeue=p.requeue).to_environ()
 
 
 def check_tracking_uri(exp: Experiment) -> None:

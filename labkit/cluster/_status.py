@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from labkit._rundir import RunDir
 from labkit.cluster._jobs import known_jobs
 from labkit.cluster._slurm import TERMINAL, JobInfo, check_job_ids, parse_scontrol, query
 from labkit.errors import LabkitError
@@ -23,12 +23,7 @@ def _hms(seconds: float) -> str:
 
 
 def _run_state(directory: str | None) -> dict[str, Any]:
-    if not directory:
-        return {}
-    try:
-        return dict(json.loads((Path(directory) / "run.json").read_text()))
-    except (OSError, ValueError):
-        return {}
+    return RunDir.peek(directory)
 
 
 def job_table(ids: list[str], runs_root: str | os.PathLike[str]) -> tuple[list[dict[str, str]], float]:

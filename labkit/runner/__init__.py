@@ -8,46 +8,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
-from labkit._rundir import JobOptions, RunDir
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "JobOptions",
-    "RerunPlan",
-    "RunDir",
-    "RunHooks",
-    "RunOptions",
-    "RunResult",
-    "RunSession",
-    "compare_metrics",
-    "find_run_dir",
-    "generate_showers",
-    "load_surrogate",
-    "plan_rerun",
-    "plan_reproduction",
-    "run",
-    "write_simulation",
-]
-
-if TYPE_CHECKING:
-    from labkit.runner._generate import find_run_dir, generate_showers, load_surrogate
-    from labkit.runner._reproduce import RerunPlan, compare_metrics, plan_reproduction, plan_rerun
-    from labkit.runner._run import RunHooks, run
-    from labkit.runner._session import RunOptions, RunResult, RunSession
-    from labkit.runner._simulate import write_simulation
-
-__getattr__ = lazy_getattr(
+__all__, _lazy_getattr = lazy_exports(
     __name__,
     {
-        **{"RunHooks": "labkit.runner._run", "run": "labkit.runner._run"},
-        **{name: "labkit.runner._session" for name in ("RunOptions", "RunResult", "RunSession")},
-        "find_run_dir": "labkit.runner._generate",
-        "generate_showers": "labkit.runner._generate",
-        "load_surrogate": "labkit.runner._generate",
-        "compare_metrics": "labkit.runner._reproduce",
-        "plan_reproduction": "labkit.runner._reproduce",
-        "plan_rerun": "labkit.runner._reproduce",
-        "RerunPlan": "labkit.runner._reproduce",
-        "write_simulation": "labkit.runner._simulate",
+        "labkit._rundir": ("JobOptions", "RunDir"),
+        "labkit.runner._generate": ("find_run_dir", "generate_showers", "load_surrogate"),
+        "labkit.runner._reproduce": ("RerunPlan", "compare_metrics", "plan_reproduction", "plan_rerun"),
+        "labkit.runner._run": ("RunHooks", "run"),
+        "labkit.runner._session": ("RunOptions", "RunResult", "RunSession"),
+        "labkit.runner._simulate": ("write_simulation",),
     },
 )
+
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit._rundir import JobOptions as JobOptions
+    from labkit._rundir import RunDir as RunDir
+    from labkit.runner._generate import find_run_dir as find_run_dir
+    from labkit.runner._generate import generate_showers as generate_showers
+    from labkit.runner._generate import load_surrogate as load_surrogate
+    from labkit.runner._reproduce import RerunPlan as RerunPlan
+    from labkit.runner._reproduce import compare_metrics as compare_metrics
+    from labkit.runner._reproduce import plan_reproduction as plan_reproduction
+    from labkit.runner._reproduce import plan_rerun as plan_rerun
+    from labkit.runner._run import RunHooks as RunHooks
+    from labkit.runner._run import run as run
+    from labkit.runner._session import RunOptions as RunOptions
+    from labkit.runner._session import RunResult as RunResult
+    from labkit.runner._session import RunSession as RunSession
+    from labkit.runner._simulate import write_simulation as write_simulation
+else:
+    __getattr__ = _lazy_getattr

@@ -63,7 +63,7 @@ def load_surrogate(run_dir: Path) -> Loaded:
     if not config.is_file():
         raise LabkitError(f"{run_dir}: no config.yaml; not a labkit run directory")
     exp = load_experiment(config)
-    kind: str = exp.task.kind  # the schema's annotation names only the first task families
+    kind = exp.task.kind
     if kind != "surrogate":
         raise LabkitError(
             f"run {run_dir} trained a {kind} task, not a surrogate (task.kind: surrogate); "

@@ -9,38 +9,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labkit._lazy import lazy_getattr
+from labkit._lazy import lazy_exports
 
-__all__ = [
-    "Heartbeat",
-    "StudyHandle",
-    "StudyReport",
-    "best_experiment",
-    "default_storage",
-    "study_report",
-    "submit_study",
-    "summarize_study",
-    "tune",
-    "worker_loop",
-]
+__all__, _lazy_getattr = lazy_exports(
+    __name__,
+    {
+        "labkit.config": ("default_storage",),
+        "labkit.tuning._cluster": ("submit_study", "summarize_study"),
+        "labkit.tuning._dashboard": ("dashboard_ui",),
+        "labkit.tuning._optuna": ("Heartbeat",),
+        "labkit.tuning._study": ("StudyHandle",),
+        "labkit.tuning._tune": ("StudyReport", "best_experiment", "study_report", "tune", "worker_loop"),
+    },
+)
 
-if TYPE_CHECKING:
-    from labkit.tuning._cluster import submit_study, summarize_study
-    from labkit.tuning._optuna import Heartbeat
-    from labkit.tuning._study import StudyHandle
-    from labkit.tuning._tune import (
-        StudyReport,
-        best_experiment,
-        default_storage,
-        study_report,
-        tune,
-        worker_loop,
-    )
-
-_ELSEWHERE = {
-    "Heartbeat": "labkit.tuning._optuna",
-    "StudyHandle": "labkit.tuning._study",
-    "submit_study": "labkit.tuning._cluster",
-    "summarize_study": "labkit.tuning._cluster",
-}
-__getattr__ = lazy_getattr(__name__, {name: _ELSEWHERE.get(name, "labkit.tuning._tune") for name in __all__})
+if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
+    from labkit.config import default_storage as default_storage
+    from labkit.tuning._cluster import submit_study as submit_study
+    from labkit.tuning._cluster import summarize_study as summarize_study
+    from labkit.tuning._dashboard import dashboard_ui as dashboard_ui
+    from labkit.tuning._optuna import Heartbeat as Heartbeat
+    from labkit.tuning._study import StudyHandle as StudyHandle
+    from labkit.tuning._tune import StudyReport as StudyReport
+    from labkit.tuning._tune import best_experiment as best_experiment
+    from labkit.tuning._tune import study_report as study_report
+    from labkit.tuning._tune import tune as tune
+    from labkit.tuning._tune import worker_loop as worker_loop
+else:
+    __getattr__ = _lazy_getattr

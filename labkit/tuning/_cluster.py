@@ -15,11 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from labkit.cluster import Executor, JobRecord, JobSpec, Profile
 from labkit.config import Experiment
 from labkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from labkit.tuning._optuna import Heartbeat
 from labkit.tuning._optuna import check_grid_size
 from labkit.tuning._tune import (
     _redact,
@@ -138,12 +141,12 @@ def submit_study(
     return StudySubmission(array.job_id, summary.job_id, array.script, folder)
 
 
-def summarize_study(study: str, storage: str) -> None:
+def summarize_study(study: str, storage: str, *, heartbeat: Heartbeat | None = None) -> None:
     """The summary job: fail trials of workers that died, then summarise the study onto its
     parent run (as ``labkit tune`` does when it drives the workers itself)."""
     from labkit.tuning._study import StudyHandle
 
-    handle = StudyHandle.load(study, storage)
+    handle = StudyHandle.load(study, storage, heartbeat=heartbeat)
     handle.fail_stale()
     exp = handle.experiment()
     assert exp.search is not None

@@ -34,7 +34,6 @@ __all__ = [
     "check_study_name",
     "check_trials",
     "check_workers",
-    "default_storage",
     "study_report",
     "tune",
     "worker_loop",
@@ -58,11 +57,6 @@ def check_workers(workers: int, limit: int = MAX_WORKERS, what: str = "worker pr
     """ConfigError unless ``workers`` (``--workers``) is 1..``limit``."""
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= limit:
         raise ConfigError(f"--workers {workers!r}: expected a whole number from 1 to {limit:,} ({what})")
-
-
-def default_storage(runs_root: str | Path = "runs") -> str:
-    """The study database in the runs root: fine for several processes on one machine."""
-    return f"sqlite:///{Path(runs_root).resolve() / 'optuna.db'}"
 
 
 def worker_loop(
@@ -267,7 +261,7 @@ def _check_metric(exp: Experiment) -> None:
     assert exp.search is not None
     if isinstance(exp.model, ClassPathSpec):
         return  # a user's own LightningModule: what it logs is known only when it runs
-    logged = getattr(type(exp.task), "monitorable", ())  # declared by the task's spec: no torch import
+    logged = exp.task.monitorable  # declared by TaskSpec: no torch import
     metric = exp.search.metric
     if logged and metric not in logged:
         raise ConfigError(

@@ -34,6 +34,8 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.cluster._submit",
         "labkit.cluster._status",
         "labkit.cluster._env",
+        "labkit.cluster._executor",
+        "labkit.tuning._dashboard",
         "labkit.sim",
         "labkit.sim._registry",
         "labkit.config._data_specs",

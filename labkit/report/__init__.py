@@ -14,7 +14,7 @@ from labkit._lazy import lazy_exports
 __all__, _lazy_getattr = lazy_exports(
     __name__,
     {
-        "labkit.report._api": ("default_uri",),
+        "labkit.report._api": ("default_uri", "history", "runs"),
         "labkit.report._format": ("format_table",),
         "labkit.report._html": ("ReportSources", "build_report"),
         "labkit.report._table": (
@@ -31,6 +31,8 @@ __all__, _lazy_getattr = lazy_exports(
 
 if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
     from labkit.report._api import default_uri as default_uri
+    from labkit.report._api import history as history
+    from labkit.report._api import runs as runs
     from labkit.report._format import format_table as format_table
     from labkit.report._html import ReportSources as ReportSources
     from labkit.report._html import build_report as build_report

@@ -15,6 +15,16 @@ from pathlib import Path
 import pytest
 
 PUBLIC: dict[str, list[str]] = {
+    "labkit": [
+        "Experiment",
+        "LabkitError",
+        "RunResult",
+        "__version__",
+        "history",
+        "load_experiment",
+        "run",
+        "runs",
+    ],
     "labkit.config": [
         "AnomalySpec",
         "ArraysSpec",
@@ -267,8 +277,10 @@ PUBLIC: dict[str, list[str]] = {
         "default_uri",
         "format_table",
         "higher_is_better",
+        "history",
         "parse_filter",
         "parse_since",
+        "runs",
         "runs_frame",
         "select",
     ],

@@ -102,6 +102,9 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self._splits: dict[str, TensorDataset] = {}
         self._parts: dict[str, np.ndarray] = {}
         self._info: DataInfo | None = None
+        #: the input standardisation fitted on the training split, ``(mean, divisor)`` with the
+        #: shape of one sample (float32); None when ``standardize`` is off
+        self.input_scaling: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- to implement ----------------------------------------------------------------------
     def load(self) -> Arrays | tuple[np.ndarray, np.ndarray]:
@@ -145,7 +148,9 @@ class ArraySplitDataModule(pl.LightningDataModule):
         if self.standardize:
             mean = x[parts["train"]].mean(axis=0)
             std = x[parts["train"]].std(axis=0)
-            x = (x - mean) / np.where(std > 0, std, 1.0)
+            divisor = np.where(std > 0, std, np.ones_like(std))
+            x = (x - mean) / divisor
+            self.input_scaling = (mean, divisor)
         info: dict[str, object] = {}
         if self.target_kind == "values":
             y, scaling = self._values(arrays, parts["train"])
@@ -181,6 +186,14 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self.setup()
         assert self._info is not None
         return self._info
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """The events of ``split`` (``train``, ``val`` or ``test``) as row indices of the loaded
+        arrays, in the order its (unshuffled) loader serves them."""
+        self.setup()
+        if split not in self._parts:
+            raise DataError(f"no split {split!r}; the splits are: {', '.join(self._parts)}")
+        return self._parts[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()

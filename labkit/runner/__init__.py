@@ -19,6 +19,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.runner._run": ("RunHooks", "run"),
         "labkit.runner._session": ("RunOptions", "RunResult", "RunSession"),
         "labkit.runner._simulate": ("write_simulation",),
+        "labkit.runner._trained": ("TrainedRun", "load_trained"),
     },
 )
 
@@ -38,5 +39,7 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.runner._session import RunResult as RunResult
     from labkit.runner._session import RunSession as RunSession
     from labkit.runner._simulate import write_simulation as write_simulation
+    from labkit.runner._trained import TrainedRun as TrainedRun
+    from labkit.runner._trained import load_trained as load_trained
 else:
     __getattr__ = _lazy_getattr

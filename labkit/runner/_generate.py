@@ -58,34 +58,26 @@ class Loaded:
 def load_surrogate(run_dir: Path) -> Loaded:
     """The surrogate trained in ``run_dir`` (its best checkpoint, else its last)."""
     from labkit.config import load_experiment
+    from labkit.runner._trained import checkpoint_of, config_of
 
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise LabkitError(f"{run_dir}: no config.yaml; not a labkit run directory")
-    exp = load_experiment(config)
+    exp = load_experiment(config_of(run_dir))
     kind = exp.task.kind
     if kind != "surrogate":
         raise LabkitError(
             f"run {run_dir} trained a {kind} task, not a surrogate (task.kind: surrogate); "
             "labkit generate needs a trained surrogate"
         )
-    found = [
-        p
-        for p in (run_dir / "checkpoints" / "best.ckpt", run_dir / "checkpoints" / "last.ckpt")
-        if p.is_file()
-    ]
-    if not found:
-        raise LabkitError(f"run {run_dir} has no checkpoint (checkpoints/best.ckpt): did it finish an epoch?")
+    checkpoint_path = checkpoint_of(run_dir)
     import torch
 
     from labkit.data import DataInfo
     from labkit.runner._build import build_task
 
-    checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     meta = checkpoint.get("labkit_surrogate")
     if not isinstance(meta, dict):
         raise LabkitError(
-            f"{found[0]}: not a checkpoint of labkit's surrogate task (no labkit_surrogate entry)"
+            f"{checkpoint_path}: not a checkpoint of labkit's surrogate task (no labkit_surrogate entry)"
         )
     options = dict(meta["simulator_options"])
     info = DataInfo(
@@ -101,7 +93,7 @@ def load_surrogate(run_dir: Path) -> Loaded:
     return Loaded(
         task=task,
         run_dir=run_dir,
-        checkpoint=found[0],
+        checkpoint=checkpoint_path,
         experiment=exp.name,
         model=str(getattr(exp.model, "name", type(task.model).__name__)),
         state=RunDir.open(run_dir).state(),

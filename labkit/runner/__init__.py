@@ -15,6 +15,7 @@ __all__, _lazy_getattr = lazy_exports(
     {
         "labkit._rundir": ("JobOptions", "RunDir"),
         "labkit.runner._generate": ("find_run_dir", "generate_showers", "load_surrogate"),
+        "labkit.runner._predict": ("PredictSummary", "predict"),
         "labkit.runner._reproduce": ("RerunPlan", "compare_metrics", "plan_reproduction", "plan_rerun"),
         "labkit.runner._run": ("RunHooks", "run"),
         "labkit.runner._session": ("RunOptions", "RunResult", "RunSession"),
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.runner._generate import find_run_dir as find_run_dir
     from labkit.runner._generate import generate_showers as generate_showers
     from labkit.runner._generate import load_surrogate as load_surrogate
+    from labkit.runner._predict import PredictSummary as PredictSummary
+    from labkit.runner._predict import predict as predict
     from labkit.runner._reproduce import RerunPlan as RerunPlan
     from labkit.runner._reproduce import compare_metrics as compare_metrics
     from labkit.runner._reproduce import plan_reproduction as plan_reproduction

@@ -65,7 +65,8 @@ class TrainedRun:
         x = np.asarray(x, dtype=np.float32)
         if self.input_mean is None or self.input_std is None:
             return x
-        return (x - self.input_mean) / self.input_std
+        scaled: np.ndarray = (x - self.input_mean) / self.input_std
+        return scaled
 
 
 def config_of(run_dir: Path) -> Path:
@@ -143,7 +144,7 @@ def load_weights(task: Any, checkpoint: Path) -> dict[str, Any]:
             "was config.yaml or the model's code changed since training?"
         ) from None
     task.to("cpu")
-    return content
+    return dict(content)
 
 
 def _check_data_file(exp: Experiment, config: Path) -> None:

@@ -68,6 +68,10 @@ class AnomalyTask(Task):
     ``np_rejection_at_eff30`` of that ratio on the same events and ``test_max_sic_over_np``.
     A metric that is undefined on the test events (no signal in the signal region, fewer than
     ``min_background`` background events) is logged as NaN. Figure: ``sic_curve``.
+
+    With event weights (``data.weights``) they multiply the training weights (CWoLa's regions are
+    balanced to equal total weight) and the test metrics and curves are weighted;
+    ``min_background`` and the ``test_sr_*`` counts stay event counts.
     """
 
     monitorable: ClassVar[tuple[str, ...]] = AnomalySpec.monitorable
@@ -126,7 +130,8 @@ class AnomalyTask(Task):
         self.register_buffer("region_weight", torch.ones(2))
         self.val_objective = MeanMetric()
         self.test_objective = MeanMetric()
-        self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._weighted = False  # whether the test batches carried event weights
         self._result: dict[str, Any] = {}
 
     # -- inputs ------------------------------------------------------------------------------
@@ -185,11 +190,18 @@ class AnomalyTask(Task):
         total = torch.zeros(len(self.feature_names) or 1, dtype=torch.float64)
         square = torch.zeros_like(total)
         counts = torch.zeros(2, dtype=torch.float64)  # sidebands, signal region
+        region_sums = torch.zeros(2, dtype=torch.float64)  # the same in event weight
+        weighted = False
         for batch in rows:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            w = batch[2] if isinstance(batch, (tuple, list)) and len(batch) == 3 else None
             mass, features = self.split(x.to(torch.float64))
             region = self.in_signal_region(mass)
             counts += torch.stack([(~region).sum(), region.sum()]).to(torch.float64)
+            if w is not None:  # event weights: the regions' total weights, not their event counts
+                weighted = True
+                w = w.to(torch.float64)
+                region_sums += torch.stack([w[~region].sum(), w[region].sum()]).cpu()
             keep = features if self.method == "cwola" else features[~region]
             total += keep.sum(dim=0).cpu()
             square += keep.square().sum(dim=0).cpu()
@@ -203,8 +215,13 @@ class AnomalyTask(Task):
         mean = total / n
         std = torch.sqrt(torch.clamp(square / n - mean.square(), min=0.0))
         std = torch.where(std > 0, std, torch.ones_like(std))
-        # equal total weight for the two regions: N / (2 N_region) per event
-        weight = counts.sum() / (2.0 * counts.clamp(min=1.0))
+        # equal total weight for the two regions: N / (2 N_region) per event (W / (2 W_region) with
+        # event weights, which multiply it)
+        if weighted:
+            sums = torch.where(region_sums > 0, region_sums, torch.ones_like(region_sums))
+            weight = region_sums.sum() / (2.0 * sums)
+        else:
+            weight = counts.sum() / (2.0 * counts.clamp(min=1.0))
         for name, value in (("feature_mean", mean), ("feature_std", std), ("region_weight", weight)):
             buffer = getattr(self, name)
             buffer.copy_(value.to(buffer))
@@ -220,44 +237,57 @@ class AnomalyTask(Task):
             return source
         return torch.utils.data.DataLoader(dataset, batch_size=8192, shuffle=False)
 
+    def _weighted_objective(
+        self, x: torch.Tensor, w: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`_objective` with the events' weights (``data.weights``) multiplied in."""
+        loss, weight, score = self._objective(x)
+        return loss, weight if w is None else weight * w.to(weight.dtype), score
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, _, _ = unpack_batch(batch)  # the labels are never used in training
-        loss, weight, _ = self._objective(x)
-        value = (loss * weight).sum() / weight.sum().clamp(min=1e-12)
+        x, _, w = unpack_batch(batch)  # the labels are never used in training
+        loss, weight, _ = self._weighted_objective(x, w)
+        total = weight.sum()
+        value = (loss * weight).sum() / (total.clamp(min=1e-12) if w is None else total)
         self.log("train_loss", value, on_step=True, on_epoch=False, prog_bar=True)
         return value
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, _, _ = unpack_batch(batch)
-        loss, weight, _ = self._objective(x)
+        x, _, w = unpack_batch(batch)
+        loss, weight, _ = self._weighted_objective(x, w)
         self.val_objective.update(loss, weight)
         self.log("val_loss", self.val_objective, on_epoch=True, prog_bar=True)
 
     def on_test_epoch_start(self) -> None:
         self._test = []
+        self._weighted = False
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        x, y, _ = unpack_batch(batch)
-        loss, weight, score = self._objective(x)
+        x, y, w = unpack_batch(batch)
+        loss, weight, score = self._weighted_objective(x, w)
         self.test_objective.update(loss, weight)
         self.log("test_loss", self.test_objective, on_epoch=True)
         mass, _ = self.split(x)
-        self._test.append((score.detach(), y.reshape(len(y), -1)[:, 0].detach(), mass.detach()))
+        self._weighted = self._weighted or w is not None
+        w = torch.ones_like(mass) if w is None else w.to(mass.dtype)
+        self._test.append((score.detach(), y.reshape(len(y), -1)[:, 0].detach(), mass.detach(), w.detach()))
 
     def on_test_epoch_end(self) -> None:
-        score = self.gather_rows(torch.cat([s for s, _, _ in self._test])).double().cpu().numpy()
-        truth = self.gather_rows(torch.cat([t for _, t, _ in self._test])).cpu().numpy() > 0
-        mass = self.gather_rows(torch.cat([m for _, _, m in self._test]))
+        score = self.gather_rows(torch.cat([s for s, _, _, _ in self._test])).double().cpu().numpy()
+        truth = self.gather_rows(torch.cat([t for _, t, _, _ in self._test])).cpu().numpy() > 0
+        mass = self.gather_rows(torch.cat([m for _, _, m, _ in self._test]))
+        w = self.gather_rows(torch.cat([v for _, _, _, v in self._test])).double().cpu().numpy()
         region = self.in_signal_region(mass).cpu().numpy()
         self._test = []
+        weights = w[region] if self._weighted else None
         n_sig, n_bkg = int(truth[region].sum()), int((~truth[region]).sum())
         values = {"test_sr_signal": float(n_sig), "test_sr_background": float(n_bkg)}
-        values |= self._judge("test", score[region], truth[region])
+        values |= self._judge("test", score[region], truth[region], weights)
         curves = {f"{self.method} (score)": score[region]}
         reference = self.reference_scores
         if reference is not None and len(reference) == len(score) and self.trainer.world_size == 1:
             ratio = np.asarray(reference, dtype=np.float64)[region]
-            values |= self._judge("np", ratio, truth[region])
+            values |= self._judge("np", ratio, truth[region], weights)
             values["test_max_sic_over_np"] = values["test_max_sic"] / values["np_max_sic"]
             curves["Neyman–Pearson (exact likelihood ratio)"] = ratio
         elif reference is not None:
@@ -271,16 +301,22 @@ class AnomalyTask(Task):
         self._result = {"curves": {}, "n_signal": n_sig, "n_background": n_bkg}
         if n_sig and n_bkg:
             for label, s in curves.items():
-                eff_s, eff_b, _ = sic_curve(s, truth[region], 1)
+                try:
+                    eff_s, eff_b, _ = sic_curve(s, truth[region], 1, weights=weights)
+                except ValueError:  # a class's weights sum to <= 0: no curve
+                    continue
                 self._result["curves"][label] = (eff_s, eff_b)
 
-    def _judge(self, prefix: str, score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-        """AUC, max SIC and rejection at 30 % signal efficiency of ``score`` (NaN if undefined)."""
+    def _judge(
+        self, prefix: str, score: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """AUC, max SIC and rejection at 30 % signal efficiency of ``score``, weighted by the event
+        ``weights`` when given (NaN if undefined)."""
         out = {}
         for name, metric in (
-            ("auc", lambda: roc_auc(score, truth)),
-            ("max_sic", lambda: max_sic(score, truth, self.min_background)),
-            ("rejection_at_eff30", lambda: rejection_at_efficiency(score, truth, 0.3)),
+            ("auc", lambda: roc_auc(score, truth, weights=weights)),
+            ("max_sic", lambda: max_sic(score, truth, self.min_background, weights=weights)),
+            ("rejection_at_eff30", lambda: rejection_at_efficiency(score, truth, 0.3, weights=weights)),
         ):
             try:
                 out[f"{prefix}_{name}"] = float(metric())

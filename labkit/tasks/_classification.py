@@ -3,9 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
 from labkit.config import ClassificationSpec
@@ -28,6 +30,10 @@ class ClassificationTask(Task):
     ``test_auc`` (one-vs-rest ROC AUC, macro-averaged over classes); with two classes also
     ``test_rejection_at_eff90``, 1/ε_B at 90 % efficiency for ``signal_class`` (the second class
     unless the experiment names another). Draws the test confusion matrix.
+
+    With event weights (batches ``(x, y, w)``, from ``data.weights``) the loss is Σ w ℓ / Σ w and
+    ``test_acc``, ``test_auc`` and ``test_rejection_at_eff90`` are the weighted functional twins
+    (:func:`~labkit.tasks.roc_auc` ...) on the test events; the confusion matrix holds weights.
     """
 
     monitorable: ClassVar[tuple[str, ...]] = ClassificationSpec.monitorable
@@ -75,13 +81,16 @@ class ClassificationTask(Task):
         self.label_smoothing = label_smoothing
         self.class_names = tuple(class_names) or tuple(str(i) for i in range(num_classes))
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc_weighted = MeanMetric()  # with event weights
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_auc = MulticlassAUROC(num_classes, average="macro")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self._confusion: torch.Tensor | None = None
         # two classes: the signal's score, for the background rejection at 90 % signal efficiency
         self.signal_class = num_classes - 1 if signal_class is None else signal_class
-        self._scores: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # per test event: class probabilities, label and weight (1 without data.weights)
+        self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._weighted = False
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         if w is None:
@@ -92,7 +101,6 @@ class ClassificationTask(Task):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)
-        self.val_acc.update(logits, y)
         self.log(
             "val_loss",
             self._loss(logits, y, w),
@@ -101,41 +109,83 @@ class ClassificationTask(Task):
             batch_size=len(y),
             sync_dist=True,
         )
-        self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
+        if w is None:
+            self.val_acc.update(logits, y)
+            self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
+        else:  # event weights: Σ_correct w / Σ w
+            self.val_acc_weighted.update((logits.argmax(dim=1) == y).float(), w)
+            self.log("val_acc", self.val_acc_weighted, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)
+        self.log("test_loss", self._loss(logits, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
+        probs = torch.softmax(logits.detach().float(), dim=1)
+        self._test.append(
+            (probs, y.detach(), torch.ones_like(probs[:, 0]) if w is None else w.detach().float())
+        )
+        if w is not None:  # weighted: accuracy, AUC and confusion from the functional twins at the end
+            self._weighted = True
+            return
         self.test_acc.update(logits, y)  # update only: computed once per epoch when logged
         self.test_auc.update(logits, y)
         self.test_confusion.update(logits, y)
-        if self.num_classes == 2:
-            score = torch.softmax(logits.detach(), dim=1)[:, self.signal_class]
-            self._scores.append((score, y == self.signal_class))
-        self.log("test_loss", self._loss(logits, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("test_acc", self.test_acc, on_epoch=True)
         self.log("test_auc", self.test_auc, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
-        self._scores = []
+        self._test = []
+        self._weighted = False
 
     def on_test_epoch_end(self) -> None:
-        self._confusion = self.test_confusion.compute().cpu()
-        self.test_confusion.reset()
-        if self._scores:
-            from labkit.tasks._functional import rejection_at_efficiency
+        from labkit.tasks._functional import rejection_at_efficiency
 
-            score = torch.cat([s for s, _ in self._scores])
-            is_signal = torch.cat([t for _, t in self._scores])
-            score, is_signal = self.gather_rows(score), self.gather_rows(is_signal)
-            if bool(is_signal.any()) and not bool(is_signal.all()):
-                rejection = rejection_at_efficiency(score.cpu().numpy(), is_signal.cpu().numpy(), 0.9)
-                self.log("test_rejection_at_eff90", rejection, sync_dist=False)
-            self._scores = []
+        if not self._test:
+            return
+        probs = self.gather_rows(torch.cat([p for p, _, _ in self._test])).cpu().double().numpy()
+        y = self.gather_rows(torch.cat([t for _, t, _ in self._test])).cpu().numpy()
+        w = self.gather_rows(torch.cat([v for _, _, v in self._test])).cpu().double().numpy()
+        self._test = []
+        if self._weighted:
+            for key, value in _weighted_scores(probs, y, w).items():
+                self.log(key, value, sync_dist=False)
+            k = self.num_classes
+            confusion = np.zeros((k, k))
+            np.add.at(confusion, (y, probs.argmax(axis=1)), w)
+            self._confusion = torch.from_numpy(confusion)
+        else:
+            self._confusion = self.test_confusion.compute().cpu()
+            self.test_confusion.reset()
+        is_signal = y == self.signal_class
+        if self.num_classes == 2 and is_signal.any() and not is_signal.all():
+            rejection = rejection_at_efficiency(
+                probs[:, self.signal_class], is_signal, 0.9, weights=w if self._weighted else None
+            )
+            self.log("test_rejection_at_eff90", rejection, sync_dist=False)
 
     def figures(self) -> dict[str, Figure]:
         if self._confusion is None:
             return {}
         from labkit.tasks._figures import confusion_matrix_figure
 
-        return {"confusion_matrix": confusion_matrix_figure(self._confusion.numpy(), self.class_names)}
+        return {
+            "confusion_matrix": confusion_matrix_figure(
+                self._confusion.numpy(), self.class_names, weighted=self._weighted
+            )
+        }
+
+
+def _weighted_scores(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """``test_acc`` and ``test_auc`` (one-vs-rest, macro over the classes present with both
+    outcomes) of numpy class probabilities ``probs`` (N, K), labels ``y`` and event weights ``w``."""
+    from labkit.tasks._functional import accuracy, roc_auc
+
+    aucs = []
+    for c in range(probs.shape[1]):
+        positive = y == c
+        if positive.any() and not positive.all() and w[positive].sum() > 0 and w[~positive].sum() > 0:
+            aucs.append(roc_auc(probs[:, c], positive, weights=w))
+    return {
+        "test_acc": accuracy(probs.argmax(axis=1), y, weights=w),
+        "test_auc": float(np.mean(aucs)) if aucs else float("nan"),
+    }

@@ -9,29 +9,38 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def confusion_matrix_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
-    """Rows: true class, columns: predicted; colour is the row-normalised fraction, text the count."""
+def confusion_matrix_figure(
+    counts: np.ndarray, class_names: Sequence[str], *, weighted: bool = False
+) -> Figure:
+    """Rows: true class, columns: predicted; colour is the row-normalised fraction, text the count
+    (with ``weighted``, ``counts`` are sums of event weights, shown to 3 significant digits)."""
     counts = np.asarray(counts)
     k = len(counts)
-    frac = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    rows = counts.sum(axis=1, keepdims=True)
+    frac = counts / np.where(rows > 0, rows, 1) if weighted else counts / np.maximum(rows, 1)
     size = min(12.0, 2.5 + 0.45 * k)
     fig = Figure(figsize=(size + 1.2, size))
     ax = fig.add_subplot()
     im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(im, ax=ax, label="fraction of true class")
+    fig.colorbar(im, ax=ax, label="fraction of true class" + (" (weighted)" if weighted else ""))
     ax.set_xticks(range(k), labels=list(class_names), rotation=45 if k > 10 else 0)
     ax.set_yticks(range(k), labels=list(class_names))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    accuracy = np.trace(counts) / max(counts.sum(), 1)
-    ax.set_title(f"Confusion matrix (test, accuracy {accuracy:.3f}, n={int(counts.sum())})")
+    total = counts.sum()
+    if weighted:
+        accuracy = np.trace(counts) / total if total > 0 else float("nan")
+        ax.set_title(f"Confusion matrix (test, weighted: accuracy {accuracy:.3f}, Σw={total:.4g})")
+    else:
+        accuracy = np.trace(counts) / max(total, 1)
+        ax.set_title(f"Confusion matrix (test, accuracy {accuracy:.3f}, n={int(total)})")
     if k <= 20:
         for i in range(k):
             for j in range(k):
                 ax.text(
                     j,
                     i,
-                    str(int(counts[i, j])),
+                    f"{counts[i, j]:.3g}" if weighted else str(int(counts[i, j])),
                     ha="center",
                     va="center",
                     fontsize=8,
@@ -77,20 +86,40 @@ def sic_figure(
     return fig
 
 
-def regression_figure(true: np.ndarray, pred: np.ndarray, name: str, bins: int, fit: bool = False) -> Figure:
+def regression_figure(
+    true: np.ndarray,
+    pred: np.ndarray,
+    name: str,
+    bins: int,
+    fit: bool = False,
+    *,
+    weights: np.ndarray | None = None,
+) -> Figure:
     """Prediction vs truth, and the relative bias and resolution in quantile bins of the truth
-    (with the a/√x ⊕ b fit when ``fit``)."""
+    (with the a/√x ⊕ b fit when ``fit``). With event ``weights`` the 2-D histogram and the binned
+    numbers are weighted; with negative weights the binned panels are left empty (their centres
+    are weighted medians)."""
     from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant
 
     fig = Figure(figsize=(13.0, 4.0))
     ax_scatter, ax_bias, ax_res = fig.subplots(1, 3)
     lo, hi = float(np.min(true)), float(np.max(true))
-    ax_scatter.hist2d(true, pred, bins=60, range=[[lo, hi], [lo, hi]], cmap="Blues", cmin=1)
+    ax_scatter.hist2d(
+        true, pred, bins=60, range=[[lo, hi], [lo, hi]], weights=weights, cmap="Blues", cmin=1e-300
+    )
     ax_scatter.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--")
     ax_scatter.set_xlabel(f"true {name}")
     ax_scatter.set_ylabel(f"predicted {name}")
-    ax_scatter.set_title(f"{name}: prediction vs truth (test, n={len(true)})")
-    centres, bias, resolution, counts = binned_bias_resolution(true, pred, bins)
+    shown = f"n={len(true)}" if weights is None else f"n={len(true)}, weighted"
+    ax_scatter.set_title(f"{name}: prediction vs truth (test, {shown})")
+    if weights is not None and np.any(np.asarray(weights) < 0):
+        for ax in (ax_bias, ax_res):
+            ax.text(
+                0.5, 0.5, "negative event weights:\nno weighted medians", ha="center", transform=ax.transAxes
+            )
+        fig.tight_layout()
+        return fig
+    centres, bias, resolution, counts = binned_bias_resolution(true, pred, bins, weights=weights)
     errors = resolution / np.sqrt(np.maximum(counts, 1))
     ax_bias.errorbar(centres, bias, yerr=errors, fmt="o", ms=4)
     ax_bias.axhline(0.0, color="black", lw=0.8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -9,12 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.regression import MeanSquaredError
 
 from labkit.config import RegressionSpec
 from labkit.errors import ConfigError, DataError, did_you_mean
 from labkit.tasks._base import Task, unpack_batch
-from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant
+from labkit.tasks._functional import binned_bias_resolution, fit_stochastic_constant, weighted_mean_std
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +37,8 @@ class RegressionTask(Task):
     ``test_bias_T`` (mean of pred − true) and ``test_resolution_T`` (σ of (pred − true)/true).
     Targets in ``resolution_fit`` also get ``test_resolution_a_T`` and ``test_resolution_b_T``
     from a fit of the binned resolution to a/√x ⊕ b. Figures: prediction vs truth, bias and
-    resolution binned in the true value.
+    resolution binned in the true value. With event weights (``data.weights``) the loss, every
+    test metric and the figure are weighted (weighted means, σ and medians).
     """
 
     monitorable: ClassVar[tuple[str, ...]] = RegressionSpec.monitorable
@@ -76,9 +79,11 @@ class RegressionTask(Task):
         self.register_buffer("target_log", torch.tensor([bool(s[2]) for s in scaling]))
         self.loss_name = loss
         self.val_rmse = MeanSquaredError(squared=False)  # in normalised units, all targets together
+        self.val_mse_weighted = MeanMetric()  # the same with event weights (data.weights)
+        self._val_weighted = False
         self.resolution_fit = tuple(resolution_fit)
         self.bins = bins
-        self._test: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self._result: dict[str, np.ndarray] = {}
 
     # -- the estimate ------------------------------------------------------------------------
@@ -122,8 +127,18 @@ class RegressionTask(Task):
         self.log(
             "val_loss", self._loss(out, y, w), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
         )
-        self.val_rmse.update(mean, y.reshape(mean.shape))
-        self.log("val_rmse", self.val_rmse, on_epoch=True, prog_bar=True)
+        if w is None:
+            self.val_rmse.update(mean, y.reshape(mean.shape))
+            self.log("val_rmse", self.val_rmse, on_epoch=True, prog_bar=True)
+        else:  # event weights: the square root of Σ w (mean over targets of the squared error) / Σ w
+            self.val_mse_weighted.update((mean - y.reshape(mean.shape)).square().mean(dim=1), w)
+            self._val_weighted = True
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_weighted:
+            self.log("val_rmse", torch.sqrt(self.val_mse_weighted.compute()), prog_bar=True)
+            self.val_mse_weighted.reset()
+            self._val_weighted = False
 
     def on_test_epoch_start(self) -> None:
         self._test = []
@@ -133,35 +148,38 @@ class RegressionTask(Task):
         out = self.model(x)
         mean, _ = self._split(out)
         self.log("test_loss", self._loss(out, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
-        self._test.append((mean.detach(), y.reshape(mean.shape).detach()))
+        self._test.append((mean.detach(), y.reshape(mean.shape).detach(), None if w is None else w.detach()))
 
     def on_test_epoch_end(self) -> None:
-        z_pred = torch.cat([p for p, _ in self._test])
-        z_true = torch.cat([t for _, t in self._test])
-        z_pred, z_true = self.gather_rows(z_pred), self.gather_rows(z_true)  # DDP: all ranks' shares
-        self.log("test_rmse", torch.sqrt(((z_pred - z_true) ** 2).mean()), sync_dist=False)
+        z_pred = self.gather_rows(torch.cat([p for p, _, _ in self._test]))  # DDP: all ranks' shares
+        z_true = self.gather_rows(torch.cat([t for _, t, _ in self._test]))
+        given = [w for _, _, w in self._test if w is not None]
+        weights = self.gather_rows(torch.cat(given)).double().cpu().numpy() if given else None
+        self._test = []
+        w = np.ones(len(z_pred)) if weights is None else weights
+        squared = ((z_pred - z_true) ** 2).double().mean(dim=1).cpu().numpy()
+        self.log("test_rmse", float(np.sqrt(np.dot(w, squared) / w.sum())), sync_dist=False)
         pred = self.physical(z_pred).double().cpu().numpy()
         true = self.physical(z_true).double().cpu().numpy()
-        self._result = {"pred": pred, "true": true}
+        self._result = {"pred": pred, "true": true} | ({} if weights is None else {"weights": weights})
+        negative = weights is not None and bool((weights < 0).any())
         for i, name in enumerate(self.targets):
-            err = pred[:, i] - true[:, i]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel = err / true[:, i]
-            rel = rel[np.isfinite(rel)]
-            values = {
-                f"test_rmse_{name}": float(np.sqrt(np.mean(err**2))),
-                f"test_mae_{name}": float(np.mean(np.abs(err))),
-                f"test_bias_{name}": float(np.mean(err)),
-                f"test_resolution_{name}": float(np.std(rel, ddof=1)) if len(rel) > 1 else float("nan"),
-            }
-            if name in self.resolution_fit:
-                centres, _, resolution, _ = binned_bias_resolution(true[:, i], pred[:, i], self.bins)
+            values = _estimator_scores(name, pred[:, i], true[:, i], weights)
+            if name in self.resolution_fit and negative:
+                warnings.warn(
+                    f"regression task: {int((w < 0).sum())} negative event weights (data.weights); the "
+                    f"binned resolution of {name!r} needs weighted medians: test_resolution_a/b not logged",
+                    stacklevel=2,
+                )
+            elif name in self.resolution_fit:
+                centres, _, resolution, _ = binned_bias_resolution(
+                    true[:, i], pred[:, i], self.bins, weights=weights
+                )
                 if len(centres) >= 2:
                     a, b = fit_stochastic_constant(centres, resolution)
                     values |= {f"test_resolution_a_{name}": a, f"test_resolution_b_{name}": b}
             for key, value in values.items():
                 self.log(key, value, sync_dist=False)
-        self._test = []
 
     def figures(self) -> dict[str, Figure]:
         if not self._result:
@@ -175,6 +193,27 @@ class RegressionTask(Task):
                 name,
                 self.bins,
                 fit=name in self.resolution_fit,
+                weights=self._result.get("weights"),
             )
             for i, name in enumerate(self.targets)
         }
+
+
+def _estimator_scores(
+    name: str, pred: np.ndarray, true: np.ndarray, weights: np.ndarray | None
+) -> dict[str, float]:
+    """RMSE, MAE, bias (mean of pred − true) and resolution (σ of (pred − true)/true) of one target,
+    weighted by the event ``weights`` when given (negative weights allowed: means and σ)."""
+    err = pred - true
+    w = np.ones(len(err)) if weights is None else weights
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = err / true
+    finite = np.isfinite(rel)
+    _, resolution = weighted_mean_std(rel[finite], weights=w[finite])
+    total = w.sum()
+    return {
+        f"test_rmse_{name}": float(np.sqrt(np.dot(w, err**2) / total)),
+        f"test_mae_{name}": float(np.dot(w, np.abs(err)) / total),
+        f"test_bias_{name}": float(np.dot(w, err) / total),
+        f"test_resolution_{name}": resolution,
+    }

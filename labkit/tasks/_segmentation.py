@@ -28,16 +28,26 @@ __all__ = ["SegmentationTask", "soft_dice_loss"]
 LOSSES = ("cross_entropy", "dice", "cross_entropy+dice")
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """``1 − mean_c (2 Σ p_c t_c + s) / (Σ p_c + Σ t_c + s)`` over the classes c, with ``p`` the
     softmax of ``logits`` (N, K, ...) and ``t`` the one-hot ``target`` (N, ...), sums over every
-    pixel of the batch, and ``s = smooth`` (so a class absent from both counts as perfect)."""
+    pixel of the batch, and ``s = smooth`` (so a class absent from both counts as perfect).
+    With event ``weights`` (N,), each image's pixels enter the sums with its weight, rescaled to
+    mean 1 over the batch (weights of 1, or all equal, give the unweighted loss)."""
     k = logits.shape[1]
     p = torch.softmax(logits, dim=1)
     t = F.one_hot(target, k).movedim(-1, 1).to(p.dtype)
     dims = (0, *range(2, p.ndim))
-    inter = (p * t).sum(dims)
-    dice = (2.0 * inter + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+    if weights is None:
+        inter, total = (p * t).sum(dims), p.sum(dims) + t.sum(dims)
+    else:
+        w = weights.to(p.dtype)
+        # rescaled to mean 1, so that ``smooth`` keeps its size
+        scale = (w * (len(w) / w.sum())).reshape(-1, *([1] * (p.ndim - 1)))
+        inter, total = (p * t * scale).sum(dims), ((p + t) * scale).sum(dims)
+    dice = (2.0 * inter + smooth) / (total + smooth)
     return 1.0 - dice.mean()
 
 
@@ -63,7 +73,8 @@ class SegmentationTask(Task):
     = 2TP/(2TP + FP + FN) (torchmetrics), and ``test_miou``, their mean over the classes,
     background included (a class absent from both truth and prediction has no IoU and is left
     out of the mean). Figure ``segmentation_overlays``: the first ``overlays`` test images with
-    their true and predicted labels.
+    their true and predicted labels. With event weights (``data.weights``) each event's pixels
+    weigh its weight in both losses and in the test IoU and Dice (:func:`iou_per_class`).
     """
 
     monitorable: ClassVar[tuple[str, ...]] = SegmentationSpec.monitorable
@@ -116,6 +127,9 @@ class SegmentationTask(Task):
         )
         self._examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._scores: dict[str, float] = {}
+        #: with event weights: the weighted pixel counts C[true, predicted] of the test split
+        self._confusion: torch.Tensor | None = None
+        self._val_confusion: torch.Tensor | None = None  # the same for the validation split
 
     # -- loss ------------------------------------------------------------------------------
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,14 +144,18 @@ class SegmentationTask(Task):
                 norm = cw[y].flatten(1).sum(1) if cw is not None else torch.full_like(per, y[0].numel())
                 total = total + (per * w).sum() / (norm * w).sum()
         if "dice" in self.loss_name:
-            total = total + soft_dice_loss(logits, y)
+            total = total + soft_dice_loss(logits, y, weights=w)
         return total
 
     # -- Lightning ---------------------------------------------------------------------------
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)
-        self.val_iou.update(logits.argmax(1), y)
+        if w is None:
+            self.val_iou.update(logits.argmax(1), y)
+        else:
+            counts = _weighted_counts(logits.argmax(1), y, w, self.num_classes)
+            self._val_confusion = counts if self._val_confusion is None else self._val_confusion + counts
         self.log(
             "val_loss",
             self._loss(logits, y, w),
@@ -148,20 +166,29 @@ class SegmentationTask(Task):
         )
 
     def on_validation_epoch_end(self) -> None:
-        iou = self.val_iou.compute()
-        self.val_iou.reset()
+        if self._val_confusion is not None:
+            iou, _ = _weighted_iou_dice(self._all_ranks(self._val_confusion))
+            self._val_confusion = None
+        else:
+            iou = self.val_iou.compute()
+            self.val_iou.reset()
         self.log("val_miou", torch.nanmean(iou), prog_bar=True)
 
     def on_test_epoch_start(self) -> None:
         self._examples = None
         self._scores = {}
+        self._confusion = None
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
         logits = self.model(x)
         pred = logits.argmax(1)
-        self.test_iou.update(pred, y)
-        self.test_dice.update(pred, y)
+        if w is None:
+            self.test_iou.update(pred, y)
+            self.test_dice.update(pred, y)
+        else:  # event weights: every pixel of an event weighs its weight
+            counts = _weighted_counts(pred, y, w, self.num_classes)
+            self._confusion = counts if self._confusion is None else self._confusion + counts
         self.log("test_loss", self._loss(logits, y, w), on_epoch=True, batch_size=len(y), sync_dist=True)
         if self._examples is None and self.overlays > 0:
             k = self.overlays
@@ -172,10 +199,14 @@ class SegmentationTask(Task):
             )
 
     def on_test_epoch_end(self) -> None:
-        iou = self.test_iou.compute().cpu()
-        dice = self.test_dice.compute().cpu()
-        self.test_iou.reset()
-        self.test_dice.reset()
+        if self._confusion is not None:
+            iou, dice = _weighted_iou_dice(self._all_ranks(self._confusion))
+            self._confusion = None
+        else:
+            iou = self.test_iou.compute().cpu()
+            dice = self.test_dice.compute().cpu()
+            self.test_iou.reset()
+            self.test_dice.reset()
         scores: dict[str, float] = {}
         for i, name in enumerate(self.class_names):
             scores[f"test_iou_{_metric_name(name)}"] = float(iou[i])
@@ -184,6 +215,12 @@ class SegmentationTask(Task):
         for key, value in scores.items():
             self.log(key, value, sync_dist=False)
         self._scores = scores
+
+    def _all_ranks(self, confusion: torch.Tensor) -> torch.Tensor:
+        """Weighted pixel counts summed over the DDP ranks (each saw a share of the images), on the CPU."""
+        if self._trainer is not None and self.trainer.world_size > 1:
+            confusion = self.trainer.strategy.reduce(confusion, reduce_op="sum")
+        return confusion.cpu()
 
     def figures(self) -> dict[str, Figure]:
         if self._examples is None:
@@ -197,3 +234,22 @@ class SegmentationTask(Task):
 def _metric_name(class_name: str) -> str:
     """A class name as it appears in metric names: spaces and odd characters become ``_``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", class_name.strip()) or "class"
+
+
+def _weighted_counts(pred: torch.Tensor, true: torch.Tensor, w: torch.Tensor, k: int) -> torch.Tensor:
+    """Pixel counts ``C[true, predicted]`` (k, k), each pixel weighing its event's weight ``w`` (N,)."""
+    pixel_w = w.detach().double().reshape(-1, *([1] * (true.ndim - 1))).expand(true.shape)
+    counts = torch.bincount((true * k + pred).flatten(), weights=pixel_w.flatten(), minlength=k * k)
+    return counts.reshape(k, k)
+
+
+def _weighted_iou_dice(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU and Dice per class from weighted pixel counts ``C[true, predicted]`` (NaN where the
+    class's union, or its truth plus prediction, weighs <= 0), as :func:`iou_per_class` and
+    :func:`dice_per_class` compute them."""
+    tp = torch.diagonal(confusion)
+    total = confusion.sum(dim=0) + confusion.sum(dim=1)
+    nan = torch.full_like(tp, float("nan"))
+    iou = torch.where(total - tp > 0, tp / (total - tp), nan)
+    dice = torch.where(total > 0, 2.0 * tp / total, nan)
+    return iou, dice

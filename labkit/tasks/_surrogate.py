@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from labkit.config import SurrogateSpec
-from labkit.errors import DataError
+from labkit.errors import ConfigError, DataError
 from labkit.tasks._base import Task, unpack_batch
 from labkit.tasks._generative import (
     classifier_two_sample_auc,
@@ -77,6 +77,11 @@ class SurrogateTask(Task):
 
     @classmethod
     def model_outputs(cls, spec: TaskSpec, info: DataInfo) -> tuple[int, dict[str, Any]]:
+        if info.weighted:
+            raise ConfigError(
+                "data.weights: task surrogate takes no event weights: it compares its generated showers "
+                "with unweighted simulator samples (every simulated shower weighs 1); remove data.weights"
+            )
         if info.simulator != "calo":
             where = f"simulator {info.simulator!r}" if info.simulator else "a file or a class of your own"
             raise DataError(

@@ -6,6 +6,7 @@ frozen, so nothing below the edge can change it behind the user's back.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -213,6 +214,38 @@ class Experiment(Section):
     tracking: TrackingConfig = TrackingConfig()
     runs_root: PathText = Field(default="runs", min_length=1, description="where run directories go")
     search: SearchConfig | None = Field(default=None, description="what `labkit tune` varies")
+    init_from: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="a run to start from (its best weights): an MLflow run id, a run key or its "
+        "first 8 characters, or a run directory",
+    )
+    freeze: tuple[str, ...] = Field(
+        default=(),
+        description="submodules of the model whose parameters are not trained (e.g. encoder, net.0)",
+    )
+
+    @field_validator("init_from", mode="before")
+    @classmethod
+    def _init_from_is_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # YAML read an id as a number
+            raise ValueError(f'write the run in quotes, e.g. init_from: "{value}" (a run id is text)')
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "name a run: an MLflow run id, a run key or its first 8 characters, or a run directory"
+            )
+        return value
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # ``freeze: encoder``
+
+    @field_validator("freeze")
+    @classmethod
+    def _freeze_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_freeze(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -251,6 +284,27 @@ class Experiment(Section):
 
 
 _NOT_SEARCHABLE = ("name", "search", "tracking", "runs_root")
+
+_MODULE_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+
+
+def check_freeze(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if each is a submodule path (``encoder``, ``net.0``) named once, none inside
+    another; else ValueError saying which entry is wrong."""
+    seen: list[str] = []
+    for name in names:
+        if not _MODULE_PATH.match(name):
+            raise ValueError(
+                f"{name!r} is not a submodule name; write names such as encoder or dotted paths such as net.0"
+            )
+        if name in seen:
+            raise ValueError(f"{name!r} is listed twice")
+        outer = next((s for s in seen if name.startswith(s + ".") or s.startswith(name + ".")), None)
+        if outer is not None:
+            inner, whole = sorted((name, outer), key=len, reverse=True)
+            raise ValueError(f"{inner!r} lies inside {whole!r}, which is frozen whole; list only {whole!r}")
+        seen.append(name)
+    return names
 
 
 def _check_search_path(base: dict[str, Any], path: str, param: SearchParam) -> str | None:

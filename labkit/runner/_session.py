@@ -27,6 +27,7 @@ from labkit._rundir import JobOptions, RunDir
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError, LabkitError, Preempted
 from labkit.runner._failure import disk_problem, record_failure, record_preemption
+from labkit.runner._init_from import PARENT_TAG, Parent
 from labkit.runner._record import bound_ratios, leave_process_group, run_tags, upload
 from labkit.tracking import SPOOL_FILE, redact_uri
 
@@ -173,6 +174,7 @@ class RunSession:
         self.result: RunResult | None = None  #: set by :meth:`finish`
         self._run_dir = run_dir
         self._run_id: str | None = None
+        self.parent: Parent | None = None  #: the run ``init_from`` names (set by :meth:`build`)
         self._guard = contextlib.ExitStack()  # signal handling while training, testing, uploading
         self._quiet = contextlib.ExitStack()  # Lightning's warnings and tips
         # what is written down and logged: the experiment with any password in its URI masked
@@ -238,18 +240,27 @@ class RunSession:
     # -- the steps -----------------------------------------------------------------------------
     def build(self) -> Built:
         """Check the accelerator, seed everything, build the data and the task (checking the data
-        before anything is logged)."""
+        before anything is logged); start it from ``init_from``'s weights, freeze ``freeze``."""
         import lightning.pytorch as pl
 
         from labkit.runner._build import build_datamodule, build_task, data_info
+        from labkit.runner._init_from import find_parent, freeze_submodules, load_parent_weights, model_root
         from labkit.runner._trainer import check_accelerator
 
         exp = self.exp
         check_accelerator(exp, self.job.environ)  # before the data is built or simulated: seconds
+        if exp.init_from is not None and not self.resuming:  # a resumed run has its own weights
+            self.parent = find_parent(exp.init_from, exp.runs_root)
+            if self.leader:
+                self.run_dir.update(init_from=self.parent.record())
         pl.seed_everything(exp.seed, workers=True, verbose=False)
         datamodule = build_datamodule(exp)
         info = data_info(datamodule, exp)
-        return Built(datamodule, build_task(exp, info), info)
+        task = build_task(exp, info)
+        if self.parent is not None and self.resume_from is None:
+            load_parent_weights(task, self.parent, self.public.to_dict()["model"])
+        freeze_submodules(model_root(task), exp.freeze)
+        return Built(datamodule, task, info)
 
     def start(self, built: Built) -> None:
         """Start the tracked run (or resume it), mark it RUNNING, and say so."""
@@ -292,7 +303,10 @@ class RunSession:
             tracker.set_tags(job_tags | {"labkit.resumed_from": origin})
             return tracker.run_id
         exp = self.exp
-        tags = run_tags(exp, self.run_dir, self.source, self.command) | job_tags | self.options.tags
+        tags = run_tags(exp, self.run_dir, self.source, self.command) | job_tags
+        if self.parent is not None:  # fine-tuned from another run
+            tags[PARENT_TAG] = self.parent.tag
+        tags |= self.options.tags
         run_id = tracker.start(
             exp.tracking.run_name or exp.name,
             flatten(self.public.to_dict()),

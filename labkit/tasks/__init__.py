@@ -18,6 +18,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.tasks._base": ("Task", "build_optimizer"),
         "labkit.tasks._classification": ("ClassificationTask",),
         "labkit.tasks._functional": (
+            "accuracy",
             "binned_bias_resolution",
             "confusion_counts",
             "dice_per_class",
@@ -27,6 +28,8 @@ __all__, _lazy_getattr = lazy_exports(
             "rejection_at_efficiency",
             "roc_auc",
             "sic_curve",
+            "weighted_mean_std",
+            "weighted_quantile",
         ),
         "labkit.tasks._generative": (
             "classifier_two_sample_auc",
@@ -47,6 +50,7 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tasks._base import Task as Task
     from labkit.tasks._base import build_optimizer as build_optimizer
     from labkit.tasks._classification import ClassificationTask as ClassificationTask
+    from labkit.tasks._functional import accuracy as accuracy
     from labkit.tasks._functional import binned_bias_resolution as binned_bias_resolution
     from labkit.tasks._functional import confusion_counts as confusion_counts
     from labkit.tasks._functional import dice_per_class as dice_per_class
@@ -56,6 +60,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tasks._functional import rejection_at_efficiency as rejection_at_efficiency
     from labkit.tasks._functional import roc_auc as roc_auc
     from labkit.tasks._functional import sic_curve as sic_curve
+    from labkit.tasks._functional import weighted_mean_std as weighted_mean_std
+    from labkit.tasks._functional import weighted_quantile as weighted_quantile
     from labkit.tasks._generative import classifier_two_sample_auc as classifier_two_sample_auc
     from labkit.tasks._generative import feature_edges as feature_edges
     from labkit.tasks._generative import frechet_distance as frechet_distance

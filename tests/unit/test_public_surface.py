@@ -97,6 +97,7 @@ PUBLIC: dict[str, list[str]] = {
         "SegmentationTask",
         "SurrogateTask",
         "Task",
+        "accuracy",
         "binned_bias_resolution",
         "build_optimizer",
         "classifier_two_sample_auc",
@@ -113,6 +114,8 @@ PUBLIC: dict[str, list[str]] = {
         "separation_power",
         "shower_features",
         "sic_curve",
+        "weighted_mean_std",
+        "weighted_quantile",
     ],
     "labkit.sim": [
         "CaloSample",

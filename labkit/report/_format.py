@@ -38,7 +38,7 @@ def shown_value(row: Any, column: str) -> str:
         if std is not None and isinstance(std, float) and not math.isnan(std) and n > 1:
             return f"{_number(value)} ± {_number(std)} ({n})"
         return _number(value)
-    if column == "run_id":
+    if column in ("run_id", "parent"):  # MLflow ids (or run keys): 8 characters tell them apart
         ids = str(value).split()
         return ids[0][:8] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
     return "" if value is None else str(value)
@@ -71,9 +71,8 @@ def format_table(frame: pd.DataFrame, fmt: Format, *, title: str = "") -> str:
 
     table = Table(title=title or None, show_lines=False)
     for header, column in zip(headers, columns, strict=True):
-        numeric = column not in ("run_id", "experiment", "user", "start", "status") and not column.startswith(
-            "params."
-        )
+        text = ("run_id", "parent", "experiment", "user", "start", "status")
+        numeric = column not in text and not column.startswith("params.")
         table.add_column(header, justify="right" if numeric else "left", overflow="fold")
     for row in cells:
         table.add_row(*row)

@@ -14,6 +14,7 @@ __all__, _lazy_getattr = lazy_exports(
     __name__,
     {
         "labkit._rundir": ("JobOptions", "RunDir"),
+        "labkit.runner._export": ("ExportResult", "export_run"),
         "labkit.runner._generate": ("find_run_dir", "generate_showers", "load_surrogate"),
         "labkit.runner._predict": ("PredictSummary", "predict"),
         "labkit.runner._reproduce": ("RerunPlan", "compare_metrics", "plan_reproduction", "plan_rerun"),
@@ -27,6 +28,8 @@ __all__, _lazy_getattr = lazy_exports(
 if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
     from labkit._rundir import JobOptions as JobOptions
     from labkit._rundir import RunDir as RunDir
+    from labkit.runner._export import ExportResult as ExportResult
+    from labkit.runner._export import export_run as export_run
     from labkit.runner._generate import find_run_dir as find_run_dir
     from labkit.runner._generate import generate_showers as generate_showers
     from labkit.runner._generate import load_surrogate as load_surrogate

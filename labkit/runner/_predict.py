@@ -377,10 +377,18 @@ def _regression(task: Any) -> Scorer:
 def _user_module(module: Any) -> Scorer:
     """A user's own LightningModule: ``predict_step(x, batch_idx)`` gets a batch of standardised
     inputs and returns a tensor (N,) or (N, K), or a dict of named tensors (N,) or (N, k)."""
+    import lightning.pytorch as pl
     import torch
 
+    cls = type(module)
+    where = cls.__name__
+    if cls.predict_step is pl.LightningModule.predict_step and cls.forward is pl.LightningModule.forward:
+        raise LabkitError(
+            f"{where} defines neither predict_step nor forward: labkit predict calls "
+            "predict_step(x, batch_idx) (Lightning's default calls forward(x)), which must return a "
+            "tensor (N,) or (N, K) or a dict of such tensors"
+        )
     counter = iter(range(2**62))
-    where = type(module).__name__
 
     def named(name: str, value: Any) -> dict[str, np.ndarray]:
         if not isinstance(value, torch.Tensor):

@@ -178,6 +178,12 @@ def test_a_user_module_writes_what_predict_step_names(tmp_path: Path) -> None:
         expected = trained.task.net(torch.from_numpy(x)).numpy()  # type: ignore[operator]
     np.testing.assert_allclose(found["score"], expected[:, 0], rtol=1e-6)
     np.testing.assert_allclose(found["pair_1"], expected[:, 1], rtol=1e-6)
+    from tests.user_models import OwnTask
+
+    with pytest.raises(
+        LabkitError, match=r"OwnTask defines neither predict_step nor forward: labkit predict"
+    ):
+        predict(_trained(tmp_path, task=OwnTask()), out=tmp_path / "v.h5", data=tmp_path / "new.h5")
     bad = _trained(tmp_path, task=Named(bad=True))
     with pytest.raises(LabkitError, match=r"Named\.predict_step gave 'score' of shape \(1,\) for 50 events"):
         predict(bad, out=tmp_path / "v.h5", data=tmp_path / "new.h5")

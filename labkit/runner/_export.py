@@ -25,8 +25,9 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -219,7 +220,7 @@ def model_card(
     """``model.json`` (and the ONNX ``metadata_props``, flattened): what goes in and comes out."""
     import labkit
 
-    info, task = trained.info, trained.task
+    info, task = trained.info, cast(Any, trained.task)
     columns: tuple[str, ...] = ()
     meaning = {
         "classification": "class probabilities (softmax), one column per label",
@@ -400,18 +401,19 @@ def _onnx_runners(path: Path, notes: list[str]) -> dict[str, Callable[[np.ndarra
         providers.append("CUDAExecutionProvider")
     else:
         notes.append("onnxruntime's CUDA provider not checked (no GPU, or a CPU-only onnxruntime)")
-    runners = {}
+    runners: dict[str, Callable[[np.ndarray], list[np.ndarray]]] = {}
     for provider in providers:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=[provider])
         name = session.get_inputs()[0].name
 
-        def run(x: np.ndarray, session: Any = session, name: str = name) -> list[np.ndarray]:
-            return [np.asarray(o) for o in session.run(None, {name: x})]
-
-        runners[f"onnxruntime {provider}"] = run
+        runners[f"onnxruntime {provider}"] = partial(_run_session, session, name)
     return runners
+
+
+def _run_session(session: Any, name: str, x: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(o) for o in session.run(None, {name: x})]
 
 
 def _torchscript_runner(path: Path) -> Callable[[np.ndarray], list[np.ndarray]]:

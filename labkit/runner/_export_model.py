@@ -76,10 +76,12 @@ def _anomaly_score(task: Any, x: torch.Tensor) -> torch.Tensor:
     z = (features - task.feature_mean) / task.feature_std
     out = task.model(z)
     if not isinstance(out, torch.Tensor):
-        return task(x)  # a variational model's output object: the task's own path
+        score: torch.Tensor = task(x)  # a variational model's output object: the task's own path
+        return score
     if task.method == "cwola":
         return torch.sigmoid(out.reshape(out.shape[0], -1)[:, 0])
-    return 0.5 * (out - z).square().sum(dim=1)
+    error: torch.Tensor = 0.5 * (out - z).square().sum(dim=1)
+    return error
 
 
 def reference_outputs(task: Any, kind: str, z: torch.Tensor) -> list[torch.Tensor]:

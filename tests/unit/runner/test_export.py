@@ -177,3 +177,21 @@ def test_the_unsupported_operator_is_named_from_the_exporters_error() -> None:
 def test_an_error_without_an_operator_gives_its_first_line() -> None:
     message = unsupported_message(ValueError("the model does something\nmore text"), 18)
     assert message == "cannot export to ONNX: ValueError: the model does something"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"opset": 9},
+            r"^--opset 9: the exporter \(torch.onnx.export\(dynamo=True\)\) writes opsets 18 to 23$",
+        ),
+        ({"format": "tflite"}, r"^--format 'tflite': choose one of onnx, torchscript, both$"),
+        ({"tolerance": 0.0}, r"^--tolerance 0.0: give a positive relative difference"),
+    ],
+)
+def test_bad_options_are_refused_before_the_run_is_loaded(options: dict[str, object], message: str) -> None:
+    from labkit.runner._export import export_run
+
+    with pytest.raises(LabkitError, match=message):
+        export_run("no-such-run", **options)  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ def train(root: Path) -> Train:
         base = [
             "trainer.max_epochs=1",
             "trainer.early_stopping=null",
-            f"data.cache_dir={root / 'cache'}" if path is None else "seed=1",
+            *([f"data.cache_dir={root / 'cache'}"] if path is None and name != "digits_mlp" else []),
             f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
             f"runs_root={root / 'runs'}",
         ]
@@ -250,3 +250,52 @@ def test_two_million_events_in_chunks_with_bounded_memory(train: Train, root: Pa
     with h5py.File(tmp_path / "big_scores.h5") as f:
         assert f["p_1"].shape == (BIG_EVENTS,)
         np.testing.assert_array_equal(f["event"][-3:], np.arange(BIG_EVENTS - 3, BIG_EVENTS))
+
+
+OWN = """
+import torch
+from torch import nn
+import lightning.pytorch as pl
+
+
+class OwnScorer(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self.net(x).argmax(1) == y).float().mean())
+
+    def predict_step(self, x, batch_idx):
+        p = torch.softmax(self.net(x), dim=1)
+        return {"p_seven": p[:, 7], "top": p.argmax(dim=1)}
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+"""
+
+
+def test_a_users_own_lightning_module_through_predict_step(
+    train: Train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "own_predict_models.py").write_text(OWN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = train("digits_mlp", "model={class_path: own_predict_models.OwnScorer}", "seed=2")
+    trained = load_trained(str(result.run_dir))
+    done = predict(trained, out=tmp_path / "own.parquet")
+    found = read(done.path)
+    assert list(found) == ["event", "p_seven", "top", "truth_y", "truth_class"]
+    module = trained.task
+    p = loader_outputs(trained, lambda x: module.predict_step(x, 0)["p_seven"])  # type: ignore[operator]
+    np.testing.assert_allclose(found["p_seven"], p, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(found["truth_y"], found["truth_class"])  # digits: labels 0..9
+    sys.modules.pop("own_predict_models", None)

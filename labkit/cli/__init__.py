@@ -13,6 +13,7 @@ from __future__ import annotations
 from labkit.cli._app import app, main
 from labkit.cli._cluster import cancel, logs, status, submit
 from labkit.cli._meetings import compare, report, sync, ui
+from labkit.cli._predict import predict
 from labkit.cli._run import check, generate, reproduce, run, sim
 from labkit.cli._server import server_app
 from labkit.cli._tune import tune_app
@@ -29,6 +30,7 @@ for _command in (
     cancel,
     sim,
     generate,
+    predict,
     ui,
     sync,
     compare,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from labkit.cli._app import app, main
 from labkit.cli._cluster import cancel, logs, status, submit
+from labkit.cli._export import export
 from labkit.cli._meetings import compare, report, sync, ui
 from labkit.cli._predict import predict
 from labkit.cli._run import check, generate, reproduce, run, sim
@@ -31,6 +32,7 @@ for _command in (
     sim,
     generate,
     predict,
+    export,
     ui,
     sync,
     compare,

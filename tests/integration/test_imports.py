@@ -10,7 +10,17 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "optuna")
+HEAVY = (
+    "torch",
+    "lightning",
+    "pytorch_lightning",
+    "mlflow",
+    "torchmetrics",
+    "optuna",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +57,8 @@ HEAVY = ("torch", "lightning", "pytorch_lightning", "mlflow", "torchmetrics", "o
         "labkit.report._api",
         "labkit.tracking.query._fetch",
         "labkit.runner._reproduce",
+        "labkit.cli._predict",
+        "labkit.cli._export",
     ],
 )
 def test_light_imports(module: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -82,6 +83,10 @@ class _Columns(DataSpec):
     )
     log_targets: tuple[str, ...] = Field(default=(), description="regression targets learnt in log")
     standardize: bool = Field(default=True, description="scale each input to mean 0, std 1 (fitted on train)")
+    spectators: tuple[str, ...] = Field(
+        default=(),
+        description="per-event values the model does not see, kept with the test outputs (e.g. [pt, eta])",
+    )
 
     @field_validator("inputs", "targets", mode="before")
     @classmethod
@@ -91,6 +96,35 @@ class _Columns(DataSpec):
         if isinstance(value, str) and not value:
             raise ValueError("name a key (the text is empty)")
         return value
+
+    @field_validator("spectators", mode="before")
+    @classmethod
+    def _spectator_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # one name written without brackets
+            return (value,)
+        return value
+
+    @model_validator(mode="after")
+    def _spectators_are_new_names(self) -> _Columns:
+        named = {"data.inputs": _names(self.inputs), "data.targets": _names(self.targets)}
+        seen: set[str] = set()
+        for name in self.spectators:
+            if not name.strip():
+                raise ValueError(f"spectators: an empty name in {list(self.spectators)}; name a column")
+            if name in seen:
+                raise ValueError(f"spectators: {name!r} is named twice in {list(self.spectators)}")
+            seen.add(name)
+            for field, keys in named.items():
+                if name in keys:
+                    raise ValueError(
+                        f"spectators: {name!r} is also in {field}; a spectator is a value the model "
+                        "does not see (drop it from one of the two)"
+                    )
+        return self
+
+
+def _names(keys: Keys) -> tuple[str, ...]:
+    return (keys,) if isinstance(keys, str) else tuple(keys)
 
 
 class FileSpec(_Columns):
@@ -136,10 +170,22 @@ class SimulatedSpec(_Columns):
             SIMULATORS[self.simulator].check_options(self.parameters)
         except ConfigError as exc:
             raise ValueError(f"parameters: {exc}") from None
+        scalars = _per_event_scalars(SIMULATORS[self.simulator].arrays)
+        for name in self.spectators:
+            if name not in scalars:
+                raise ValueError(
+                    f"spectators: simulator {self.simulator!r} has no per-event value {name!r}"
+                    f"{did_you_mean(name, scalars)}; choose from: {', '.join(scalars) or 'none'}"
+                )
         return self
 
     def anchored(self, cwd: Path) -> SimulatedSpec:
         return self.model_copy(update={"cache_dir": _anchor(self.cache_dir, cwd)}) if self.cache_dir else self
+
+
+def _per_event_scalars(arrays: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The names of a simulator's datasets holding one number per event (axes ``("n",)``)."""
+    return tuple(name for name, axes in arrays.items() if tuple(axes) == ("n",))
 
 
 DATA_SPECS: tuple[type[DataSpec], ...] = (DigitsSpec, ArraysSpec, FileSpec, SimulatedSpec)

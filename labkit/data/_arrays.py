@@ -22,7 +22,10 @@ def keys_of(inputs: str | Sequence[str], targets: str | Sequence[str], weights: 
 
 
 def fields_of(
-    inputs: str | Sequence[str], targets: str | Sequence[str], weights: str | None
+    inputs: str | Sequence[str],
+    targets: str | Sequence[str],
+    weights: str | None,
+    spectators: Sequence[str] = (),
 ) -> dict[str, str]:
     """Each key an experiment names and the field that named it (``data.inputs``...), for messages."""
     found: dict[str, str] = {}
@@ -31,6 +34,8 @@ def fields_of(
             found.setdefault(key, field)
     if weights:
         found.setdefault(weights, "data.weights")
+    for key in spectators:
+        found.setdefault(key, "data.spectators")
     return found
 
 
@@ -44,9 +49,12 @@ def assemble(
     fields: Mapping[str, str] | None = None,
     extras: Sequence[str] = (),
     input_names: Sequence[str] = (),
+    spectators: Sequence[str] = (),
 ) -> Arrays:
     """Arrays from named columns: one input key of any shape (N, ...), or several (N,) / (N, k)
-    keys side by side; one target key, or several (N,) keys as columns of (N, T)."""
+    keys side by side; one target key, or several (N,) keys as columns of (N, T). ``extras`` and
+    the ``spectators`` (one number per event; NaN allowed: the model never sees them) are kept
+    as they are in :attr:`Arrays.extras`."""
     in_keys = [inputs] if isinstance(inputs, str) else list(inputs)
     out_keys = [targets] if isinstance(targets, str) else list(targets)
     if not in_keys:
@@ -56,7 +64,8 @@ def assemble(
     roles = [("data.inputs", k) for k in in_keys] + [("data.targets", k) for k in out_keys]
     roles += [("data.weights", weights)] if weights else []
     roles += [("the task", k) for k in extras]
-    for role, key in roles:
+    seen = roles + [("data.spectators", k) for k in spectators]
+    for role, key in seen:
         a = found[key]
         if a.ndim == 0:
             field = (fields or {}).get(key, role)
@@ -67,13 +76,21 @@ def assemble(
     n = len(found[in_keys[0]])
     if n == 0:
         raise DataError(f"{where}: {in_keys[0]!r} holds 0 events")
-    for role, key in roles:
+    for role, key in seen:
         field = (fields or {}).get(key, role)
         a = found[key]
         if len(a) != n:
             raise DataError(f"{where}: {key!r} ({field}) has shape {a.shape}, {in_keys[0]!r} has {n} rows")
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        number = np.issubdtype(a.dtype, np.number) or (role == "data.spectators" and a.dtype == np.bool_)
+        if not number or np.issubdtype(a.dtype, np.complexfloating):
             raise DataError(f"{where}: {key!r} ({field}) must hold real numbers, not {a.dtype}")
+        if role == "data.spectators":
+            if a.ndim != 1 and a.shape[1:] != (1,):
+                raise DataError(
+                    f"{where}: {key!r} ({field}) has shape {a.shape}; a spectator is one number per "
+                    "event, shape (N,)"
+                )
+            continue
         bad = ~np.isfinite(a)
         if bad.any():
             first = int(np.argwhere(bad)[0][0])
@@ -120,7 +137,7 @@ def assemble(
         labels=dict(labels or {}),
         source=where,
         input_names=names_in,
-        extras={k: found[k] for k in extras},
+        extras={k: found[k] for k in extras} | {k: found[k].reshape(n) for k in spectators},
     )
 
 
@@ -147,7 +164,7 @@ class FileDataModule(ArraySplitDataModule):
         self.source = str(self.path)
 
     def load(self) -> Arrays:
-        keys = keys_of(self.inputs, self.targets, self.weights) + list(self.extras)
+        keys = keys_of(self.inputs, self.targets, self.weights) + list(self.extras) + list(self.spectators)
         found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
         where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
         columns = column_names(self.path, self.inputs, self.format)
@@ -161,11 +178,12 @@ class FileDataModule(ArraySplitDataModule):
             self.fields(),
             extras=self.extras,
             input_names=columns,
+            spectators=self.spectators,
         )
 
     def fields(self) -> dict[str, str]:
         """Each key and the experiment field that named it, for error messages."""
-        return fields_of(self.inputs, self.targets, self.weights)
+        return fields_of(self.inputs, self.targets, self.weights, self.spectators)
 
 
 class ArrayDataModule(FileDataModule):

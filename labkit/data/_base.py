@@ -31,7 +31,8 @@ class Arrays:
     source: str = "data"  #: how error messages name the file (and keys)
     #: names of the input columns, when the inputs are a table (N, F)
     input_names: tuple[str, ...] = ()
-    #: per-event arrays a task asked for besides inputs and targets (e.g. an exact likelihood ratio)
+    #: per-event arrays a task asked for besides inputs and targets (e.g. an exact likelihood ratio),
+    #: and the spectators (``data.spectators``: values the model does not see), one (N,) array each
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -55,6 +56,8 @@ class DataInfo:
     #: the extra per-event arrays the task asked for (``Task.extras``), for the test split in
     #: the order of the test loader
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: which of ``extras`` are spectators (``data.spectators``), written with the test outputs
+    spectators: tuple[str, ...] = ()
     #: for events from labkit.sim: the simulator's name and its options (a surrogate of the
     #: simulator writes its files in the same layout and times it)
     simulator: str | None = None
@@ -71,7 +74,10 @@ class ArraySplitDataModule(pl.LightningDataModule):
 
     ``target_kind`` is what the task needs: integer class ``labels`` (N,), real ``values``, or
     per-pixel class labels (``masks``, shape (N, ...) matching the inputs' trailing axes).
-    ``extras`` names per-event arrays the task needs for the test split (:attr:`DataInfo.extras`).
+    ``extras`` names per-event arrays the task needs for the test split (:attr:`DataInfo.extras`);
+    ``spectators`` per-event values the model does not see, kept for the test outputs (they reach
+    :attr:`DataInfo.extras` the same way, named in :attr:`DataInfo.spectators`). :meth:`load`
+    puts both in :attr:`Arrays.extras`.
     """
 
     source = "data"  #: how error messages name where the data came from
@@ -88,6 +94,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         target_kind: str = "labels",
         log_targets: Sequence[str] = (),
         extras: Sequence[str] = (),
+        spectators: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -99,6 +106,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self.target_kind = target_kind
         self.log_targets = tuple(log_targets)
         self.extras = tuple(extras)
+        self.spectators = tuple(spectators)
         self._splits: dict[str, TensorDataset] = {}
         self._parts: dict[str, np.ndarray] = {}
         self._info: DataInfo | None = None
@@ -163,6 +171,10 @@ class ArraySplitDataModule(pl.LightningDataModule):
         missing = [k for k in self.extras if k not in arrays.extras]
         if missing:
             raise DataError(f"{arrays.source}: no array {missing[0]!r}, which the task needs for its metrics")
+        missing = [k for k in self.spectators if k not in arrays.extras]
+        if missing:
+            raise DataError(f"{arrays.source}: no spectator {missing[0]!r} (data.spectators) was loaded")
+        kept = tuple(dict.fromkeys(self.extras + self.spectators))
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         tensors = (xt, yt) if w is None else (xt, yt, torch.from_numpy(w.astype(np.float32)))
         self._splits = {k: TensorDataset(*(t[idx] for t in tensors)) for k, idx in parts.items()}
@@ -175,7 +187,8 @@ class ArraySplitDataModule(pl.LightningDataModule):
             weighted=w is not None,
             reference_metrics=self.reference_metrics(parts["test"]),
             input_names=tuple(arrays.input_names),
-            extras={k: np.asarray(arrays.extras[k])[parts["test"]] for k in self.extras},
+            extras={k: np.asarray(arrays.extras[k])[parts["test"]] for k in kept},
+            spectators=self.spectators,
             simulator=simulator,
             simulator_options=simulator_options,
             **info,  # type: ignore[arg-type]

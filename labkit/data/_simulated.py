@@ -130,12 +130,23 @@ class SimulatedDataModule(ArraySplitDataModule):
             sim.write_h5(sample, tmp)
             os.replace(tmp, path)  # complete or absent: a killed job leaves no half-written cache
 
+    def default_spectators(self) -> tuple[str, ...]:
+        """The spectators when ``data.spectators`` names none: the simulator's datasets of one
+        number per event (axes ``("n",)``) that are neither inputs, targets nor weights, e.g.
+        ``incident_energy`` for calo showers classified by particle."""
+        named = set(keys_of(self.inputs, self.targets, self.weights))
+        arrays = self._registry().SIMULATORS[self.simulator].arrays
+        return tuple(k for k, axes in arrays.items() if tuple(axes) == ("n",) and k not in named)
+
     def load(self) -> Arrays:
         self.prepare_data()
         path = self.cache_file()
+        if not self.spectators:
+            self.spectators = self.default_spectators()
         keys = keys_of(self.inputs, self.targets, self.weights) + list(_TRUTH.get(self.simulator, ()))
-        fields = fields_of(self.inputs, self.targets, self.weights)
-        self._found = read_arrays(path, keys + list(self.extras), "hdf5", fields=fields)
+        fields = fields_of(self.inputs, self.targets, self.weights, self.spectators)
+        keys += list(self.extras) + list(self.spectators)
+        self._found = read_arrays(path, keys, "hdf5", fields=fields)
         where = f"simulator {self.simulator} ({path})"
         return assemble(
             self._found,
@@ -147,6 +158,7 @@ class SimulatedDataModule(ArraySplitDataModule):
             fields,
             extras=self.extras,
             input_names=column_names(path, self.inputs, "hdf5"),
+            spectators=self.spectators,
         )
 
     def provenance(self) -> tuple[str | None, dict[str, object]]:

@@ -17,6 +17,7 @@ __all__, _lazy_getattr = lazy_exports(
     {
         "labkit.tracking.query._cache": ("RunRecord",),
         "labkit.tracking.query._fetch": (
+            "fetch_artifact_file",
             "fetch_artifact_text",
             "fetch_figures",
             "fetch_history",
@@ -28,6 +29,7 @@ __all__, _lazy_getattr = lazy_exports(
 
 if TYPE_CHECKING:  # the same names for type checkers; test_public_surface checks they agree
     from labkit.tracking.query._cache import RunRecord as RunRecord
+    from labkit.tracking.query._fetch import fetch_artifact_file as fetch_artifact_file
     from labkit.tracking.query._fetch import fetch_artifact_text as fetch_artifact_text
     from labkit.tracking.query._fetch import fetch_figures as fetch_figures
     from labkit.tracking.query._fetch import fetch_history as fetch_history

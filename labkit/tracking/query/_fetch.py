@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +20,7 @@ from labkit.tracking.query._cache import RunCache, RunRecord
 
 __all__ = [
     "check_store_uri",
+    "fetch_artifact_file",
     "fetch_artifact_text",
     "fetch_figures",
     "fetch_history",
@@ -325,3 +329,48 @@ def fetch_artifact_text(uri: str, run_id: str, path: str) -> str | None:
         except (MlflowException, OSError):
             return None
         return Path(local).read_text(encoding="utf-8", errors="replace")
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def fetch_artifact_file(uri: str, run_id: str, path: str, *, cache_dir: Path) -> Path | None:
+    """A local copy of artifact ``path`` (``outputs/test_outputs.npz``) of run ``run_id``, or
+    ``None`` when the run has no such file (or the store cannot give it).
+
+    Kept under ``<cache_dir>/artifacts/<hash of the URI>/<run id>/<path>`` and reused: a run's
+    artifacts are written once (at the end of its test), so the second ``labkit plot`` or
+    ``labkit report`` of the same runs downloads nothing. A missing file is not remembered (a run
+    still testing may log it later). Reads through MLflow's client (any store, ``http(s)://``
+    included), imported on first use."""
+    from pathlib import PurePosixPath
+
+    from labkit.tracking._mlflow import MlflowException
+
+    parts = PurePosixPath(path).parts
+    if not _RUN_ID.fullmatch(run_id):
+        raise ConfigError(f"run id {run_id!r}: not an MLflow run id (letters, digits, - and _ only)")
+    if not parts or PurePosixPath(path).is_absolute() or ".." in parts:
+        raise ConfigError(f"artifact path {path!r}: give a relative path inside the run's artifacts")
+    digest = hashlib.sha256(redact_uri(uri).encode()).hexdigest()[:16]
+    target = cache_dir / "artifacts" / digest / run_id / Path(*parts)
+    if target.is_file():
+        return target
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = _client(uri)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingError(
+            f"the artifact cache {target.parent} cannot be used ({exc}); "
+            "set LABKIT_CACHE_DIR to a writable folder"
+        ) from None
+    with tempfile.TemporaryDirectory(prefix=".labkit-artifact-", dir=target.parent) as tmp:
+        try:
+            local = Path(client.download_artifacts(run_id, path, tmp))
+        except (MlflowException, OSError):
+            return None
+        if not local.is_file():  # a folder of that name
+            return None
+        os.replace(local, target)  # atomic: a reader never sees half a file
+    return target

@@ -133,6 +133,7 @@ class AnomalyTask(Task):
         self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._weighted = False  # whether the test batches carried event weights
         self._result: dict[str, Any] = {}
+        self._outputs: dict[str, np.ndarray] = {}  # the last test's per-event outputs
 
     # -- inputs ------------------------------------------------------------------------------
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,6 +262,8 @@ class AnomalyTask(Task):
     def on_test_epoch_start(self) -> None:
         self._test = []
         self._weighted = False
+        self._result = {}
+        self._outputs = {}
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
@@ -279,6 +282,13 @@ class AnomalyTask(Task):
         w = self.gather_rows(torch.cat([v for _, _, _, v in self._test])).double().cpu().numpy()
         region = self.in_signal_region(mass).cpu().numpy()
         self._test = []
+        self._outputs = {
+            "score": score.astype(np.float32),
+            "is_signal": truth.astype(bool),
+            "in_signal_region": region.astype(bool),
+        }
+        if self._weighted:
+            self._outputs["weights"] = w.astype(np.float32)
         weights = w[region] if self._weighted else None
         n_sig, n_bkg = int(truth[region].sum()), int((~truth[region]).sum())
         values = {"test_sr_signal": float(n_sig), "test_sr_background": float(n_bkg)}
@@ -306,6 +316,12 @@ class AnomalyTask(Task):
                 except ValueError:  # a class's weights sum to <= 0: no curve
                     continue
                 self._result["curves"][label] = (eff_s, eff_b)
+
+    def test_outputs(self) -> dict[str, np.ndarray]:
+        """Every test event's ``score`` (higher = more anomalous), ``is_signal``,
+        ``in_signal_region`` (the events the test metrics are computed on) and, with event
+        weights, ``weights``."""
+        return dict(self._outputs)
 
     def _judge(
         self, prefix: str, score: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None

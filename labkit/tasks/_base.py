@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
     from labkit.config import OptimizerConfig, TaskSpec
@@ -21,7 +22,8 @@ class Task(pl.LightningModule):
     """A LightningModule wrapping a plain ``nn.Module``; it owns loss, metrics and figures.
 
     Tasks only call ``self.log``; they never talk to a tracker. After testing, the runner asks
-    :meth:`figures` for diagnostic figures and stores them with the run.
+    :meth:`figures` for diagnostic figures and :meth:`test_outputs` for the per-event outputs,
+    and stores them with the run.
     """
 
     #: metrics logged during fit that checkpointing, early stopping and schedulers may monitor
@@ -73,6 +75,13 @@ class Task(pl.LightningModule):
 
     def figures(self) -> dict[str, Figure]:
         """Diagnostic figures from the last test, by file stem (``confusion_matrix``...)."""
+        return {}
+
+    def test_outputs(self) -> dict[str, np.ndarray]:
+        """The last test's per-event outputs, one row per test event in the order the test step
+        saw them (all DDP ranks' rows, rank by rank): the arrays of ``test_outputs.npz`` (class
+        probabilities, predictions in physical units, anomaly scores, weights...). Empty for a
+        task that keeps none; the runner adds the spectators and writes the file."""
         return {}
 
     def gather_rows(self, t: torch.Tensor) -> torch.Tensor:

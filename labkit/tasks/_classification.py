@@ -53,7 +53,7 @@ class ClassificationTask(Task):
                 "the data holds a single class (every label is 0): classification needs two or more"
             )
         names = tuple(info.class_names) if len(info.class_names) == num_classes else ()
-        signal = num_classes - 1
+        signal = None  # the task's default (the last class)
         if spec.signal_class is not None:
             shown = names or tuple(str(i) for i in range(num_classes))
             if spec.signal_class not in shown:
@@ -88,9 +88,12 @@ class ClassificationTask(Task):
         self._confusion: torch.Tensor | None = None
         # two classes: the signal's score, for the background rejection at 90 % signal efficiency
         self.signal_class = num_classes - 1 if signal_class is None else signal_class
+        #: whether the experiment named the signal class (task.signal_class)
+        self.signal_named = signal_class is not None
         # per test event: class probabilities, label and weight (1 without data.weights)
         self._test: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._weighted = False
+        self._outputs: dict[str, np.ndarray] = {}
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         if w is None:
@@ -136,6 +139,7 @@ class ClassificationTask(Task):
     def on_test_epoch_start(self) -> None:
         self._test = []
         self._weighted = False
+        self._outputs = {}
 
     def on_test_epoch_end(self) -> None:
         from labkit.tasks._functional import rejection_at_efficiency
@@ -146,6 +150,15 @@ class ClassificationTask(Task):
         y = self.gather_rows(torch.cat([t for _, t, _ in self._test])).cpu().numpy()
         w = self.gather_rows(torch.cat([v for _, _, v in self._test])).cpu().double().numpy()
         self._test = []
+        signal = self.signal_class if self.signal_named or self.num_classes == 2 else -1
+        self._outputs = {
+            "probs": probs.astype(np.float32),
+            "labels": y.astype(np.int64),
+            "class_names": np.array(self.class_names, dtype=str),
+            "signal_class": np.array(signal, dtype=np.int64),
+        }
+        if self._weighted:
+            self._outputs["weights"] = w.astype(np.float32)
         if self._weighted:
             for key, value in _weighted_scores(probs, y, w).items():
                 self.log(key, value, sync_dist=False)
@@ -162,6 +175,11 @@ class ClassificationTask(Task):
                 probs[:, self.signal_class], is_signal, 0.9, weights=w if self._weighted else None
             )
             self.log("test_rejection_at_eff90", rejection, sync_dist=False)
+
+    def test_outputs(self) -> dict[str, np.ndarray]:
+        """``probs`` (N, K), ``labels`` (N,), ``class_names`` (K,), ``signal_class`` (the named
+        signal class, else the last of two, else -1) and, with event weights, ``weights`` (N,)."""
+        return dict(self._outputs)
 
     def figures(self) -> dict[str, Figure]:
         if self._confusion is None:

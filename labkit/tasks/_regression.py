@@ -142,6 +142,7 @@ class RegressionTask(Task):
 
     def on_test_epoch_start(self) -> None:
         self._test = []
+        self._result = {}
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         x, y, w = unpack_batch(batch)
@@ -180,6 +181,21 @@ class RegressionTask(Task):
                     values |= {f"test_resolution_a_{name}": a, f"test_resolution_b_{name}": b}
             for key, value in values.items():
                 self.log(key, value, sync_dist=False)
+
+    def test_outputs(self) -> dict[str, np.ndarray]:
+        """``pred`` and ``truth`` (N, T) in the targets' physical units (the normalisation and
+        any log undone, as the test metrics use them), ``target_names`` (T,) and, with event
+        weights, ``weights`` (N,)."""
+        if not self._result:
+            return {}
+        out = {
+            "pred": self._result["pred"].astype(np.float32),
+            "truth": self._result["true"].astype(np.float32),
+            "target_names": np.array(self.targets, dtype=str),
+        }
+        if "weights" in self._result:
+            out["weights"] = self._result["weights"].astype(np.float32)
+        return out
 
     def figures(self) -> dict[str, Figure]:
         if not self._result:

@@ -233,13 +233,21 @@ def report(
         int, typer.Option(min=1, help="Runs per experiment whose curves and figures are shown.")
     ] = 5,
     title: Annotated[str, typer.Option(help="The page title.")] = "labkit report",
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Physics curves get a ratio panel to this run (default: each experiment's best run).",
+        ),
+    ] = None,
     tracking_uri: TrackingUriOpt = None,
     refresh: RefreshOpt = False,
 ) -> None:
-    """One self-contained HTML page for the group meeting: leaderboards, learning curves, each
-    task's diagnostic figures, tuning studies and provenance; opens without any network."""
+    """One self-contained HTML page for the group meeting: leaderboards, learning curves, physics
+    curves, each task's diagnostic figures, tuning studies and provenance; opens without any network."""
     with _errors():
-        from labkit.report import ReportSources, build_report
+        from labkit._cache import default_cache_dir
+        from labkit.report import ReportSources, build_report, load_outputs
         from labkit.tracking import fetch_figures, fetch_history
 
         uri, records = _selected_runs(experiment, since, user, filter_, tracking_uri, refresh)
@@ -247,18 +255,38 @@ def report(
             from labkit.errors import ConfigError
 
             raise ConfigError("no runs match the selection (check --experiment, --since, --user, --filter)")
+        if reference is not None:
+            reference = _reference(reference, records)
+        cache = default_cache_dir()
         sources = ReportSources(
             history=lambda run_id, name: fetch_history(uri, run_id, name),
             figures=lambda run_id: fetch_figures(uri, run_id),
+            outputs=lambda rec: load_outputs(rec, uri=uri, cache_dir=cache),
         )
         chosen = [
             f"{k} {v}"
             for k, v in (("experiment", experiment), ("since", since), ("user", user), ("filter", filter_))
             if v
         ]
-        page = build_report(records, sources, title=title, best=best, selection="; ".join(chosen))
+        page = build_report(
+            records, sources, title=title, best=best, selection="; ".join(chosen), reference=reference
+        )
         _write_output(output, page)
         print(
             f"labkit report: {len(records)} runs → {output} "
             f"({len(page.encode()) / 1e6:.1f} MB, self-contained)"
         )
+
+
+def _reference(given: str, records: list[Any]) -> str:
+    """The run id ``--reference`` names among the selected runs (its full id, or a prefix of at
+    least 8 characters), else ConfigError naming it."""
+    from labkit.errors import ConfigError
+
+    found = [
+        r.run_id for r in records if r.run_id == given or (len(given) >= 8 and r.run_id.startswith(given))
+    ]
+    if len(found) == 1:
+        return str(found[0])
+    why = f"names {len(found)} runs" if found else "is not among the selected runs"
+    raise ConfigError(f"--reference {given!r}: {why}; give the run id of one run the selection holds")

@@ -23,6 +23,7 @@ from labkit.report._table import HEADLINE, compare_frame, higher_is_better, is_s
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labkit.report._outputs import RunOutputs
     from labkit.tracking.query import RunRecord
 
 __all__ = ["ReportSources", "build_report"]
@@ -55,6 +56,9 @@ class ReportSources:
     history: Callable[[str, str], list[tuple[int, int, float]]]
     figures: Callable[[str], dict[str, bytes]]
     notes: list[str] = field(default_factory=list)
+    #: a run's stored per-event test outputs (:func:`labkit.report.load_outputs`); ``None``: no
+    #: physics curves in the report
+    outputs: Callable[[RunRecord], RunOutputs] | None = None
 
 
 def _png(data: bytes) -> str:
@@ -149,6 +153,67 @@ def _figures_html(figures: dict[str, bytes], caption: str) -> str:
     )
 
 
+_CURVE_TASKS = ("classification", "regression", "anomaly")
+
+
+def _physics(ranked: Sequence[RunRecord], sources: ReportSources, reference: str | None, best: int) -> str:
+    """The physics curves of an experiment's best ``best`` configurations (seeds as one band),
+    with the ratio panel to ``reference`` when it is one of its runs, else to its best run."""
+    from labkit.errors import LabkitError
+    from labkit.report._figures import CurveGroup, physics_figures
+    from labkit.report._physics import group_by_seed, seed_groups
+
+    if sources.outputs is None or not ranked:
+        return ""
+    task = ranked[0].tags.get("labkit.task", "")
+    if task not in _CURVE_TASKS:
+        return ""
+    same = [r for r in ranked if r.tags.get("labkit.task", "") == task]
+    groups = group_by_seed(same)
+    ref = next((g for g in groups if any(r.run_id == reference for r in g)), None) if reference else None
+    chosen = groups[:best] + ([ref] if ref is not None and ref not in groups[:best] else [])
+    loaded: dict[str, RunOutputs] = {}
+    for rec in (r for g in chosen for r in g):
+        try:
+            loaded[rec.run_id] = sources.outputs(rec)
+        except LabkitError as exc:  # an old run, a damaged file: shown under "Not shown"
+            sources.notes.append(f"physics curves: {exc}")
+    kept = [[r for r in g if r.run_id in loaded] for g in chosen]
+    kept = [g for g in kept if g]
+    if not kept:
+        return ""
+    curve_groups: list[CurveGroup] = seed_groups([r for g in kept for r in g], lambda r: loaded[r.run_id])
+    ref_id = reference if ref is not None and reference in loaded else kept[0][0].run_id
+    ref_index = next(i for i, g in enumerate(curve_groups) if any(o.run_id == ref_id for o in g.runs))
+    try:
+        figures = physics_figures(curve_groups, reference=ref_index)
+    except (LabkitError, ValueError) as exc:  # no signal class, a spectator not shared ...
+        sources.notes.append(f"physics curves of {ranked[0].experiment}: {exc}")
+        return ""
+    why = "--reference" if ref is not None else "the best run"
+    label = curve_groups[ref_index].label
+    caption = {
+        "rejection": f"Background rejection vs signal efficiency; ratio to {label} ({why})",
+        "sic": "SIC vs signal efficiency",
+    }
+    html_parts = []
+    for name, fig in figures.items():
+        text = caption.get(name) or (
+            f"Efficiency and rejection {name.replace('_', ' ')} at the working point"
+            if name.startswith("vs_")
+            else "Resolution and bias vs the true value, fit a/√E ⊕ b"
+        )
+        html_parts.append(
+            f'<figure><img alt="physics curve {_e(name)}" src="{_png(_figure_png(fig))}">'
+            f"<figcaption>{_e(text)}</figcaption></figure>"
+        )
+    return (
+        "<h3>Physics curves</h3>"
+        f'<p class="meta">From the runs\' stored test outputs; bands: binomial errors (effective counts '
+        f"with weights), or mean ± σ over runs differing only by seed.</p>{''.join(html_parts)}"
+    )
+
+
 def _provenance(records: Sequence[RunRecord]) -> str:
     head = "<tr><th>run</th><th>experiment</th><th>who</th><th>when (UTC)</th><th>status</th>"
     head += "<th>git commit</th><th>host</th><th>cluster / job</th><th>command</th></tr>"
@@ -183,9 +248,13 @@ def build_report(
     title: str = "labkit report",
     best: int = 5,
     selection: str = "",
+    reference: str | None = None,
 ) -> str:
     """The HTML page for ``records``: per experiment a leaderboard, the learning curves and the
-    diagnostic figures of its ``best`` runs; each tuning study's figures; provenance of every run."""
+    diagnostic figures of its ``best`` runs, and (when ``sources.outputs`` is given) the physics
+    curves of its ``best`` configurations with a ratio panel to ``reference`` (a run id; in an
+    experiment without it, that experiment's best run); each tuning study's figures; provenance
+    of every run."""
     studies = [r for r in records if is_study(r)]
     runs = [r for r in records if r not in studies]
     experiments = sorted({r.experiment for r in runs})
@@ -221,10 +290,12 @@ def build_report(
         )
         frame = compare_frame(mine, metric=metric, strict=False)  # a NaN headline ranks last, never fails
         parts.append(_table(frame, best_first=metric is not None))
-        top = _ranked(mine, metric)[:best]
+        ranked_runs = _ranked(mine, metric)
+        top = ranked_runs[:best]
         curves = _curves(top, sources)
         if curves:
             parts.append("<h3>Learning curves</h3>" + curves)
+        parts.append(_physics(ranked_runs, sources, reference, best))
         for rec in top[:2]:
             figures = sources.figures(rec.run_id)
             if figures:

@@ -4,7 +4,8 @@
 The layout (format 1) is written by the run's test step: ``task``, ``format``; for
 classification ``probs`` (N, K), ``labels`` (N,), ``class_names`` (K,), ``signal_class``; for
 regression ``pred`` and ``truth`` (N, T) in physical units, ``target_names`` (T,); for anomaly
-``score`` (N,), ``is_signal`` (N,); and when the data has them ``weights`` (N,) and
+``score`` (N,), ``is_signal`` (N,) and optionally ``in_signal_region`` (N,) (the events its
+test metrics use: the curves use them too); and when the data has them ``weights`` (N,) and
 ``spectator.<name>`` (N,). numpy only: no mlflow, no torch.
 """
 
@@ -148,6 +149,20 @@ def read_outputs(source: bytes | Path, *, run_id: str) -> RunOutputs:
     for name, array in [("weights", weights), *((f"spectator.{k}", v) for k, v in spectators.items())]:
         if array is not None and array.shape != (n,):
             raise DataError(f"run {run_id}: {OUTPUTS_FILE}: {name} has shape {array.shape}, expected ({n},)")
+    if task == "anomaly" and "in_signal_region" in data:  # the events the run's test metrics use
+        region = np.asarray(data["in_signal_region"]).astype(bool).ravel()
+        if region.shape != (n,):
+            raise DataError(
+                f"run {run_id}: {OUTPUTS_FILE}: in_signal_region has shape {region.shape}, expected ({n},)"
+            )
+        assert out.score is not None and out.is_signal is not None
+        out = _replace(
+            out,
+            score=out.score[region],
+            is_signal=out.is_signal[region],
+            weights=None if weights is None else weights[region],
+            spectators={k: v[region] for k, v in spectators.items()},
+        )
     return out
 
 

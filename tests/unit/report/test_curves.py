@@ -228,3 +228,19 @@ def test_regression_and_anomaly_figures() -> None:
     is_sig = score + rng.normal(size=3000) > 1
     ano = RunOutputs(run_id="h", task="anomaly", score=score, is_signal=is_sig, weights=np.ones(3000))
     assert list(physics_figures([CurveGroup("h", (ano,))])) == ["sic"]
+
+
+def test_anomaly_outputs_keep_the_signal_region() -> None:
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        task=np.array("anomaly"),
+        format=np.array(1),
+        score=np.array([0.1, 0.9, 0.5, 0.7], np.float32),
+        is_signal=np.array([0, 1, 0, 1], bool),
+        in_signal_region=np.array([1, 1, 0, 1], bool),
+        weights=np.array([1, 2, 3, 4], np.float32),
+    )
+    out = read_outputs(buffer.getvalue(), run_id="a")
+    np.testing.assert_allclose(out.score, [0.1, 0.9, 0.7], rtol=1e-6)
+    np.testing.assert_allclose(out.weights, [1, 2, 4])

@@ -398,7 +398,7 @@ class RunSession:
     def finish(
         self, fitted: Fitted, metrics: Mapping[str, float], *, tags: Mapping[str, str] | None = None
     ) -> RunResult:
-        """Log the run's last values, figures and artifacts (and ``tags``), end the tracked run;
+        """Log the run's last values, figures, test outputs and artifacts (and ``tags``), end the run;
         the run is marked FINISHED when the session ends."""
         metrics = dict(metrics)
         tracker = self.tracker
@@ -419,6 +419,13 @@ class RunSession:
             step=trainer.global_step,
         )
         self._save_figures(fitted.built.task)
+        from labkit.runner._outputs import save_test_outputs  # numpy: loaded once the run is tested
+
+        built = fitted.built
+        save_test_outputs(
+            task=built.task, info=built.info, kind=self.exp.task.kind, world=trainer.world_size,
+            run_dir=self.run_dir, tracker=tracker, stream=self.stream,
+        )  # fmt: skip
         upload(self.exp, tracker, self.run_dir, fitted.best_checkpoint)
         if tags is not None:
             tracker.set_tags(dict(tags))

@@ -57,6 +57,7 @@ def _style() -> Iterator[None]:
     with mpl.rc_context():
         mpl.style.use(mplhep.style.ROOT)
         mpl.rcParams["font.size"] = 11
+        mpl.rcParams["mathtext.fontset"] = "dejavusans"  # the style's custom set asks for a cursive font
         yield
 
 

@@ -139,3 +139,35 @@ def test_report_with_reference_shows_curves_that_decode_in_chromium(
     assert all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in curves), curves
     bad = _run(tmp_path, "report", "-e", EXPERIMENT, "--reference", "nosuchrun", "--tracking-uri", url)
     assert bad.returncode == 2 and "--reference 'nosuchrun': is not among the selected runs" in bad.stderr
+
+
+def test_two_real_calo_pid_seeds_plot_from_their_stored_outputs(tmp_path: Path) -> None:
+    """Two tiny calo_pid runs (1 epoch, seeds 1 and 2) write outputs/test_outputs.npz at test time;
+    labkit plot draws them as one seed band with efficiency vs incident_energy."""
+    import matplotlib.image
+
+    from labkit.config import load_experiment
+    from labkit.runner import run
+    from tests.conftest import EXPERIMENTS
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ids = []
+    for seed in (1, 2):
+        exp = load_experiment(
+            EXPERIMENTS / "calo_pid.yaml",
+            [
+                "trainer.max_epochs=1",
+                "trainer.early_stopping=null",
+                "data.events=600",
+                f"seed={seed}",
+                f"tracking.uri={uri}",
+                f"runs_root={tmp_path / 'runs'}",
+            ],
+            cwd=tmp_path,
+        )
+        ids.append(run(exp, progress="none").run_id)
+    out = _run(tmp_path, *ids, "--reference", ids[0], "-o", "calo.png", "--tracking-uri", uri, plot=True)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    for name in ("calo.png", "calo_vs_incident_energy.png"):
+        assert matplotlib.image.imread(tmp_path / name).shape[0] > 300

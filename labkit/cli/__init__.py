@@ -14,6 +14,7 @@ from labkit.cli._app import app, main
 from labkit.cli._cluster import cancel, logs, status, submit
 from labkit.cli._export import export
 from labkit.cli._meetings import compare, report, sync, ui
+from labkit.cli._plot import plot
 from labkit.cli._predict import predict
 from labkit.cli._run import check, generate, reproduce, run, sim
 from labkit.cli._server import server_app
@@ -37,6 +38,7 @@ for _command in (
     sync,
     compare,
     report,
+    plot,
     reproduce,
 ):
     app.command()(_command)

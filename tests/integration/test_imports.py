@@ -59,6 +59,7 @@ HEAVY = (
         "labkit.runner._reproduce",
         "labkit.cli._predict",
         "labkit.cli._export",
+        "labkit.cli._plot",
     ],
 )
 def test_light_imports(module: str) -> None:

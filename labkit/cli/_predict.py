@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from labkit.cli._app import RunsRootOpt, _errors, _importable_here
+from labkit.cli._app import RunsRootOpt, TrackingUriOpt, _errors, _importable_here
 from labkit.errors import LabkitError
 
 
@@ -56,6 +56,15 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Events per forward pass.")] = 1024,
     runs_root: RunsRootOpt = Path("runs"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    log: Annotated[
+        bool,
+        typer.Option(
+            "--log",
+            help="Record the output with the run: a tag labkit.predictions.<name> and a reference "
+            "predictions/<name>.json (path, size, sha256, columns) in its MLflow artifacts.",
+        ),
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Score events with a trained run: one row per event with the model's outputs, the truth and
     spectator columns, streamed in chunks."""
@@ -65,7 +74,7 @@ def predict(
         if output.exists() and not force:
             raise LabkitError(f"{output} exists; choose another -o or add --force to overwrite it")
         _importable_here()  # a class_path model next to the experiment
-        from labkit.runner import load_trained
+        from labkit.runner import load_trained, record_prediction
         from labkit.runner import predict as run_predict
 
         trained = load_trained(run_id, runs_root=runs_root)
@@ -81,3 +90,5 @@ def predict(
             f"labkit: wrote {done.events} events ({done.split} of {done.source}) to {done.path} in "
             f"{done.seconds:.1f} s: {', '.join(done.columns)}"
         )
+        if log:
+            typer.echo(f"labkit: {record_prediction(trained.run_dir, done, uri=tracking_uri)}")

@@ -19,6 +19,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.runner._predict": ("PredictSummary", "predict"),
         "labkit.runner._reproduce": ("RerunPlan", "compare_metrics", "plan_reproduction", "plan_rerun"),
         "labkit.runner._run": ("RunHooks", "run"),
+        "labkit.runner._runlog": ("record_prediction",),
         "labkit.runner._session": ("RunOptions", "RunResult", "RunSession"),
         "labkit.runner._simulate": ("write_simulation",),
         "labkit.runner._trained": ("TrainedRun", "load_trained"),
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.runner._reproduce import plan_rerun as plan_rerun
     from labkit.runner._run import RunHooks as RunHooks
     from labkit.runner._run import run as run
+    from labkit.runner._runlog import record_prediction as record_prediction
     from labkit.runner._session import RunOptions as RunOptions
     from labkit.runner._session import RunResult as RunResult
     from labkit.runner._session import RunSession as RunSession

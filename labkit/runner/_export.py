@@ -43,6 +43,7 @@ from labkit.runner._export_model import (
     task_kind,
     tensors,
 )
+from labkit.runner._runlog import add_to_run
 
 if TYPE_CHECKING:
     from labkit.runner._trained import TrainedRun
@@ -156,7 +157,7 @@ def export_run(
     elif not passed:
         logged = "not logged: the check failed"
     else:
-        logged = _log_artifacts(trained.run_dir, out, tracking_uri)
+        logged = add_to_run(trained.run_dir, files=[out], artifact_path="export", uri=tracking_uri)
     return ExportResult(
         trained.run_dir,
         out,
@@ -467,28 +468,3 @@ def _self_check(
         label = f"raw inputs through {next(iter(runners))} vs labkit's test step"
         checks.append(ExportCheck(label, first[0], n, *relative_difference(first[1], step), tolerance))
     return checks
-
-
-# -- artifacts -------------------------------------------------------------------------------------
-def _log_artifacts(run_dir: Path, out: Path, uri: str | None) -> str:
-    """Add ``out`` to the run's artifacts (folder ``export``) through its spool and ship it."""
-    from labkit.tracking import SPOOL_FILE, Spool, SpoolRefused, sync_spool
-
-    spool_path = run_dir / SPOOL_FILE
-    if not spool_path.is_file():
-        return f"not logged: {run_dir} has no tracking spool"
-    if not out.resolve().is_relative_to(run_dir.resolve()):
-        return f"not logged: {out} is outside the run directory (a run uploads only its own files)"
-    spool = Spool(spool_path)
-    try:
-        spool.log_artifact(out.resolve(), "export")
-    finally:
-        spool.close()
-    try:
-        result = sync_spool(spool_path, uri, timeout=60.0)
-    except SpoolRefused as exc:
-        return f"recorded in the run's spool, not uploaded ({exc})"
-    if result.error or result.pending.total:
-        why = result.error or "still uploading"
-        return f"recorded in the run's spool, not uploaded yet ({why}): `labkit sync {run_dir}` uploads it"
-    return f"logged as artifacts export/ of MLflow run {result.run_id}"

@@ -219,6 +219,7 @@ PUBLIC: dict[str, list[str]] = {
         "plan_reproduction",
         "plan_rerun",
         "predict",
+        "record_prediction",
         "run",
         "write_simulation",
     ],

@@ -19,8 +19,6 @@ from tests.integration.conftest import SERVICES, MlflowServer, _unavailable
 pytestmark = [pytest.mark.slow]
 
 EXPERIMENT = "curves-calo"
-#: ``labkit plot`` through its own typer app (the command is registered in labkit.cli by the lead)
-PLOT = "import typer; from labkit.cli._plot import plot; app = typer.Typer(); app.command()(plot); app()"
 
 
 def _outputs(path: Path, seed: int, shift: float, n: int = 600) -> Path:
@@ -69,11 +67,10 @@ def curve_runs(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFac
     return {"ids": ids, "old": old.info.run_id, "url": mlflow_server.url}
 
 
-def _run(cwd: Path, *args: str, plot: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LABKIT_CACHE_DIR": str(cwd / "cache")}
-    head = ["-c", PLOT] if plot else ["-m", "labkit"]
     return subprocess.run(
-        [sys.executable, *head, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-m", "labkit", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
     )
 
 
@@ -82,15 +79,13 @@ def test_labkit_plot_writes_decodable_pngs_and_pdf(curve_runs: dict[str, object]
 
     ids: list[str] = curve_runs["ids"]  # type: ignore[assignment]
     url = str(curve_runs["url"])
-    out = _run(tmp_path, *ids, "--reference", ids[0], "-o", "c.png", "--tracking-uri", url, plot=True)
+    out = _run(tmp_path, "plot", *ids, "--reference", ids[0], "-o", "c.png", "--tracking-uri", url)
     assert out.returncode == 0, out.stderr
     for name in ("c.png", "c_vs_incident_energy.png"):
         image = matplotlib.image.imread(tmp_path / name)
         assert image.shape[0] > 300 and image.shape[1] > 300
     assert list((tmp_path / "cache" / "artifacts").rglob("test_outputs.npz"))  # cached for the next time
-    again = _run(
-        tmp_path, *ids[:2], "--working-point", "0.5", "-o", "c.pdf", "--tracking-uri", url, plot=True
-    )
+    again = _run(tmp_path, "plot", *ids[:2], "--working-point", "0.5", "-o", "c.pdf", "--tracking-uri", url)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "c.pdf").read_bytes()[:5] == b"%PDF-"
 
@@ -98,7 +93,7 @@ def test_labkit_plot_writes_decodable_pngs_and_pdf(curve_runs: dict[str, object]
 def test_labkit_plot_names_the_run_without_outputs(curve_runs: dict[str, object], tmp_path: Path) -> None:
     ids: list[str] = curve_runs["ids"]  # type: ignore[assignment]
     old = str(curve_runs["old"])
-    out = _run(tmp_path, ids[0], old, "--tracking-uri", str(curve_runs["url"]), plot=True)
+    out = _run(tmp_path, "plot", ids[0], old, "--tracking-uri", str(curve_runs["url"]))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and old in lines[0] and "no outputs/test_outputs.npz artifact" in lines[0], (
@@ -110,15 +105,7 @@ def test_labkit_plot_names_the_run_without_outputs(curve_runs: dict[str, object]
 def test_report_with_reference_shows_curves_that_decode_in_chromium(
     curve_runs: dict[str, object], tmp_path: Path
 ) -> None:
-    binary = chromium_binary()
-    if binary is None and os.geteuid() == 0:
-        subprocess.run(
-            ["bash", str(SERVICES / "chromium-up.sh")], capture_output=True, timeout=900, check=False
-        )
-        binary = chromium_binary()
-    if binary is None:
-        _unavailable("chromium is not installed and could not be (Debian: apt install chromium, as root)")
-    assert binary is not None
+    binary = _chromium()
     ids: list[str] = curve_runs["ids"]  # type: ignore[assignment]
     url = str(curve_runs["url"])
     out = _run(
@@ -141,9 +128,23 @@ def test_report_with_reference_shows_curves_that_decode_in_chromium(
     assert bad.returncode == 2 and "--reference 'nosuchrun': is not among the selected runs" in bad.stderr
 
 
-def test_two_real_calo_pid_seeds_plot_from_their_stored_outputs(tmp_path: Path) -> None:
-    """Two tiny calo_pid runs (1 epoch, seeds 1 and 2) write outputs/test_outputs.npz at test time;
-    labkit plot draws them as one seed band with efficiency vs incident_energy."""
+def _chromium() -> str:
+    binary = chromium_binary()
+    if binary is None and os.geteuid() == 0:
+        subprocess.run(
+            ["bash", str(SERVICES / "chromium-up.sh")], capture_output=True, timeout=900, check=False
+        )
+        binary = chromium_binary()
+    if binary is None:
+        _unavailable("chromium is not installed and could not be (Debian: apt install chromium, as root)")
+    assert binary is not None
+    return binary
+
+
+def test_real_calo_pid_runs_two_configs_two_seeds_plot_and_report(tmp_path: Path) -> None:
+    """Four tiny calo_pid runs (1 epoch; hidden [16] and [32], seeds 1 and 2) write
+    outputs/test_outputs.npz at test time; labkit plot draws a seed band with efficiency vs
+    incident_energy, and labkit report --reference shows both curves, which decode in Chromium."""
     import matplotlib.image
 
     from labkit.config import load_experiment
@@ -152,22 +153,37 @@ def test_two_real_calo_pid_seeds_plot_from_their_stored_outputs(tmp_path: Path) 
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ids = []
-    for seed in (1, 2):
-        exp = load_experiment(
-            EXPERIMENTS / "calo_pid.yaml",
-            [
-                "trainer.max_epochs=1",
-                "trainer.early_stopping=null",
-                "data.events=600",
-                f"seed={seed}",
-                f"tracking.uri={uri}",
-                f"runs_root={tmp_path / 'runs'}",
-            ],
-            cwd=tmp_path,
-        )
-        ids.append(run(exp, progress="none").run_id)
-    out = _run(tmp_path, *ids, "--reference", ids[0], "-o", "calo.png", "--tracking-uri", uri, plot=True)
+    for hidden in ("[16]", "[32]"):
+        for seed in (1, 2):
+            exp = load_experiment(
+                EXPERIMENTS / "calo_pid.yaml",
+                [
+                    "trainer.max_epochs=1",
+                    "trainer.early_stopping=null",
+                    "data.events=600",
+                    f"data.cache_dir={tmp_path / 'cache'}",
+                    f"model.hidden={hidden}",
+                    f"seed={seed}",
+                    f"tracking.uri={uri}",
+                    f"runs_root={tmp_path / 'runs'}",
+                ],
+                cwd=tmp_path,
+            )
+            ids.append(run(exp, progress="none").run_id)
+    out = _run(tmp_path, "plot", *ids[:2], "--reference", ids[0], "-o", "calo.png", "--tracking-uri", uri)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     for name in ("calo.png", "calo_vs_incident_energy.png"):
         assert matplotlib.image.imread(tmp_path / name).shape[0] > 300
+
+    binary = _chromium()
+    out = _run(tmp_path, "report", "-e", "calo", "--reference", ids[0], "-o", "r.html", "--tracking-uri", uri)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "r.html").read_text()
+    assert "<h3>Physics curves</h3>" in text and "(--reference)" in text
+    assert 'alt="physics curve rejection"' in text and 'alt="physics curve vs_incident_energy"' in text
+    check = check_page(binary, tmp_path / "r.html", tmp_path / "report.png", tmp_path / "profile")
+    assert check.console_errors == []
+    curves = [i for i in check.images if str(i.get("alt", "")).startswith("physics curve")]
+    assert len(curves) == 2, check.images
+    assert all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in curves), curves

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from labkit.runner import RunDir
 from labkit.tuning import StudyHandle
 from tests.conftest import REPO
 
@@ -99,6 +101,24 @@ def test_two_workers_exact_trials_resume_and_best(tmp_path: Path, study_storage:
     assert "test_acc" in rerun.stdout
 
 
+def _early_in_training(trial: optuna.trial.FrozenTrial) -> bool:
+    """The trial is still training with at least 4 epochs to go: a SIGKILL now hits a running
+    run (not one whose MLflow run is already FINISHED while Optuna has not been told yet)."""
+    import torch
+
+    run_dir = trial.user_attrs.get("labkit.run_dir")
+    if trial.state.name != "RUNNING" or not run_dir:
+        return False
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file() or RunDir.peek(run_dir).get("status") != "RUNNING":
+        return False
+    try:  # a checkpoint being written may not read yet: try again at the next poll
+        epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    except (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError):
+        return False
+    return epoch + 4 <= int(trial.params["trainer.max_epochs"])
+
+
 def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage: str) -> None:
     uri, storage = f"sqlite:///{tmp_path / 'm.db'}", study_storage
     study_name = f"kill-{tmp_path.name}"
@@ -131,12 +151,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage
         except KeyError:
             continue
         for t in trials:
-            run_dir = t.user_attrs.get("labkit.run_dir")
-            if (
-                t.state.name == "RUNNING"
-                and run_dir
-                and (Path(run_dir) / "checkpoints" / "last.ckpt").is_file()
-            ):
+            if _early_in_training(t):
                 victim = t
                 break
     if victim is None:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labkit.data import FORMATS
 from labkit.errors import DataError, LabkitError
 from labkit.runner._predict_io import (
-    INPUT_FORMATS,
     EventFile,
     memory_events,
     open_events,
@@ -261,7 +261,7 @@ def _events(
                 f"--data {data}: the run trained on data with no file layout ({_data_name(trained)}); "
                 "--data needs a run trained on data: {name: file}, {name: simulated} or {name: arrays}"
             )
-        fmt = "auto" if data.suffix.lower() in INPUT_FORMATS else layout.fmt
+        fmt = "auto" if data.suffix.lower() in FORMATS else layout.fmt
         return open_events(data.expanduser(), fmt, layout.tree), None
     if not isinstance(dm, ArraySplitDataModule):
         raise LabkitError(

@@ -13,20 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from labkit.data import detect_format
 from labkit.errors import DataError, LabkitError, did_you_mean
 
-__all__ = ["INPUT_FORMATS", "OUTPUT_FORMATS", "EventFile", "Writer", "open_events", "open_writer"]
+__all__ = ["OUTPUT_FORMATS", "EventFile", "Writer", "open_events", "open_writer"]
 
-INPUT_FORMATS = {
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".hdf": "hdf5",
-    ".root": "root",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".npz": "npz",
-    ".csv": "csv",
-}
 OUTPUT_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".root": "root", ".parquet": "parquet", ".pq": "parquet"}
 #: the TTree of a ROOT output file
 TREE = "predictions"
@@ -210,23 +201,11 @@ def _same_length(where: str, lengths: Mapping[str, int]) -> int:
     return next(iter(lengths.values()), 0)
 
 
-def input_format(path: Path, fmt: str = "auto") -> str:
-    if fmt != "auto":
-        return fmt
-    found = INPUT_FORMATS.get(path.suffix.lower())
-    if found is None:
-        raise DataError(
-            f"{path}: cannot tell the format from the suffix {path.suffix!r}; use one of: "
-            f"{', '.join(INPUT_FORMATS)}"
-        )
-    return found
-
-
 def open_events(path: Path, fmt: str = "auto", tree: str | None = None) -> EventFile:
     """The event file ``path``, opened for chunked reading; DataError when it cannot be read."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}" if not path.exists() else f"{path} is not a file")
-    fmt = input_format(path, fmt)
+    fmt = detect_format(path, fmt)
     try:
         if fmt == "hdf5":
             return _Hdf5(path)

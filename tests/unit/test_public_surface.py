@@ -80,8 +80,10 @@ PUBLIC: dict[str, list[str]] = {
         "ArraySplitDataModule",
         "DataInfo",
         "DigitsDataModule",
+        "FORMATS",
         "FileDataModule",
         "SimulatedDataModule",
+        "detect_format",
     ],
     "labkit.models": [
         "Autoencoder",

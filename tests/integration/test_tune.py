@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -101,22 +100,15 @@ def test_two_workers_exact_trials_resume_and_best(tmp_path: Path, study_storage:
     assert "test_acc" in rerun.stdout
 
 
-def _early_in_training(trial: optuna.trial.FrozenTrial) -> bool:
-    """The trial is still training with at least 4 epochs to go: a SIGKILL now hits a running
-    run (not one whose MLflow run is already FINISHED while Optuna has not been told yet)."""
-    import torch
-
+def _still_training(trial: optuna.trial.FrozenTrial) -> bool:
+    """The trial is running, has saved a checkpoint and its run directory still says RUNNING (a
+    SIGKILL now hits a run that has not finished; cheap to check, so the poll does not lag)."""
     run_dir = trial.user_attrs.get("labkit.run_dir")
     if trial.state.name != "RUNNING" or not run_dir:
         return False
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file() or RunDir.peek(run_dir).get("status") != "RUNNING":
+    if not (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
         return False
-    try:  # a checkpoint being written may not read yet: try again at the next poll
-        epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
-    except (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError):
-        return False
-    return epoch + 4 <= int(trial.params["trainer.max_epochs"])
+    return RunDir.peek(run_dir).get("status") == "RUNNING"
 
 
 def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage: str) -> None:
@@ -129,7 +121,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage
         f"runs_root={tmp_path / 'runs'}",
         "search.pruner=none",
         "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.01}, "
-        "trainer.max_epochs: {type: int, low: 8, high: 9}}",
+        "trainer.max_epochs: {type: int, low: 16, high: 17}}",
         "--trials",
         "3",
         "--workers",
@@ -151,7 +143,7 @@ def test_sigkilled_worker_does_not_stall_the_study(tmp_path: Path, study_storage
         except KeyError:
             continue
         for t in trials:
-            if _early_in_training(t):
+            if _still_training(t):
                 victim = t
                 break
     if victim is None:

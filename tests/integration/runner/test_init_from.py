@@ -49,11 +49,11 @@ def test_fine_tune_with_a_frozen_layer_then_refuse_another_architecture(
     assert record["mlflow_run_id"] == parent.run_id and record["run_dir"] == str(parent.run_dir.resolve())
     assert record["checkpoint"].endswith("best.ckpt")
 
-    key8 = parent.run_dir.name.rsplit("-", 1)[1]
+    key8 = parent.run_dir.name.rsplit("-", 1)[1]  # hexadecimal: quoted, as 592e2850 reads as a number
     out = subprocess.run(
         [
             sys.executable, "-m", "labkit", "run", str(EXPERIMENTS / "digits_mlp.yaml"), *TINY,
-            f"init_from={key8}", "model.hidden=[32,32]", f"tracking.uri={store}",
+            f"init_from='{key8}'", "model.hidden=[32,32]", f"tracking.uri={store}",
             f"runs_root={tmp_path / 'runs'}",
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,

@@ -147,6 +147,11 @@ def test_stop_and_start_again_on_the_same_port(
     server.start()
     assert server.port == port
     assert client.get_run(run_id).info.experiment_id == client.get_experiment_by_name(name).experiment_id
+    # labkit polls the health URL every 0.5 s and then prints "ready": the fixture may see the
+    # server answer (and the client work) a moment before the line is written
+    deadline = time.monotonic() + 10
+    while server.log.read_text().count("labkit: ready at") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert server.log.read_text().count("labkit: ready at") == 2
 
 

@@ -6,11 +6,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
 from labkit.config._base import ComponentSpec, PathText, Seed
 
-__all__ = ["DATA_SPECS", "MAX_EVENTS", "ArraysSpec", "DataSpec", "DigitsSpec", "FileSpec", "SimulatedSpec"]
+__all__ = [
+    "DATA_SPECS",
+    "MAX_CONSTITUENTS",
+    "MAX_EVENTS",
+    "ArraysSpec",
+    "ConstituentSpec",
+    "DataSpec",
+    "DigitsSpec",
+    "FileSpec",
+    "NanPolicy",
+    "SimulatedSpec",
+]
 
 #: most events a simulated dataset may ask for: labkit.sim.MAX_EVENTS (not imported: NumPy), the
 #: simulators also check the memory the events need
@@ -19,6 +30,10 @@ MAX_EVENTS = 10**9
 MAX_BATCH = 2**24
 #: most DataLoader worker processes (each is a process on the node)
 MAX_WORKERS = 256
+#: most constituents (tracks, particles, clusters) kept per event
+MAX_CONSTITUENTS = 10_000
+#: what to do with NaN/inf in an input: refuse the file, drop the event, or replace the value
+NanPolicy = Literal["error", "drop", "fill"]
 
 
 class DataSpec(ComponentSpec):
@@ -29,6 +44,10 @@ class DataSpec(ComponentSpec):
     val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
     num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS, description="DataLoader worker processes")
+    on_device: Literal["auto"] | bool = Field(
+        default="auto",
+        description="keep the data on the accelerator and slice batches there (auto: when it fits)",
+    )
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSpec:
@@ -72,6 +91,36 @@ def _anchor(path: str, cwd: Path) -> str:
 Keys = str | tuple[str, ...]
 
 
+class ConstituentSpec(BaseModel):
+    """A variable-length set per event (tracks, particles, clusters) read as an (N, M, F) array.
+
+    ``dataset`` is a compound HDF5 dataset of shape (N, M) (or a ROOT/Parquet jagged branch
+    prefix), ``fields`` the features the model sees, ``valid`` the boolean field that marks real
+    entries (padding is False), ``max`` the M kept (the first ``max`` entries; default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(min_length=1, description="the compound dataset holding the constituents")
+    fields: tuple[str, ...] = Field(min_length=1, description="the features of each constituent")
+    valid: str | None = Field(default=None, description="boolean field marking real entries")
+    max: int | None = Field(default=None, gt=0, le=MAX_CONSTITUENTS, description="entries kept per event")
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _field_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _valid_is_not_a_feature(self) -> ConstituentSpec:
+        if len(set(self.fields)) != len(self.fields):
+            raise ValueError(f"fields: a field is named twice in {list(self.fields)}")
+        if self.valid is not None and self.valid in self.fields:
+            raise ValueError(
+                f"valid: {self.valid!r} is also in fields; the valid flag becomes the mask, not a feature"
+            )
+        return self
+
+
 class _Columns(DataSpec):
     """What the experiment names in the data: inputs, targets, optional event weights."""
 
@@ -87,6 +136,36 @@ class _Columns(DataSpec):
         default=(),
         description="per-event values the model does not see, kept with the test outputs (e.g. [pt, eta])",
     )
+    constituents: dict[str, ConstituentSpec] = Field(
+        default_factory=dict,
+        description="per-event sets, e.g. {tracks: {dataset: tracks, fields: [d0, z0], valid: valid, max: 40}}",
+    )
+    nan: NanPolicy | dict[str, NanPolicy] = Field(
+        default="error",
+        description="NaN/inf in an input: error, drop the event, or fill with fill_value (one policy or per input)",
+    )
+    fill_value: float = Field(default=0.0, description="the value nan: fill writes (finite)")
+    memory_limit: ByteSize | None = Field(
+        default=None,
+        description="above this the data are streamed from disk in chunks (default: half the available memory)",
+    )
+    shuffle_buffer: int = Field(
+        default=100_000, gt=0, le=MAX_EVENTS, description="events mixed at a time when streaming"
+    )
+
+    @field_validator("fill_value")
+    @classmethod
+    def _finite_fill(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"fill_value must be a finite number, got {value}")
+        return value
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _positive_limit(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ValueError(f"memory_limit must be positive, e.g. 8GB or 500MiB; got {value}")
+        return value
 
     @field_validator("inputs", "targets", mode="before")
     @classmethod
@@ -127,17 +206,65 @@ def _names(keys: Keys) -> tuple[str, ...]:
     return (keys,) if isinstance(keys, str) else tuple(keys)
 
 
+SplitName = Literal["train", "val", "test"]
+
+
 class FileSpec(_Columns):
-    """Events from one file: HDF5 datasets, ROOT TTree branches, ``.npz`` arrays, Parquet/CSV columns."""
+    """Events from files: HDF5 datasets, ROOT TTree branches, ``.npz`` arrays, Parquet/CSV columns.
+
+    ``path`` is one file, a glob pattern (``data/run_*.h5``) or a list of both; the files are read
+    in sorted order as one dataset. ``splits`` uses the files' own train/val/test: each value names
+    an HDF5 group inside ``path`` (``train``) or files (a path or glob). Without ``splits`` the events
+    are split at random (seeded) with ``val_fraction`` and ``test_fraction``."""
 
     target: ClassVar[str] = "labkit.data._arrays:FileDataModule"
     name: Literal["file"]
-    path: PathText = Field(min_length=1, description=".h5/.hdf5, .root, .npz, .parquet or .csv")
+    path: PathText | tuple[PathText, ...] = Field(
+        description=".h5/.hdf5, .root, .npz, .parquet or .csv: a file, a glob, or a list of them"
+    )
     format: Literal["auto", "npz", "hdf5", "root", "parquet", "csv"] = "auto"
     tree: str | None = Field(default=None, description="ROOT: the TTree (default: the file's only one)")
+    splits: dict[SplitName, str | tuple[str, ...]] | None = Field(
+        default=None,
+        description="the files' own split: {train: train, test: test} (groups) or file paths/globs",
+    )
+    stage: bool | PathText = Field(
+        default=False,
+        description="copy the files to node-local disk first (true: $SLURM_TMPDIR or $TMPDIR; or a directory)",
+    )
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _some_paths(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError("name at least one file (an empty list names no data)")
+            return tuple(value)
+        if isinstance(value, str) and not value:
+            raise ValueError("name a file (the text is empty)")
+        return value
+
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError("give the splits as a mapping, e.g. {train: train, test: test}")
+        unknown = [k for k in value if k not in ("train", "val", "test")]
+        if unknown:
+            raise ValueError(f"unknown split {unknown[0]!r}; the splits are train, val and test")
+        if "train" not in value:
+            raise ValueError("name the training data (train: ...); val and test are optional")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
 
     def anchored(self, cwd: Path) -> FileSpec:
-        return self.model_copy(update={"path": _anchor(self.path, cwd)})
+        paths = self.path if isinstance(self.path, tuple) else (self.path,)
+        anchored = tuple(_anchor(p, cwd) for p in paths)
+        update: dict[str, Any] = {"path": anchored if isinstance(self.path, tuple) else anchored[0]}
+        if isinstance(self.stage, str):
+            update["stage"] = _anchor(self.stage, cwd)
+        return self.model_copy(update=update)
 
 
 class SimulatedSpec(_Columns):

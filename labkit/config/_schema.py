@@ -123,6 +123,10 @@ class CheckpointConfig(Section):
 _Limit = Annotated[int, Field(gt=0, le=2**31)] | Annotated[float, Field(gt=0.0, le=1.0)]
 
 
+#: most CPU threads a run may ask for
+MAX_THREADS = 4096
+
+
 class TrainerConfig(Section):
     """The Lightning ``Trainer`` options users touch; the rest labkit sets for them."""
 
@@ -151,6 +155,10 @@ class TrainerConfig(Section):
     limit_val_batches: _Limit = 1.0
     limit_test_batches: _Limit = 1.0
     deterministic: bool = Field(default=True, description="bit-identical reruns on CPU")
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_THREADS)] = Field(
+        default="auto",
+        description="CPU threads for torch (intra- and inter-op); auto: the CPUs this process may use",
+    )
 
     @field_validator("devices", mode="before")
     @classmethod

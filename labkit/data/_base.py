@@ -15,7 +15,7 @@ from labkit.config import MAX_CLASSES
 from labkit.data._files import listing
 from labkit.errors import DataError
 
-__all__ = ["MAX_CLASSES", "ArraySplitDataModule", "Arrays", "DataInfo"]
+__all__ = ["MAX_CLASSES", "SPLIT_CODES", "ArraySplitDataModule", "Arrays", "DataInfo"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,10 @@ class Arrays:
     """What a data module loads: inputs ``x`` (N, ...), targets ``y`` ((N,) labels or (N, T)
     values), optional event weights ``w`` (N,), and names for the targets or classes."""
 
-    x: np.ndarray
+    #: an array (N, ...), or named arrays for models that read several inputs: ``"features"``
+    #: (N, F) per-event features, and per constituent set ``g`` (``data.constituents``): ``g``
+    #: (N, M, F_g) float and ``g + "_valid"`` (N, M) bool (False marks padding)
+    x: np.ndarray | Mapping[str, np.ndarray]
     y: np.ndarray
     w: np.ndarray | None = None
     target_names: tuple[str, ...] = ()
@@ -34,6 +37,15 @@ class Arrays:
     #: per-event arrays a task asked for besides inputs and targets (e.g. an exact likelihood ratio),
     #: and the spectators (``data.spectators``: values the model does not see), one (N,) array each
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: the files' own split (``data.splits``), one code per event: 0 train, 1 val, 2 test;
+    #: None: split at random with the fractions
+    split: np.ndarray | None = None
+    #: per constituent set: the names of its features (``data.constituents[g].fields``)
+    constituents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: codes of :attr:`Arrays.split`
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,12 @@ class DataInfo:
     #: simulator writes its files in the same layout and times it)
     simulator: str | None = None
     simulator_options: dict[str, object] = field(default_factory=dict)
+    #: when the inputs are named arrays (:attr:`Arrays.x` a mapping): the shape of one event's
+    #: entry for each name (``{"features": (5,), "tracks": (40, 4), "tracks_valid": (40,)}``);
+    #: ``in_shape`` is then the shape of ``"features"`` (``()`` when there are none)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: per constituent set: the names of its features
+    constituents: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class ArraySplitDataModule(pl.LightningDataModule):

@@ -1,5 +1,5 @@
 """Seeded physics simulators that write training data: ``calo`` showers, ``grf`` fields,
-``tracks`` detector images and ``dijet`` events.
+``tracks`` detector images, ``dijet`` events and ``jets`` with their tracks.
 
 Same arguments and seed give byte-identical arrays. Everything here needs numpy only (h5py to
 write files); importing the package is cheap, the simulator modules load on first use.
@@ -25,6 +25,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.sim._common": ("MAX_EVENTS", "SEED_LIMIT", "check_output", "check_range"),
         "labkit.sim._dijet": ("DijetModel", "DijetSample", "simulate_dijet"),
         "labkit.sim._grf": ("GRFSample", "fisher_bound", "fisher_matrix", "simulate_grf"),
+        "labkit.sim._jets": ("JetsSample", "simulate_jets"),
         "labkit.sim._registry": (
             "SIMULATORS",
             "Sample",
@@ -60,6 +61,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.sim._grf import fisher_bound as fisher_bound
     from labkit.sim._grf import fisher_matrix as fisher_matrix
     from labkit.sim._grf import simulate_grf as simulate_grf
+    from labkit.sim._jets import JetsSample as JetsSample
+    from labkit.sim._jets import simulate_jets as simulate_jets
     from labkit.sim._registry import SIMULATORS as SIMULATORS
     from labkit.sim._registry import Sample as Sample
     from labkit.sim._registry import Simulator as Simulator

@@ -23,6 +23,7 @@ from labkit.sim._calo import CaloSample, simulate_calo, write_calo
 from labkit.sim._common import MAX_EVENTS, PathLike, check_count
 from labkit.sim._dijet import DijetSample, simulate_dijet, write_dijet
 from labkit.sim._grf import GRFSample, simulate_grf, write_grf
+from labkit.sim._jets import JetsSample, simulate_jets, write_jets
 from labkit.sim._tracks import TracksSample, simulate_tracks, write_tracks
 
 __all__ = [
@@ -162,6 +163,13 @@ SIMULATORS: dict[str, Simulator] = {
         writer=write_tracks,
         sample_type=TracksSample,
     ),
+    "jets": Simulator(
+        name="jets",
+        summary="b- and light-flavour jets with their tracks (lifetime-signed d0), exact likelihood ratio",
+        generate=simulate_jets,
+        writer=write_jets,
+        sample_type=JetsSample,
+    ),
 }
 
 
@@ -174,7 +182,7 @@ def get(name: str) -> Simulator:
 
 
 def simulate(name: str, n: int, *, seed: int, **options: object) -> Any:
-    """Run simulator ``name`` (``"calo"``, ``"grf"``, ``"tracks"``, ``"dijet"``) for ``n`` samples
+    """Run simulator ``name`` (``"calo"``, ``"grf"``, ``"tracks"``, ``"dijet"``, ``"jets"``) for ``n`` samples
     with ``seed`` and ``options``."""
     return get(name)(n, seed=seed, **options)
 

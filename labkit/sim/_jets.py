@@ -73,7 +73,7 @@ track–jet association errors.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -234,19 +234,21 @@ def simulate_jets(
         tracks[name] = np.where(valid, values, 0.0)
     tracks["valid"] = valid
 
-    densities = {
-        "max_tracks": m,
-        "b_decay_fraction": f_b,
-        "decay_significance": tail,
-        "fake_fraction": f_fake,
-    }
-    d0_32, z0_32 = tracks["d0"].astype(np.float64), tracks["z0"].astype(np.float64)
-    log_lr = log_likelihood_ratio(
-        pt=pt, mass=mass, ntracks=ntracks, d0=d0_32, z0=z0_32, valid=valid, **densities
-    )
-    no_tracks = np.zeros_like(valid)
-    jet_log_lr = log_likelihood_ratio(
-        pt=pt, mass=mass, ntracks=ntracks, d0=d0_32, z0=z0_32, valid=no_tracks, **densities
+    d0_64, z0_64 = tracks["d0"].astype(np.float64), tracks["z0"].astype(np.float64)
+    log_lr, jet_log_lr = (
+        log_likelihood_ratio(
+            pt=pt,
+            mass=mass,
+            ntracks=ntracks,
+            d0=d0_64,
+            z0=z0_64,
+            valid=mask,
+            max_tracks=m,
+            b_decay_fraction=f_b,
+            decay_significance=tail,
+            fake_fraction=f_fake,
+        )
+        for mask in (valid, np.zeros_like(valid))  # all tracks; none (the jet-level factors)
     )
     options: dict[str, object] = {
         "b_fraction": fraction,
@@ -327,31 +329,32 @@ def _normal(x: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
+def _elementwise(fn: Callable[[float], float], x: np.ndarray) -> np.ndarray:
+    """``fn`` of every element of ``x`` (math.erfc, math.lgamma: numpy has neither), as float64."""
+    return np.asarray(np.frompyfunc(fn, 1, 1)(x), dtype=np.float64)
 
 
 def _emg(x: np.ndarray, lam: float) -> np.ndarray:
     """Density of E + G, E ~ Exponential(rate lam), G ~ N(0, 1)."""
     arg = np.clip(lam * (lam / 2.0 - x), None, 700.0)
-    erfc = _ERFC((lam - x) / math.sqrt(2.0)).astype(np.float64)
+    erfc = _elementwise(math.erfc, (lam - x) / math.sqrt(2.0))
     out: np.ndarray = 0.5 * lam * np.exp(arg) * erfc
     return out
 
 
 def _log_capped_poisson(k: np.ndarray, mean: np.ndarray, cap: int) -> np.ndarray:
     """ln P(min(Poisson(mean), cap) = k)."""
-    lgamma = np.frompyfunc(math.lgamma, 1, 1)
-    log_pmf = k * np.log(mean) - mean - lgamma(k + 1.0).astype(np.float64)
+    log_pmf = k * np.log(mean) - mean - _elementwise(math.lgamma, k + 1.0)
     at_cap = k >= cap
     if not at_cap.any():
         out: np.ndarray = log_pmf
         return out
     # P(X >= cap) = 1 - Σ_{j < cap} P(X = j), summed per capped jet
     j = np.arange(cap, dtype=np.float64)
-    lj = lgamma(j + 1.0).astype(np.float64)
+    lj = _elementwise(math.lgamma, j + 1.0)
     mu = mean[at_cap][:, None]
     below = np.exp(j[None, :] * np.log(mu) - mu - lj[None, :]).sum(axis=1)
-    log_pmf = log_pmf.copy()
+    log_pmf = np.array(log_pmf, dtype=np.float64)
     log_pmf[at_cap] = np.log(np.clip(1.0 - below, 1e-300, None))
     return log_pmf
 

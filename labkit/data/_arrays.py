@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit.data._base import Arrays, ArraySplitDataModule
-from labkit.data._files import column_names, read_arrays
+from labkit.data._files import column_names, expand_inputs, read_arrays
 from labkit.errors import DataError
 
 __all__ = ["ArrayDataModule", "FileDataModule", "assemble", "fields_of", "keys_of"]
@@ -81,6 +81,12 @@ def assemble(
         a = found[key]
         if len(a) != n:
             raise DataError(f"{where}: {key!r} ({field}) has shape {a.shape}, {in_keys[0]!r} has {n} rows")
+        if a.dtype.names:
+            shown = ", ".join(f"{key}.{n}" for n in a.dtype.names[:8])
+            raise DataError(
+                f"{where}: {key!r} ({field}) is a compound dataset with fields; name the field(s) to "
+                f"use: {shown}"
+            )
         number = np.issubdtype(a.dtype, np.number) or (role == "data.spectators" and a.dtype == np.bool_)
         if not number or np.issubdtype(a.dtype, np.complexfloating):
             raise DataError(f"{where}: {key!r} ({field}) must hold real numbers, not {a.dtype}")
@@ -164,13 +170,18 @@ class FileDataModule(ArraySplitDataModule):
         self.source = str(self.path)
 
     def load(self) -> Arrays:
-        keys = keys_of(self.inputs, self.targets, self.weights) + list(self.extras) + list(self.spectators)
+        inputs = self.inputs
+        named = keys_of((), self.targets, self.weights) + list(self.spectators)
+        given = [inputs] if isinstance(inputs, str) else list(inputs)
+        expanded = expand_inputs(self.path, given, named, self.format)
+        inputs = inputs if expanded == given else expanded
+        keys = keys_of(inputs, self.targets, self.weights) + list(self.extras) + list(self.spectators)
         found = read_arrays(self.path, keys, self.format, self.tree, self.fields())
         where = str(self.path) + (f" (TTree {self.tree})" if self.tree else "")
-        columns = column_names(self.path, self.inputs, self.format)
+        columns = column_names(self.path, inputs, self.format)
         return assemble(
             found,
-            self.inputs,
+            inputs,
             self.targets,
             self.weights,
             where,

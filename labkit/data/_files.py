@@ -16,7 +16,16 @@ import numpy as np
 
 from labkit.errors import DataError, did_you_mean
 
-__all__ = ["FORMATS", "column_names", "detect_format", "read_arrays"]
+__all__ = [
+    "FORMATS",
+    "column_names",
+    "count_rows",
+    "detect_format",
+    "event_nbytes",
+    "expand_inputs",
+    "expand_paths",
+    "read_arrays",
+]
 
 #: file suffix → format
 FORMATS = {
@@ -49,11 +58,36 @@ def read_arrays(
     fmt: str = "auto",
     tree: str | None = None,
     fields: Mapping[str, str] | None = None,
+    rows: slice | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays ``keys`` from ``path`` (datasets, branches or columns), one row per event.
 
     ``fields`` names the experiment field each key came from (``data.inputs``), for messages.
+    An HDF5 key may name a field of a compound dataset (``jets.pt``). ``rows`` keeps only those
+    events (HDF5 reads only them; the other formats read all and slice).
     """
+    fmt = _usable(path, fmt)
+    reader = {"npz": _npz, "hdf5": _hdf5, "root": _root, "parquet": _table, "csv": _table}[fmt]
+    try:
+        extra: dict[str, Any] = {"rows": rows} if fmt == "hdf5" else {}
+        wanted = list(dict.fromkeys(keys))
+        found = reader(path, wanted, fmt=fmt, tree=tree, fields=dict(fields or {}), **extra)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated files, bad compression...: the file is unusable
+        raise _unreadable(path, fmt, exc) from None
+    if rows is not None and fmt != "hdf5":
+        found = {k: v[rows] if v.ndim else v for k, v in found.items()}
+    return found
+
+
+def _unreadable(path: Path, fmt: str, exc: BaseException) -> DataError:
+    shown = {"npz": ".npz", "hdf5": "HDF5", "root": "ROOT", "parquet": "Parquet", "csv": "CSV"}[fmt]
+    return DataError(f"{path}: not a readable {shown} file ({type(exc).__name__}: {first_line(exc)})")
+
+
+def _usable(path: Path, fmt: str) -> str:
+    """The format of ``path``, once it is known to be a regular file (else a DataError)."""
     try:
         if path.is_dir():
             raise DataError(f"data.path: {path} is a directory, not a file; name the data file in it")
@@ -63,17 +97,95 @@ def read_arrays(
             raise DataError(f"data file not found: {path} (set data.path)")
     except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a directory without access
         raise DataError(f"data.path: cannot use {str(path)!r} ({exc})") from None
-    fmt = detect_format(path, fmt)
-    reader = {"npz": _npz, "hdf5": _hdf5, "root": _root, "parquet": _table, "csv": _table}[fmt]
+    return detect_format(path, fmt)
+
+
+def count_rows(path: Path, key: str, fmt: str = "auto", tree: str | None = None) -> int:
+    """How many events ``key`` holds in ``path``; HDF5, ROOT and Parquet read no data for it."""
+    fmt = _usable(path, fmt)
     try:
-        return reader(path, list(dict.fromkeys(keys)), fmt=fmt, tree=tree, fields=dict(fields or {}))
+        if fmt == "hdf5":
+            from labkit.data._read_hdf5 import hdf5_rows
+
+            return hdf5_rows(path, key)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if fmt == "root":
+            import uproot
+
+            with uproot.open(path) as f:
+                name = tree or _only_tree(path, f)
+                return int(f[name].num_entries)
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - truncated files, bad compression...: the file is unusable
-        shown = {"npz": ".npz", "hdf5": "HDF5", "root": "ROOT", "parquet": "Parquet", "csv": "CSV"}[fmt]
-        raise DataError(
-            f"{path}: not a readable {shown} file ({type(exc).__name__}: {first_line(exc)})"
-        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise _unreadable(path, fmt, exc) from None
+    value = read_arrays(path, [key], fmt, tree)[key]
+    return len(value) if value.ndim else 1
+
+
+def event_nbytes(path: Path, keys: Sequence[str], fmt: str = "auto", tree: str | None = None) -> int:
+    """Bytes one event of ``keys`` takes in memory, as stored (HDF5: from the dtypes, no data
+    read; the other formats: from one event read)."""
+    fmt = _usable(path, fmt)
+    if fmt == "hdf5":
+        from labkit.data._read_hdf5 import hdf5_event_nbytes
+
+        try:
+            return hdf5_event_nbytes(path, keys)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _unreadable(path, fmt, exc) from None
+    one = read_arrays(path, keys, fmt, tree, rows=slice(0, 1))
+    return sum(a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in one.values())
+
+
+#: characters that make a path a glob pattern
+GLOB_CHARS = "*?["
+
+
+def expand_paths(paths: str | Sequence[str], field: str = "data.path") -> list[Path]:
+    """The files ``paths`` names (a path, a glob pattern or a list of both): sorted, each once;
+    a pattern matching nothing is a DataError naming ``field`` and the pattern."""
+    import glob
+
+    out: list[Path] = []
+    for given in [paths] if isinstance(paths, str) else list(paths):
+        text = str(Path(given).expanduser())
+        if any(c in text for c in GLOB_CHARS):
+            matched = sorted(glob.glob(text, recursive=True))
+            if not matched:
+                raise DataError(f"{field}: the pattern {given!r} matches no file")
+            out += [Path(m) for m in matched]
+        else:
+            out.append(Path(text))
+    return sorted(dict.fromkeys(out))
+
+
+def _only_tree(path: Path, f: Any) -> str:
+    trees = list(dict.fromkeys(name.split(";")[0] for name, cls in f.classnames().items() if cls in _TREES))
+    if len(trees) != 1:
+        raise DataError(f"{path}: set data.tree to one of the file's TTrees: {listing(trees, 'none')}")
+    return str(trees[0])
+
+
+def expand_inputs(path: Path, inputs: Sequence[str], exclude: Sequence[str], fmt: str = "auto") -> list[str]:
+    """``inputs`` with each compound HDF5 dataset named alone replaced by its numeric fields
+    (``jets`` -> ``jets.pt``, ``jets.eta``, ...) except the keys in ``exclude``; other formats
+    and unreadable files: ``inputs`` as given (reading them says what is wrong)."""
+    try:
+        if not path.is_file() or detect_format(path, fmt) != "hdf5":
+            return list(inputs)
+        from labkit.data._read_hdf5 import expand_compound
+
+        return expand_compound(path, inputs, exclude)
+    except DataError:
+        raise
+    except Exception:  # noqa: BLE001 - the read that follows reports the damaged file
+        return list(inputs)
 
 
 def column_names(path: Path, inputs: str | Sequence[str], fmt: str = "auto") -> tuple[str, ...]:
@@ -158,57 +270,10 @@ def _npz(path: Path, keys: list[str], fields: Mapping[str, str], **_: Any) -> di
         return out
 
 
-def _hdf5(path: Path, keys: list[str], fields: Mapping[str, str], **_: Any) -> dict[str, np.ndarray]:
-    import h5py
+def _hdf5(path: Path, keys: list[str], fields: Mapping[str, str], **kwargs: Any) -> dict[str, np.ndarray]:
+    from labkit.data._read_hdf5 import read_hdf5
 
-    with h5py.File(path, "r") as f:
-        available: list[str] = []
-        f.visit(lambda name: available.append(name) if isinstance(f[name], h5py.Dataset) else None)
-        out = {}
-        for key in keys:
-            if key not in available and not isinstance(_h5_get(f, key), h5py.Dataset):
-                raise _h5_missing(f, path, key, available, fields)
-            if f[key].shape is None:  # an HDF5 null dataspace: no values at all
-                field = f" ({fields[key]})" if key in fields else ""
-                raise DataError(f"{path}: dataset {key!r}{field} is empty (a null dataspace, no shape)")
-            try:
-                out[key] = np.asarray(f[key][()])
-            except Exception as exc:  # noqa: BLE001 - a chunk cut off by a truncated copy
-                raise DataError(f"{path}: cannot read dataset {key!r} ({first_line(exc)})") from None
-        return out
-
-
-def _h5_get(f: Any, key: str, getlink: bool = False) -> Any:
-    """``f[key]`` (or its link), following soft links; None when missing, dangling or unreadable."""
-    try:
-        return f.get(key, getlink=getlink)
-    except Exception:  # noqa: BLE001 - a bad path, an external file that cannot be opened
-        return None
-
-
-def _h5_missing(
-    f: Any, path: Path, key: str, available: Sequence[str], fields: Mapping[str, str]
-) -> DataError:
-    """Why HDF5 ``key`` cannot be read as a dataset: a dangling link, a group, or no such name."""
-    import h5py
-
-    field = f" ({fields[key]})" if key in fields else ""
-    link = _h5_get(f, key, getlink=True)
-    if isinstance(link, h5py.SoftLink):
-        return DataError(
-            f"{path}: {key!r}{field} is a soft link to {short(link.path)!r}, an object the file does "
-            f"not hold (a dangling link); the file's datasets: {listing(available)}"
-        )
-    if isinstance(link, h5py.ExternalLink):
-        return DataError(
-            f"{path}: {key!r}{field} is a link to {short(link.path)!r} in another file "
-            f"{short(link.filename)!r}, which cannot be read; the file's datasets: {listing(available)}"
-        )
-    if isinstance(_h5_get(f, key), h5py.Group):
-        return DataError(
-            f"{path}: {key!r}{field} is a group, not a dataset; the file's datasets: {listing(available)}"
-        )
-    return _missing(path, key, available, "dataset", fields)
+    return read_hdf5(path, keys, fields, **kwargs)
 
 
 _TREES = ("TTree", "ROOT::RNTuple")  # ROOT's classic trees and their successor

@@ -1,0 +1,126 @@
+"""Compound HDF5 datasets laid out like ATLAS flavour-tagging dumps: ``jets`` with named fields
+(pt, eta, mass, ntracks, flavour) and ``tracks`` (N, 40) with a ``valid`` flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from labkit.data._arrays import FileDataModule
+from labkit.data._files import count_rows, event_nbytes, read_arrays
+from labkit.errors import DataError
+
+N, M = 200, 40
+JET = np.dtype([("pt", "f4"), ("eta", "f4"), ("mass", "f4"), ("ntracks", "i4"), ("flavour", "i4")])
+TRACK = np.dtype(
+    [("d0", "f4"), ("z0", "f4"), ("pt_frac", "f4"), ("deta", "f4"), ("dphi", "f4"), ("valid", "?")]
+)
+
+
+def ftag_file(path: Path, n: int = N, seed: int = 0, group: str | None = None) -> Path:
+    """A file shaped like a flavour-tagging training dump (written by the test)."""
+    rng = np.random.default_rng(seed)
+    jets = np.zeros(n, JET)
+    jets["flavour"] = rng.integers(0, 2, n)
+    jets["pt"] = rng.exponential(50.0, n) + 20.0
+    jets["eta"] = rng.uniform(-2.5, 2.5, n)
+    jets["mass"] = rng.exponential(10.0, n)
+    jets["ntracks"] = rng.integers(1, M + 1, n)
+    tracks = np.zeros((n, M), TRACK)
+    for field in ("d0", "z0", "pt_frac", "deta", "dphi"):
+        tracks[field] = rng.normal(size=(n, M))
+    tracks["d0"] += 2.0 * jets["flavour"][:, None]  # b jets: displaced tracks
+    tracks["valid"] = np.arange(M)[None, :] < jets["ntracks"][:, None]
+    for field in ("d0", "z0", "pt_frac", "deta", "dphi"):
+        tracks[field][~tracks["valid"]] = np.nan  # padding, as real dumps write it
+    with h5py.File(path, "a") as f:
+        where = f.require_group(group) if group else f
+        where["jets"] = jets
+        where["tracks"] = tracks
+    return path
+
+
+def test_a_field_of_a_compound_dataset_is_read_by_dataset_dot_field(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    found = read_arrays(path, ["jets.pt", "jets.flavour"])
+    with h5py.File(path) as f:
+        jets = f["jets"][()]
+    np.testing.assert_array_equal(found["jets.pt"], jets["pt"])
+    assert found["jets.flavour"].dtype == np.int32 and found["jets.pt"].shape == (N,)
+
+
+def test_a_field_inside_a_group_and_a_row_range(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5", group="train")
+    whole = read_arrays(path, ["train/jets.eta"])["train/jets.eta"]
+    part = read_arrays(path, ["train/jets.eta", "train/jets.pt"], rows=slice(10, 30))
+    np.testing.assert_array_equal(part["train/jets.eta"], whole[10:30])
+    assert part["train/jets.pt"].shape == (20,)
+
+
+def test_rows_slice_every_format(tmp_path: Path) -> None:
+    path = tmp_path / "a.npz"
+    np.savez(path, x=np.arange(10.0))
+    np.testing.assert_array_equal(read_arrays(path, ["x"], rows=slice(2, 5))["x"], [2.0, 3.0, 4.0])
+
+
+def test_counting_rows_and_bytes_per_event_reads_no_data(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    assert count_rows(path, "jets.pt") == N
+    assert count_rows(path, "tracks") == N
+    assert event_nbytes(path, ["jets.pt", "jets.ntracks"]) == 8
+    assert event_nbytes(path, ["tracks"]) == M * TRACK.itemsize
+    npz = tmp_path / "a.npz"
+    np.savez(npz, x=np.zeros((7, 3)))
+    assert count_rows(npz, "x") == 7 and event_nbytes(npz, ["x"]) == 24
+
+
+def test_an_unknown_field_lists_the_fields(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    with pytest.raises(
+        DataError, match=r"compound dataset 'jets' has no field 'ptt'.*did you mean 'pt'.*pt, eta, mass"
+    ):
+        read_arrays(path, ["jets.ptt"], fields={"jets.ptt": "data.inputs"})
+
+
+def test_a_slash_before_a_field_says_to_write_a_dot(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    with pytest.raises(
+        DataError,
+        match=r"'jets/pt' \(data.inputs\) names field 'pt' of the compound dataset 'jets'; write it jets.pt",
+    ):
+        read_arrays(path, ["jets/pt"], fields={"jets/pt": "data.inputs"})
+
+
+def test_a_missing_key_suggests_a_compound_field(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    with pytest.raises(DataError, match=r"no dataset 'jets.eat'|no field 'eat'"):
+        read_arrays(path, ["jets.eat"])
+    with pytest.raises(DataError, match=r"no dataset 'pt'.*dataset.field, e.g. jets.pt"):
+        read_arrays(path, ["pt"])
+
+
+def test_jet_features_train_from_named_fields(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    dm = FileDataModule(
+        path=str(path), inputs=["jets.pt", "jets.eta", "jets.mass"], targets="jets.flavour", seed=0
+    )
+    arrays = dm.load()
+    assert np.asarray(arrays.x).shape == (N, 3)
+    assert arrays.input_names == ("jets.pt", "jets.eta", "jets.mass")
+    assert sorted(np.unique(arrays.y).tolist()) == [0, 1]
+
+
+def test_a_compound_dataset_alone_is_its_numeric_fields_but_the_target(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    arrays = FileDataModule(path=str(path), inputs="jets", targets="jets.flavour", seed=0).load()
+    assert arrays.input_names == ("jets.pt", "jets.eta", "jets.mass", "jets.ntracks")
+    assert np.asarray(arrays.x).shape == (N, 4)
+
+
+def test_a_compound_target_named_whole_is_refused_with_its_fields(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    with pytest.raises(DataError, match=r"'jets' \(data.targets\) is a compound dataset.*jets.flavour"):
+        FileDataModule(path=str(path), inputs="jets.pt", targets="jets", seed=0).load()

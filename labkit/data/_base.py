@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from labkit.config import MAX_CLASSES
 from labkit.data._files import listing
+from labkit.data._inputs import checksum, finite, moments, named_inputs, real
+from labkit.data._loader import BatchLoader, Inputs, TensorSplit, batch_loader, nbytes, take, to_device
 from labkit.errors import DataError
 
 __all__ = ["MAX_CLASSES", "SPLIT_CODES", "ArraySplitDataModule", "Arrays", "DataInfo"]
@@ -46,6 +48,13 @@ class Arrays:
 
 #: codes of :attr:`Arrays.split`
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+#: the inputs as checked: one array, or named arrays
+_X = np.ndarray | dict[str, np.ndarray]
+
+#: ``on_device: auto`` places the data on the accelerator when it takes at most this share of
+#: the accelerator's free memory
+DEVICE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,11 @@ class ArraySplitDataModule(pl.LightningDataModule):
     ``spectators`` per-event values the model does not see, kept for the test outputs (they reach
     :attr:`DataInfo.extras` the same way, named in :attr:`DataInfo.spectators`). :meth:`load`
     puts both in :attr:`Arrays.extras`.
+
+    The loaders serve batches by index (:mod:`labkit.data._loader`): each epoch is a permutation
+    drawn from ``seed`` and the epoch number. ``on_device``: ``True`` places the splits on the
+    trainer's accelerator once and slices batches there, ``"auto"`` does so when they take at most
+    a quarter of its free memory, ``False`` keeps them in host memory.
     """
 
     source = "data"  #: how error messages name where the data came from
@@ -113,6 +127,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         log_targets: Sequence[str] = (),
         extras: Sequence[str] = (),
         spectators: Sequence[str] = (),
+        on_device: Literal["auto"] | bool = "auto",
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -125,12 +140,17 @@ class ArraySplitDataModule(pl.LightningDataModule):
         self.log_targets = tuple(log_targets)
         self.extras = tuple(extras)
         self.spectators = tuple(spectators)
-        self._splits: dict[str, TensorDataset] = {}
+        self.on_device = on_device
+        self._splits: dict[str, TensorSplit] = {}
+        self._placed: dict[str, TensorSplit] = {}  # the splits on the accelerator (on_device)
         self._parts: dict[str, np.ndarray] = {}
         self._info: DataInfo | None = None
         #: the input standardisation fitted on the training split, ``(mean, divisor)`` with the
         #: shape of one sample (float32); None when ``standardize`` is off
         self.input_scaling: tuple[np.ndarray, np.ndarray] | None = None
+        #: when the inputs are named arrays: the same per name (``"features"`` is also
+        #: ``input_scaling``); constituents are scaled per feature, masks not at all
+        self.input_scalings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- to implement ----------------------------------------------------------------------
     def load(self) -> Arrays | tuple[np.ndarray, np.ndarray]:
@@ -155,28 +175,15 @@ class ArraySplitDataModule(pl.LightningDataModule):
         loaded = self.load()
         arrays = loaded if isinstance(loaded, Arrays) else Arrays(*loaded, source=self.source)
         x, w = self._check_inputs(arrays)
-        n = len(x)
-        checksum = _checksum(arrays)
-        order = np.random.default_rng(self.seed).permutation(n)
-        n_test = max(1, round(self.test_fraction * n))
-        n_val = max(1, round(self.val_fraction * n))
-        parts = {
-            "test": order[:n_test],
-            "val": order[n_test : n_test + n_val],
-            "train": order[n_test + n_val :],
-        }
-        if len(parts["train"]) == 0:
-            raise DataError(f"{arrays.source}: {n} samples leave no training data after the split")
+        n = len(arrays.y)
+        digest = checksum(arrays)
+        parts = self._split(arrays, n)
         if w is not None:
             for name, idx in parts.items():
                 if not np.any(w[idx] > 0):
                     raise DataError(f"{arrays.source}: every event weight in the {name} split is zero")
         if self.standardize:
-            mean = x[parts["train"]].mean(axis=0)
-            std = x[parts["train"]].std(axis=0)
-            divisor = np.where(std > 0, std, np.ones_like(std))
-            x = (x - mean) / divisor
-            self.input_scaling = (mean, divisor)
+            x = self._standardize(x, parts["train"])
         info: dict[str, object] = {}
         if self.target_kind == "values":
             y, scaling = self._values(arrays, parts["train"])
@@ -193,15 +200,22 @@ class ArraySplitDataModule(pl.LightningDataModule):
         if missing:
             raise DataError(f"{arrays.source}: no spectator {missing[0]!r} (data.spectators) was loaded")
         kept = tuple(dict.fromkeys(self.extras + self.spectators))
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        xt: Inputs
+        if isinstance(x, dict):
+            xt = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in x.items()}
+            shapes = {k: tuple(v.shape[1:]) for k, v in x.items()}
+            in_shape = shapes.get("features", ())
+        else:
+            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            shapes, in_shape = {}, tuple(x.shape[1:])
         tensors = (xt, yt) if w is None else (xt, yt, torch.from_numpy(w.astype(np.float32)))
-        self._splits = {k: TensorDataset(*(t[idx] for t in tensors)) for k, idx in parts.items()}
+        self._splits = {k: TensorSplit(take(tensors, torch.from_numpy(idx))) for k, idx in parts.items()}
         self._parts = parts
         simulator, simulator_options = self.provenance()
         self._info = DataInfo(
-            in_shape=tuple(x.shape[1:]),
+            in_shape=in_shape,
             sizes={k: len(v) for k, v in parts.items()},
-            checksum=checksum,
+            checksum=digest,
             weighted=w is not None,
             reference_metrics=self.reference_metrics(parts["test"]),
             input_names=tuple(arrays.input_names),
@@ -209,8 +223,62 @@ class ArraySplitDataModule(pl.LightningDataModule):
             spectators=self.spectators,
             simulator=simulator,
             simulator_options=simulator_options,
+            input_shapes=shapes,
+            constituents={g: tuple(f) for g, f in arrays.constituents.items()},
             **info,  # type: ignore[arg-type]
         )
+
+    def _split(self, arrays: Arrays, n: int) -> dict[str, np.ndarray]:
+        """Row indices of each split: the files' own split (:attr:`Arrays.split`; a split the
+        files do not give is drawn from their train events), else a seeded permutation cut by the
+        fractions. Train comes in a seeded order, val and test in the files' order."""
+        rng = np.random.default_rng(self.seed)
+        if arrays.split is None:
+            order = rng.permutation(n)
+            n_test = max(1, round(self.test_fraction * n))
+            n_val = max(1, round(self.val_fraction * n))
+            parts = {
+                "test": order[:n_test],
+                "val": order[n_test : n_test + n_val],
+                "train": order[n_test + n_val :],
+            }
+            if len(parts["train"]) == 0:
+                raise DataError(f"{arrays.source}: {n} samples leave no training data after the split")
+            return parts
+        codes = np.asarray(arrays.split)
+        if codes.shape != (n,):
+            raise DataError(f"{arrays.source}: the split codes have shape {codes.shape}, expected ({n},)")
+        given = {name: np.flatnonzero(codes == code) for name, code in SPLIT_CODES.items()}
+        train = given["train"][rng.permutation(len(given["train"]))]
+        for name, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
+            if len(given[name]) == 0:  # not in the files: drawn from their train events
+                k = max(1, round(fraction * len(train))) if len(train) else 0
+                given[name], train = np.sort(train[:k]), train[k:]
+        if len(train) == 0:
+            raise DataError(f"data.splits: {arrays.source} leaves no events for the train split")
+        return {"test": given["test"], "val": given["val"], "train": train}
+
+    def _standardize(self, x: _X, train: np.ndarray) -> _X:
+        """``x`` standardised with the mean and standard deviation of the train events: per input
+        column, and for constituents per feature over the real (not padding) entries; padding
+        stays 0 and masks are left as they are."""
+        if not isinstance(x, dict):
+            mean, divisor = moments(x[train])
+            self.input_scaling = (mean, divisor)
+            scaled: np.ndarray = (x - mean) / divisor
+            return scaled
+        out: dict[str, np.ndarray] = {}
+        for name, values in x.items():
+            valid = x.get(name + "_valid")
+            if values.dtype == np.bool_:
+                out[name] = values
+                continue
+            mean, divisor = moments(values[train] if valid is None else values[train][valid[train]])
+            scaled = (values - mean) / divisor
+            out[name] = scaled if valid is None else np.where(valid[..., None], scaled, np.float32(0))
+            self.input_scalings[name] = (mean, divisor)
+        self.input_scaling = self.input_scalings.get("features")
+        return out
 
     @property
     def info(self) -> DataInfo:
@@ -226,45 +294,73 @@ class ArraySplitDataModule(pl.LightningDataModule):
             raise DataError(f"no split {split!r}; the splits are: {', '.join(self._parts)}")
         return self._parts[split]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> BatchLoader | DataLoader[Any]:
         self.setup()
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            self._splits[split],
+        trainer = getattr(self, "trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return batch_loader(
+            self._device_split(split, trainer),
             batch_size=self.batch_size,
             shuffle=shuffle,
-            generator=generator,
+            seed=self.seed,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            rank=rank,
+            world_size=world,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _device_split(self, split: str, trainer: Any) -> TensorSplit:
+        """``split`` on the trainer's accelerator when ``on_device`` says so (moved once)."""
+        if split in self._placed:
+            return self._placed[split]
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if self.on_device is False or device.type not in ("cuda", "mps"):
+            return self._splits[split]
+        if self.on_device == "auto":
+            total = sum(nbytes(s.tensors) for s in self._splits.values())
+            if device.type == "cuda":
+                free = torch.cuda.mem_get_info(device)[0]
+            else:
+                free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+            if total > DEVICE_SHARE * free:
+                return self._splits[split]
+        self._placed = {k: TensorSplit(to_device(v.tensors, device)) for k, v in self._splits.items()}
+        return self._placed[split]
+
+    def train_dataloader(self) -> BatchLoader | DataLoader[Any]:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> BatchLoader | DataLoader[Any]:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> BatchLoader | DataLoader[Any]:
         return self._loader("test", shuffle=False)
 
     # -- checks ------------------------------------------------------------------------------
-    def _check_inputs(self, a: Arrays) -> tuple[np.ndarray, np.ndarray | None]:
-        src, x, y, w = a.source, a.x, a.y, a.w
-        if x.ndim < 2:
-            raise DataError(f"{src}: inputs must have shape (N, ...) with one row per sample, got {x.shape}")
-        if len(x) != len(y):
-            raise DataError(f"{src}: {len(x)} input samples but {len(y)} targets")
-        if len(x) < 3:
-            raise DataError(f"{src}: {len(x)} samples are too few to split into train/val/test")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise DataError(f"{src}: inputs must be real numbers, got dtype {x.dtype}")
-        _finite(x, f"{src}: inputs")
+    def _check_inputs(self, a: Arrays) -> tuple[_X, np.ndarray | None]:
+        src, y, w = a.source, a.y, a.w
+        x = a.x
+        if isinstance(x, Mapping):
+            checked = named_inputs(x, len(y), src)
+        else:
+            if x.ndim < 2:
+                raise DataError(
+                    f"{src}: inputs must have shape (N, ...) with one row per sample, got {x.shape}"
+                )
+            if len(x) != len(y):
+                raise DataError(f"{src}: {len(x)} input samples but {len(y)} targets")
+        if len(y) < 3:
+            raise DataError(f"{src}: {len(y)} samples are too few to split into train/val/test")
+        if not isinstance(x, Mapping):
+            real(x, f"{src}: inputs")
+            finite(x, f"{src}: inputs")
         if w is not None:
-            if w.shape != (len(x),):
-                raise DataError(f"{src}: event weights must have shape ({len(x)},), got {w.shape}")
-            _finite(w, f"{src}: event weights")
+            if w.shape != (len(y),):
+                raise DataError(f"{src}: event weights must have shape ({len(y)},), got {w.shape}")
+            finite(w, f"{src}: event weights")
             if np.any(w < 0):
                 raise DataError(f"{src}: {int(np.sum(w < 0))} event weights are negative")
+        if isinstance(x, Mapping):
+            return checked, w
         return x.astype(np.float32, copy=False), w
 
     def _labels(self, a: Arrays) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -300,6 +396,10 @@ class ArraySplitDataModule(pl.LightningDataModule):
     def _masks(self, a: Arrays) -> tuple[np.ndarray, tuple[str, ...]]:
         """Per-pixel class labels, one mask per sample with the inputs' trailing shape."""
         src, y = a.source, a.y
+        if isinstance(a.x, Mapping):
+            raise DataError(
+                f"{src}: segmentation needs one input array, not named inputs ({listing(list(a.x))})"
+            )
         if y.ndim < 2 or y.shape[1:] != a.x.shape[a.x.ndim - (y.ndim - 1) :]:
             raise DataError(
                 f"{src}: segmentation needs one label per pixel: labels of shape (N, ...) matching the "
@@ -341,7 +441,7 @@ class ArraySplitDataModule(pl.LightningDataModule):
         if not np.issubdtype(y.dtype, np.number):
             raise DataError(f"{src}: regression targets must be numbers, got dtype {y.dtype}")
         y = y.astype(np.float64)
-        _finite(y, f"{src}: targets")
+        finite(y, f"{src}: targets")
         unknown = [t for t in self.log_targets if t not in names]
         if unknown:
             raise DataError(f"data.log_targets: no target {unknown[0]!r}; the targets are: {listing(names)}")
@@ -388,22 +488,3 @@ def _shown(labels: Mapping[int, str], most: int = 10) -> str:
 def _check_class_count(k: int, what: str, src: str) -> None:
     if k > MAX_CLASSES:
         raise DataError(f"{src}: {what} {k} classes; labkit classifies into at most {MAX_CLASSES}")
-
-
-def _finite(values: np.ndarray, what: str) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{what} hold {int(bad.sum())} NaN/inf values (first at index {first})")
-
-
-def _checksum(a: Arrays) -> str:
-    """sha256 of the arrays' bytes, shapes and dtypes: the same data gives the same checksum."""
-    digest = hashlib.sha256()
-    for given in (a.x, a.y, a.w):
-        if given is None:
-            continue
-        array = np.ascontiguousarray(given)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()

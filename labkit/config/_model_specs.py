@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from labkit.config._base import ComponentSpec
 
-__all__ = ["MODEL_SPECS", "AutoencoderSpec", "CNNSpec", "CVAESpec", "MLPSpec", "ModelSpec", "UNetSpec"]
+__all__ = [
+    "MODEL_SPECS",
+    "AutoencoderSpec",
+    "CNNSpec",
+    "CVAESpec",
+    "DeepSetsSpec",
+    "MLPSpec",
+    "ModelSpec",
+    "SetTransformerSpec",
+    "UNetSpec",
+]
 
 #: widest layer, most channels or latent dimensions (2**16: far beyond what fits in memory usefully)
 MAX_WIDTH = 2**16
@@ -112,4 +122,61 @@ class CVAESpec(ModelSpec):
     )
 
 
-MODEL_SPECS: tuple[type[ModelSpec], ...] = (MLPSpec, CNNSpec, UNetSpec, AutoencoderSpec, CVAESpec)
+#: most attention heads and encoder layers of a set transformer
+MAX_HEADS = 64
+MAX_LAYERS = 32
+
+
+class DeepSetsSpec(ModelSpec):
+    """Deep Sets over the constituents (``data.constituents``): a network ``phi`` on each
+    constituent, a masked sum (or mean) over each set, joined with the per-event features, then
+    a network ``rho``. Padding never reaches the output; the constituents' order does not matter."""
+
+    target: ClassVar[str] = "labkit.models._sets:DeepSets"
+    name: Literal["deepsets"]
+    phi: tuple[Width, ...] = Field(
+        default=(64, 64),
+        min_length=1,
+        description="widths of the per-constituent network (the last: pooled size)",
+    )
+    rho: tuple[Width, ...] = Field(default=(64, 64), description="widths of the network after pooling")
+    pooling: Literal["sum", "mean"] = "sum"
+    activation: Activation = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class SetTransformerSpec(ModelSpec):
+    """A small transformer encoder over the constituents (``data.constituents``) with masked
+    self-attention, a masked mean over each set, joined with the per-event features, then an
+    MLP ``head``."""
+
+    target: ClassVar[str] = "labkit.models._sets:SetTransformer"
+    name: Literal["set_transformer"]
+    dim: Annotated[int, Field(gt=0, le=4096)] = Field(
+        default=64, description="embedding width (a multiple of heads)"
+    )
+    heads: Annotated[int, Field(gt=0, le=MAX_HEADS)] = 4
+    layers: Annotated[int, Field(gt=0, le=MAX_LAYERS)] = 2
+    feedforward: Width = Field(default=128, description="width of each encoder layer's feed-forward network")
+    head: tuple[Width, ...] = Field(default=(64,), description="widths of the MLP after pooling")
+    activation: Literal["relu", "gelu"] = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SetTransformerSpec:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+MODEL_SPECS: tuple[type[ModelSpec], ...] = (
+    MLPSpec,
+    CNNSpec,
+    UNetSpec,
+    AutoencoderSpec,
+    CVAESpec,
+    DeepSetsSpec,
+    SetTransformerSpec,
+)
+#: the models that read named inputs (jet features and constituents, ``data.constituents``)
+SET_MODELS: tuple[str, ...] = ("deepsets", "set_transformer")

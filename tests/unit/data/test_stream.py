@@ -147,7 +147,7 @@ def test_weights_served_and_unknown_labels_refused(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.h5")
     s = Stream(_source(path, keys=("x", "y", "w")), batch_size=10, seed=0, shuffle_buffer=30, chunk_rows=50)
     assert s.setup().weighted
-    x, y, w = next(iter(s.loader("train")))
+    _, y, w = next(iter(s.loader("train")))
     assert w.shape == (10,) and str(w.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
     s.fitted.classes = np.array([0, 1])  # as if the training split held no class 2
     with pytest.raises(DataError, match=r"label 2 .* not among the training split's classes \[0, 1\]"):

@@ -24,6 +24,7 @@ __all__ = [
     "available_memory",
     "blocks_of",
     "file_checksum",
+    "files_reader",
     "hdf5_layout",
     "read_hdf5_rows",
     "split_blocks",
@@ -162,3 +163,24 @@ class StreamSource:
     def nbytes(self) -> int:
         """The bytes the arrays would take in memory (from the headers)."""
         return sum(self.layout(p, self.keys)[1] for p in self.parts)
+
+
+def files_reader(
+    fmt: str = "auto", tree: str | None = None, fields: Mapping[str, str] | None = None
+) -> tuple[RowReader, Callable[[Part, Sequence[str]], tuple[int, int]]]:
+    """``(read, layout)`` for :class:`StreamSource` through labkit's file readers
+    (:func:`~labkit.data._files.read_arrays` with ``rows``): HDF5 reads only the rows asked for
+    (compound fields such as ``jets.pt`` included); the other formats read the file and slice."""
+    from labkit.data._files import count_rows, event_nbytes, read_arrays
+
+    def read(part: Part, keys: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray]:
+        full = {k: part.key(k) for k in keys}
+        found = read_arrays(part.path, list(full.values()), fmt, tree, fields, rows=slice(start, stop))
+        return {k: found[f] for k, f in full.items()}
+
+    def layout(part: Part, keys: Sequence[str]) -> tuple[int, int]:
+        full = [part.key(k) for k in keys]
+        rows = count_rows(part.path, full[0], fmt, tree)
+        return rows, rows * event_nbytes(part.path, full, fmt, tree)
+
+    return read, layout

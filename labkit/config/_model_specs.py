@@ -36,6 +36,8 @@ Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 class ModelSpec(ComponentSpec):
     """What every model spec provides: the ``name`` users write (a ``Literal`` in each spec)."""
 
+    #: the model reads named inputs (``data.constituents``: jet features and per-event sets)
+    reads_sets: ClassVar[bool] = False
     name: str
 
 
@@ -133,6 +135,7 @@ class DeepSetsSpec(ModelSpec):
     a network ``rho``. Padding never reaches the output; the constituents' order does not matter."""
 
     target: ClassVar[str] = "labkit.models._sets:DeepSets"
+    reads_sets: ClassVar[bool] = True
     name: Literal["deepsets"]
     phi: tuple[Width, ...] = Field(
         default=(64, 64),
@@ -151,6 +154,7 @@ class SetTransformerSpec(ModelSpec):
     MLP ``head``."""
 
     target: ClassVar[str] = "labkit.models._sets:SetTransformer"
+    reads_sets: ClassVar[bool] = True
     name: Literal["set_transformer"]
     dim: Annotated[int, Field(gt=0, le=4096)] = Field(
         default=64, description="embedding width (a multiple of heads)"
@@ -178,5 +182,3 @@ MODEL_SPECS: tuple[type[ModelSpec], ...] = (
     DeepSetsSpec,
     SetTransformerSpec,
 )
-#: the models that read named inputs (jet features and constituents, ``data.constituents``)
-SET_MODELS: tuple[str, ...] = ("deepsets", "set_transformer")

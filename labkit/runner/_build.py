@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 from torch import nn
 
-from labkit.config import MAX_CLASSES, ClassPathSpec, ComponentSpec, Experiment
+from labkit.config import MAX_CLASSES, MODEL_SPECS, ClassPathSpec, ComponentSpec, Experiment
 from labkit.data import DataInfo
 from labkit.errors import ConfigError, DataError, LabkitError, RegistryError, did_you_mean
 from labkit.tasks import Task
@@ -167,6 +168,14 @@ def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:
     if exp.task.target_kind == "values" and isinstance(batch, (tuple, list)):
         y = batch[1]
         names = tuple(f"y{i}" for i in range(y.shape[1] if y.ndim == 2 else 1))  # a user's own DataModule
+    if isinstance(x, Mapping):  # named inputs (features and constituents)
+        shapes = {str(k): tuple(v.shape[1:]) for k, v in x.items()}
+        return DataInfo(
+            in_shape=shapes.get("features", ()),
+            num_classes=num_classes,
+            target_names=names,
+            input_shapes=shapes,
+        )
     return DataInfo(in_shape=tuple(x.shape[1:]), num_classes=num_classes, target_names=names)
 
 
@@ -195,6 +204,7 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         if issubclass(cls, pl.LightningModule):
             return _construct(cls, dict(spec.init_args), "model.init_args", spec.class_path)  # type: ignore[no-any-return]
 
+    _check_named_inputs(exp, info)
     task_cls = _task_class(exp)
     out_features, from_data = task_cls.model_outputs(exp.task, info)
     classes = from_data.get("num_classes")
@@ -231,6 +241,50 @@ def build_task(exp: Experiment, info: DataInfo) -> pl.LightningModule:
         raise ConfigError(f"task: {exc}") from None
     _check_monitors(exp, task)
     return task  # type: ignore[no-any-return]
+
+
+#: the task kinds whose models may read named inputs (jet features and constituents)
+_SET_TASKS = ("classification", "regression")
+
+
+def _set_models() -> tuple[str, ...]:
+    """The registered models that read named inputs (``reads_sets`` in their spec)."""
+    return tuple(_spec_name(s) for s in MODEL_SPECS if getattr(s, "reads_sets", False))
+
+
+def _spec_name(spec: type[Any]) -> str:
+    return str(typing.get_args(spec.model_fields["name"].annotation)[0])
+
+
+def _check_named_inputs(exp: Experiment, info: DataInfo) -> None:
+    """Named inputs (``data.constituents``) need a set model and a task that feeds it; a set
+    model needs them. Both before the model is built."""
+    spec = exp.model
+    if isinstance(spec, ClassPathSpec):
+        return  # the user's own model: it takes input_shapes if it asks for them
+    reads_sets = bool(getattr(type(spec), "reads_sets", False))
+    name = getattr(spec, "name", "")
+    if info.input_shapes and not reads_sets:
+        if exp.task.kind not in _SET_TASKS:
+            raise ConfigError(
+                f"data.constituents: the {exp.task.kind} task cannot use constituents; they work with "
+                f"task.kind {' or '.join(_SET_TASKS)} (remove data.constituents)"
+            )
+        raise ConfigError(
+            f"model.name: {name!r} reads one array per event, but data.constituents gives named inputs "
+            f"(features and constituents); choose a set model: {', '.join(_set_models())} "
+            "(or remove data.constituents)"
+        )
+    if reads_sets and not info.input_shapes:
+        raise ConfigError(
+            f"model.name: {name!r} reads per-event sets, but the data give one array per event; name "
+            "them in data.constituents, e.g. {tracks: {dataset: tracks, fields: [d0, z0], valid: valid, "
+            "max: 40}}"
+        )
+    if reads_sets and exp.task.kind not in _SET_TASKS:
+        raise ConfigError(
+            f"model.name: {name!r} works with task.kind {' or '.join(_SET_TASKS)}, not {exp.task.kind}"
+        )
 
 
 def _check_trainable(model: Any, path: str) -> None:

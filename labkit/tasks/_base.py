@@ -41,8 +41,12 @@ class Task(pl.LightningModule):
     @classmethod
     def model_args(cls, spec: TaskSpec, info: DataInfo) -> dict[str, Any]:
         """What the model is built from besides its output size and its own options: the shape of
-        one input sample (a task may feed the model only part of the inputs, or more)."""
-        return {"in_shape": tuple(info.in_shape)}
+        one input sample (a task may feed the model only part of the inputs, or more), and with
+        named inputs (jet features and constituents) the shape of each (``input_shapes``)."""
+        args: dict[str, Any] = {"in_shape": tuple(info.in_shape)}
+        if info.input_shapes:
+            args["input_shapes"] = {k: tuple(v) for k, v in info.input_shapes.items()}
+        return args
 
     @classmethod
     def extras(cls, spec: TaskSpec) -> tuple[str, ...]:
@@ -55,7 +59,7 @@ class Task(pl.LightningModule):
         self.model = model
         self.optimizer_config = optimizer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Any) -> torch.Tensor:  # a tensor, or a dict of tensors (named inputs)
         out: torch.Tensor = self.model(x)
         return out
 
@@ -66,7 +70,7 @@ class Task(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y, w = unpack_batch(batch)
         loss = self._loss(self.model(x), y, w)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
         return loss
 
     def configure_optimizers(self) -> Any:
@@ -121,8 +125,9 @@ def build_optimizer(params: Any, cfg: OptimizerConfig, max_epochs: int = 1) -> A
     return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": sched.monitor}}
 
 
-def unpack_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """A batch of labkit's data modules: ``(x, y)``, or ``(x, y, weights)`` with event weights."""
+def unpack_batch(batch: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """A batch of labkit's data modules: ``(x, y)``, or ``(x, y, weights)`` with event weights;
+    ``x`` is a tensor, or a dict of tensors for named inputs (features and constituents)."""
     if len(batch) == 3:
         return batch[0], batch[1], batch[2]
     return batch[0], batch[1], None

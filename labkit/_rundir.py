@@ -42,6 +42,10 @@ class JobOptions:
     #: the job's environment, where ``labkit.cluster`` reads what the scheduler says about the job
     #: (job id, nodes, restarts); None: this process's own
     environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    #: the CPUs the scheduler grants each task (``SLURM_CPUS_PER_TASK``); None: not said
+    cpus: int | None = None
+    #: ``OMP_NUM_THREADS`` as this process's parent set it (a tuning worker's share); None: unset
+    omp_threads: int | None = None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> JobOptions:
@@ -51,7 +55,19 @@ class JobOptions:
             signal=env.get("LABKIT_SIGNAL", "USR1"),
             requeue=env.get("LABKIT_REQUEUE", "1") == "1",
             environ=env,
+            cpus=cls._count(env.get("SLURM_CPUS_PER_TASK")),
+            omp_threads=cls._count(env.get("OMP_NUM_THREADS")),
         )
+
+    @staticmethod
+    def _count(value: str | None) -> int | None:
+        """A positive count from an environment variable; None when unset or not one (as OpenMP and
+        SLURM ignore such a value, so does labkit)."""
+        try:
+            count = int(value) if value else 0
+        except ValueError:
+            return None
+        return count if count > 0 else None
 
     def to_environ(self) -> dict[str, str]:
         """The variables of a job script that :meth:`from_environ` reads back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -9,12 +10,15 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers.logger import Logger
 
-from labkit._rundir import RunDir
+from labkit._rundir import JobOptions, RunDir
 from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.runner._progress import progress_callback
 
-__all__ = ["build_trainer", "check_accelerator"]
+__all__ = ["apply_threads", "build_trainer", "check_accelerator"]
+
+#: the tag naming the CPU threads a run trained with (``trainer.threads`` resolved)
+THREADS_TAG = "labkit.threads"
 
 
 def build_trainer(
@@ -25,10 +29,18 @@ def build_trainer(
     stream: TextIO,
     extra_callbacks: Sequence[Callback] = (),
     environ: Mapping[str, str] | None = None,
+    *,
+    job: JobOptions | None = None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The Trainer and its checkpoint callback; ``environ``: the job's environment (None: this
-    process's), where ``labkit.cluster`` sees whether this is a SLURM batch job."""
+    process's), where ``labkit.cluster`` sees whether this is a SLURM batch job. torch gets the
+    threads ``trainer.threads`` asks for (:func:`apply_threads`, with ``job``'s CPU counts),
+    noted in the run's tag ``labkit.threads``."""
     t = exp.trainer
+    threads = apply_threads(t.threads, job or JobOptions())
+    set_tags = getattr(logger, "set_tags", None)
+    if callable(set_tags):  # labkit's Tracker (rank 0)
+        set_tags({THREADS_TAG: str(threads)})
     checkpoint = ModelCheckpoint(
         dirpath=run_dir.checkpoints,
         filename="best",
@@ -76,6 +88,23 @@ def build_trainer(
         num_sanity_val_steps=0,
     )
     return trainer, checkpoint
+
+
+def apply_threads(setting: int | str, job: JobOptions) -> int:
+    """Give torch ``setting`` (``trainer.threads``: ``auto`` or a count) threads, intra-op and
+    inter-op; the count. ``auto``: :func:`labkit._threads.auto_threads` with the job's
+    ``SLURM_CPUS_PER_TASK`` and ``OMP_NUM_THREADS``. torch takes the inter-op count only before
+    its first parallel work: later it keeps the one it has."""
+    import torch
+
+    from labkit._threads import auto_threads
+
+    threads = auto_threads("auto" if setting == "auto" else int(setting), cpus=job.cpus, omp=job.omp_threads)
+    torch.set_num_threads(threads)
+    # raises once set, or once inter-op work has started in this process
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+    return threads
 
 
 def check_accelerator(exp: Experiment, environ: Mapping[str, str] | None = None) -> None:

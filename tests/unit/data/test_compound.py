@@ -124,3 +124,84 @@ def test_a_compound_target_named_whole_is_refused_with_its_fields(tmp_path: Path
     path = ftag_file(tmp_path / "ftag.h5")
     with pytest.raises(DataError, match=r"'jets' \(data.targets\) is a compound dataset.*jets.flavour"):
         FileDataModule(path=str(path), inputs="jets.pt", targets="jets", seed=0).load()
+
+
+TRACKS = {"dataset": "tracks", "fields": ["d0", "z0", "pt_frac", "deta", "dphi"], "valid": "valid", "max": 30}
+
+
+def test_constituents_arrive_as_a_padded_array_and_a_mask(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    dm = FileDataModule(
+        path=str(path),
+        inputs=["jets.pt", "jets.eta"],
+        targets="jets.flavour",
+        constituents={"tracks": TRACKS},
+        seed=0,
+    )
+    arrays = dm.load()
+    assert isinstance(arrays.x, dict)
+    assert set(arrays.x) == {"features", "tracks", "tracks_valid"}
+    assert arrays.x["features"].shape == (N, 2)
+    assert arrays.x["tracks"].shape == (N, 30, 5) and arrays.x["tracks"].dtype == np.float32
+    assert arrays.x["tracks_valid"].shape == (N, 30) and arrays.x["tracks_valid"].dtype == np.bool_
+    with h5py.File(path) as f:
+        tracks, jets = f["tracks"][()], f["jets"][()]
+    np.testing.assert_array_equal(arrays.x["tracks_valid"], tracks["valid"][:, :30])
+    assert np.isfinite(arrays.x["tracks"]).all()  # NaN padding became zeros
+    assert (arrays.x["tracks"][~arrays.x["tracks_valid"]] == 0).all()
+    real = tracks["valid"][:, :30]
+    np.testing.assert_array_equal(arrays.x["tracks"][..., 0][real], tracks["d0"][:, :30][real])
+    assert arrays.constituents == {"tracks": ("d0", "z0", "pt_frac", "deta", "dphi")}
+    np.testing.assert_array_equal(arrays.y, jets["flavour"])
+
+
+def test_constituents_without_a_valid_field_are_all_real(tmp_path: Path) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    spec = {"dataset": "tracks", "fields": ["d0"], "valid": None, "max": None}
+    dm = FileDataModule(
+        path=str(path), inputs="jets.pt", targets="jets.flavour", constituents={"t": spec}, seed=0
+    )
+    with pytest.raises(DataError, match=r"data.constituents.t holds NaN/inf in valid entries.*data.nan"):
+        dm.load()  # the NaN padding counts as real without a valid field
+    dm.nan = {"t": "fill"}
+    arrays = dm.load()
+    assert isinstance(arrays.x, dict)
+    assert arrays.x["t"].shape == (N, M, 1) and arrays.x["t_valid"].all()
+    assert np.isfinite(arrays.x["t"]).all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"dataset": "trk", "fields": ["d0"]}, r"no dataset 'trk' \(data.constituents.tracks.dataset\)"),
+        (
+            {"dataset": "tracks", "fields": ["d00"]},
+            r"compound dataset 'tracks' has no field 'd00' \(data.constituents.tracks.fields\).*d0, z0",
+        ),
+        (
+            {"dataset": "tracks", "fields": ["d0"], "valid": "isvalid"},
+            r"no field 'isvalid' \(data.constituents.tracks.valid\)",
+        ),
+        (
+            {"dataset": "plain", "fields": ["d0"]},
+            r"'plain' \(data.constituents.tracks.dataset\) has shape.*compound",
+        ),
+    ],
+)
+def test_constituent_mistakes_name_the_field(tmp_path: Path, spec: dict[str, object], match: str) -> None:
+    path = ftag_file(tmp_path / "ftag.h5")
+    with h5py.File(path, "a") as f:
+        f["plain"] = np.zeros((N, 4, 2))
+    dm = FileDataModule(
+        path=str(path), inputs="jets.pt", targets="jets.flavour", constituents={"tracks": spec}, seed=0
+    )
+    with pytest.raises(DataError, match=match):
+        dm.load()
+
+
+def test_constituents_from_root_are_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "a.npz"
+    np.savez(path, x=np.zeros(10), y=np.zeros(10))
+    dm = FileDataModule(path=str(path), inputs="x", targets="y", constituents={"t": TRACKS}, seed=0)
+    with pytest.raises(DataError, match=r"constituents are read from HDF5 compound datasets"):
+        dm.load()

@@ -43,6 +43,11 @@ class SimulatedDataModule(ArraySplitDataModule):
         labels: Mapping[int, str] | None = None,
         sim_seed: int | None = None,
         cache_dir: str | None = None,
+        constituents: Mapping[str, Mapping[str, Any]] | None = None,
+        nan: str | Mapping[str, str] = "error",
+        fill_value: float = 0.0,
+        memory_limit: int | None = None,
+        shuffle_buffer: int = 100_000,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -55,6 +60,12 @@ class SimulatedDataModule(ArraySplitDataModule):
         self.sim_seed = seed if sim_seed is None else sim_seed
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.source = f"simulator {simulator}"
+        #: per-event sets read from the cache file's compound datasets (``tracks`` of ``jets``)
+        self.constituents = {k: dict(v) for k, v in (constituents or {}).items()}
+        self.nan: str | dict[str, str] = nan if isinstance(nan, str) else dict(nan)
+        self.fill_value = fill_value
+        # a simulation is made in memory, and so is its cache read back: no streaming
+        self.memory_limit, self.shuffle_buffer = memory_limit, shuffle_buffer
         self._found: dict[str, np.ndarray] = {}
 
     def _registry(self) -> Any:
@@ -143,6 +154,8 @@ class SimulatedDataModule(ArraySplitDataModule):
         path = self.cache_file()
         if not self.spectators:
             self.spectators = self.default_spectators()
+        if self.constituents or self.nan != "error":
+            return self._load_events(path)
         keys = keys_of(self.inputs, self.targets, self.weights) + list(_TRUTH.get(self.simulator, ()))
         fields = fields_of(self.inputs, self.targets, self.weights, self.spectators)
         keys += list(self.extras) + list(self.spectators)
@@ -161,6 +174,29 @@ class SimulatedDataModule(ArraySplitDataModule):
             spectators=self.spectators,
         )
 
+    def _load_events(self, path: Path) -> Arrays:
+        """The cache file read as an event file is (constituents, data.nan): the same reader as
+        ``data: {name: file}``."""
+        from labkit.data._read_events import EventSource, load_events
+
+        source = EventSource(
+            path=str(path),
+            inputs=self.inputs if isinstance(self.inputs, str) else tuple(self.inputs),
+            targets=self.targets if isinstance(self.targets, str) else tuple(self.targets),
+            weights=self.weights,
+            format="hdf5",
+            labels=self.labels,
+            spectators=tuple(self.spectators),
+            extras=tuple(self.extras),
+            constituents=self.constituents,
+            nan=self.nan,
+            fill_value=self.fill_value,
+        )
+        events = load_events(source)
+        truth = [k for k in _TRUTH.get(self.simulator, ()) if k not in events.extras]
+        self._found = dict(events.extras) | (read_arrays(path, truth, "hdf5") if truth else {})
+        return Arrays(**(events.fields() | {"source": f"simulator {self.simulator} ({path})"}))
+
     def provenance(self) -> tuple[str | None, dict[str, object]]:
         from labkit import sim
 
@@ -171,6 +207,8 @@ class SimulatedDataModule(ArraySplitDataModule):
         the IoU of the classical amplitude-window baseline on ``tracks`` images."""
         if self.simulator == "tracks" and self._found:
             return self._tracks_baseline(test)
+        if self.simulator == "jets" and self._found:
+            return self._jets_reference(test)
         if self.simulator != "grf" or not self._found:
             return {}
         from labkit.sim import fisher_bound
@@ -182,6 +220,16 @@ class SimulatedDataModule(ArraySplitDataModule):
         return {
             "crb_amplitude": float(np.sqrt(np.mean(np.square(sigma_a)))),
             "crb_tilt": float(np.sqrt(np.mean(np.square(sigma_n)))),
+        }
+
+    def _jets_reference(self, test: np.ndarray) -> dict[str, float]:
+        """``np_auc``: the ROC AUC (b against light) of the exact likelihood ratio of the test
+        jets, the best any classifier can reach; ``np_auc_jet_level``: the same from the
+        jet-level variables alone (pt, eta, mass, ntracks), the best without the tracks."""
+        flavour = self._found["flavour"][test]
+        return {
+            "np_auc": _auc(self._found["log_likelihood_ratio"][test], flavour == 1),
+            "np_auc_jet_level": _auc(self._found["jet_log_likelihood_ratio"][test], flavour == 1),
         }
 
     def _tracks_baseline(self, test: np.ndarray) -> dict[str, float]:
@@ -208,4 +256,25 @@ class SimulatedDataModule(ArraySplitDataModule):
 
 
 #: arrays read besides inputs and targets: the truth the reference metrics need
-_TRUTH = {"grf": ("fields", "amplitude", "tilt"), "tracks": ("images", "labels")}
+_TRUTH = {
+    "grf": ("fields", "amplitude", "tilt"),
+    "tracks": ("images", "labels"),
+    "jets": ("flavour", "log_likelihood_ratio", "jet_log_likelihood_ratio"),
+}
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC of ``score`` for the ``positive`` events (ties count one half); NaN without both
+    classes."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(len(score))
+    ranks[order] = np.arange(1, len(score) + 1)
+    sorted_scores = score[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first[counts > 1], counts[counts > 1], strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -114,3 +114,37 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     ranks = stats.rankdata(score)
     pos = y == 1
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
+
+
+def test_simulated_jets_serve_features_and_constituents(tmp_path: Path) -> None:
+    from labkit.data._simulated import SimulatedDataModule
+
+    tracks = {"dataset": "tracks", "fields": ["d0", "z0"], "valid": "valid", "max": 12}
+    dm = SimulatedDataModule(
+        simulator="jets",
+        events=300,
+        inputs=["pt", "mass", "ntracks"],
+        targets="flavour",
+        labels={0: "light", 1: "b"},
+        constituents={"tracks": tracks},
+        cache_dir=str(tmp_path),
+    )
+    info = dm.info
+    assert info.input_shapes == {"features": (3,), "tracks": (12, 2), "tracks_valid": (12,)}
+    assert info.in_shape == (3,) and info.constituents == {"tracks": ("d0", "z0")}
+    assert info.class_names == ("light", "b")
+    assert set(info.reference_metrics) == {"np_auc", "np_auc_jet_level"}
+    x, y = next(iter(dm.train_dataloader()))[:2]
+    assert (
+        set(x) == {"features", "tracks", "tracks_valid"}
+        and x["tracks_valid"].dtype.is_floating_point is False
+    )
+    assert x["tracks"].shape[1:] == (12, 2) and len(y) == len(x["features"])
+    plain = SimulatedDataModule(
+        simulator="jets",
+        events=300,
+        inputs=["pt", "mass", "ntracks"],
+        targets="flavour",
+        cache_dir=str(tmp_path),
+    )
+    assert plain.info.input_shapes == {} and plain.info.reference_metrics == info.reference_metrics

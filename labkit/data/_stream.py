@@ -329,6 +329,7 @@ class StreamLoader:
         self.stream, self.split, self.shuffle = stream, split, shuffle
         self.epoch = 0
         self.sampler = self  # Lightning's loops call dataloader.sampler.set_epoch(epoch)
+        self.batch_sampler = None  # (Lightning looks for one on every loader)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -342,29 +343,38 @@ class StreamLoader:
 
     def batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         """The batches of ``epoch`` as numpy columns: for training, blocks in a random order mixed
-        in the shuffle buffer (half of it is kept for the next blocks); else in file order."""
+        in the shuffle buffer (half of it is kept for the next blocks); else in file order. The
+        buffer is allocated once (``shuffle_buffer`` + one block) and batches are gathered from it."""
         s = self.stream
         blocks, rng = s.splits[self.split], np.random.default_rng([s.seed, epoch])
         if self.shuffle:
             blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        size, full = s.batch_size, s.shuffle_buffer if self.shuffle else s.batch_size
+        size = s.batch_size
         keep = s.shuffle_buffer // 2 if self.shuffle else 0
-        held: list[dict[str, np.ndarray]] = []
+        full = max(s.shuffle_buffer, keep + size) if self.shuffle else size
+        cap = full + max((b.rows for b in blocks), default=0)
+        buf: dict[str, np.ndarray] = {}
         count = 0
         for i, block in enumerate(blocks):
-            held.append(s.prepared(block))
-            count += len(held[-1]["y"])
+            col = s.prepared(block)
+            n = len(col["y"])
+            for k, v in col.items():
+                if k not in buf:
+                    buf[k] = np.empty((cap, *v.shape[1:]), dtype=v.dtype)
+                buf[k][count : count + n] = v
+            count += n
             last = i == len(blocks) - 1
             if count < full and not last:
                 continue
-            buf = _concat(held)
-            if self.shuffle:
-                order = rng.permutation(count)
-                buf = {k: v[order] for k, v in buf.items()}
+            order = rng.permutation(count) if self.shuffle else np.arange(count)
             emit = count if last else (count - keep) // size * size
             for start in range(0, emit, size):
-                yield {k: v[start : start + size] for k, v in buf.items()}
-            held, count = [{k: v[emit:].copy() for k, v in buf.items()}], count - emit
+                rows = order[start : start + size]
+                yield {k: v[rows] for k, v in buf.items()}
+            rest = order[emit:]
+            for v in buf.values():
+                v[: len(rest)] = v[rest]
+            count = len(rest)
 
 
 def _tensors(batch: dict[str, np.ndarray]) -> tuple[Any, ...]:
@@ -374,10 +384,6 @@ def _tensors(batch: dict[str, np.ndarray]) -> tuple[Any, ...]:
     x = named or torch.from_numpy(np.ascontiguousarray(batch["x"]))
     y = torch.from_numpy(np.ascontiguousarray(batch["y"]))
     return (x, y) if "w" not in batch else (x, y, torch.from_numpy(np.ascontiguousarray(batch["w"])))
-
-
-def _concat(held: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return held[0] if len(held) == 1 else {k: np.concatenate([h[k] for h in held]) for k in held[0]}
 
 
 class StreamingDataModule(ArraySplitDataModule):

@@ -340,6 +340,9 @@ def _table(
             )
         column = frame[key]
         if not pd.api.types.is_numeric_dtype(column):
+            if fields.get(key) == "data.targets" and pd.api.types.is_string_dtype(column):
+                out[key] = column.to_numpy(dtype=object)  # class names: mapped through data.labels
+                continue
             raise DataError(f"{path}: column {key!r} is not numeric (dtype {column.dtype})")
         out[key] = column.to_numpy()
     return out

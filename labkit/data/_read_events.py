@@ -129,8 +129,8 @@ def load_part(
     """The events of one file (or group), only ``rows`` when given (messages count events from
     the start of the file). ``inputs``: the input keys (compound datasets already expanded);
     ``layout``, when given, receives each key's dtype and per-event shape as read."""
-    for name, keys in (("inputs", source.inputs), ("targets", source.targets)):
-        if not keys:
+    for name, named in (("inputs", source.inputs), ("targets", source.targets)):
+        if not named:
             raise DataError(f"{part.where()}: data.{name} names no key; name the array(s) holding the {name}")
     in_keys = list(inputs) if inputs is not None else _inputs(source, part)
     single = isinstance(source.inputs, str) and in_keys == [source.inputs]

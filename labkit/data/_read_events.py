@@ -27,7 +27,7 @@ from labkit.data._files import (
 )
 from labkit.errors import DataError
 
-__all__ = ["EventSource", "Part", "load_events", "load_part"]
+__all__ = ["EventSource", "Part", "input_keys", "load_events", "load_part", "same_layout"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _names_files(value: str | Sequence[str]) -> bool:
     return any(c in value for c in "/\\" + GLOB_CHARS) or Path(value).suffix.lower() in FORMATS
 
 
-def _inputs(source: EventSource, part: Part) -> list[str]:
+def input_keys(source: EventSource, part: Part) -> list[str]:
     given = [source.inputs] if isinstance(source.inputs, str) else list(source.inputs)
     named = keys_of((), source.targets, source.weights) + list(source.spectators)
     path = part.path
@@ -132,7 +132,7 @@ def load_part(
     for name, named in (("inputs", source.inputs), ("targets", source.targets)):
         if not named:
             raise DataError(f"{part.where()}: data.{name} names no key; name the array(s) holding the {name}")
-    in_keys = list(inputs) if inputs is not None else _inputs(source, part)
+    in_keys = list(inputs) if inputs is not None else input_keys(source, part)
     single = isinstance(source.inputs, str) and in_keys == [source.inputs]
     keys = keys_of(in_keys, source.targets, source.weights) + list(source.extras) + list(source.spectators)
     fields = fields_of(in_keys, source.targets, source.weights, source.spectators) | source.fields()
@@ -185,7 +185,7 @@ def load_part(
 def load_events(source: EventSource) -> Events:
     """Every event of every file (and split) ``source`` names, one after another."""
     parts = source.parts()
-    inputs = _inputs(source, parts[0]) if source.inputs else None
+    inputs = input_keys(source, parts[0]) if source.inputs else None
     loaded: list[Events] = []
     first: dict[str, tuple[str, tuple[int, ...]]] = {}
     for part in parts:
@@ -194,7 +194,7 @@ def load_events(source: EventSource) -> Events:
         if len(loaded) == 1:
             first = layout
         else:
-            _same_layout(first, layout, part, parts[0])
+            same_layout(first, layout, part, parts[0])
     splits = sorted({p.split for p in parts if p.split})
     if source.splits and "train" not in splits:
         raise DataError("data.splits.train: no training events were read")
@@ -202,7 +202,7 @@ def load_events(source: EventSource) -> Events:
     return concat_events(loaded, loaded[0].source if len(parts) == 1 else where)
 
 
-def _same_layout(
+def same_layout(
     first: Mapping[str, tuple[str, tuple[int, ...]]],
     this: Mapping[str, tuple[str, tuple[int, ...]]],
     part: Part,

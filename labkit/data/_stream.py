@@ -338,8 +338,10 @@ class StreamLoader:
         return (self.stream.fitted.sizes[self.split] + self.stream.batch_size - 1) // self.stream.batch_size
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        # the epoch is read at the first batch, not here: Lightning makes an iterator before it
+        # calls set_epoch (and one it never reads, to check the loader)
         epoch, self.epoch = self.epoch, self.epoch + 1
-        return (_tensors(b) for b in self.batches(epoch))
+        yield from (_tensors(b) for b in self.batches(epoch))
 
     def batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         """The batches of ``epoch`` as numpy columns: for training, blocks in a random order mixed

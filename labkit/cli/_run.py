@@ -55,6 +55,7 @@ def run(
 
         _importable_here()
         exp = load_experiment(file, overrides or [])
+        _check_files(exp, scan_bytes=RUN_SCAN_BYTES)  # before torch loads and any run directory
         from labkit.runner import JobOptions
         from labkit.runner import run as run_experiment
 
@@ -72,12 +73,50 @@ def run(
             _summary(result)
 
 
-def check(file: FileArg, overrides: OverridesArg = None) -> None:
+def check(
+    file: FileArg,
+    overrides: OverridesArg = None,
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Also open the data files (no torch) and check keys, shapes, dtypes, NaN/inf, labels "
+            "and weights; print events per split, inputs and classes.",
+        ),
+    ] = False,
+) -> None:
     """Validate an experiment and print it fully resolved (defaults filled in); train nothing."""
     with _errors():
         from labkit.config import dump_experiment, load_experiment
 
-        print(dump_experiment(load_experiment(file, overrides or [])), end="")
+        exp = load_experiment(file, overrides or [])
+        summary = _check_files(exp) if data else None
+        print(dump_experiment(exp), end="")
+        if data:
+            lines = summary.lines() if summary else [f"data: {exp.data.name}: no files to check"]
+            print("".join(f"# {line}\n" for line in lines), end="")
+
+
+#: ``labkit run`` reads every value of data up to this size before training (larger data: the
+#: first chunk of each file; the DataModule checks the rest as it reads them)
+RUN_SCAN_BYTES = 2 * 2**30
+
+
+def _check_files(exp: Any, scan_bytes: int | None = None) -> Any:
+    """``check_data`` for a ``data: {name: file}`` section (None for the others): torch-free."""
+    from labkit.config import FileSpec
+
+    if not isinstance(exp.data, FileSpec):
+        return None
+    from labkit.data import check_data
+
+    kind = getattr(exp.task, "target_kind", None)
+    return check_data(
+        exp.data,
+        target_kind=kind if isinstance(kind, str) else "values",
+        num_classes=getattr(exp.task, "num_classes", None),
+        scan_bytes=scan_bytes,
+    )
 
 
 def sim(

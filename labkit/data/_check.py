@@ -62,12 +62,13 @@ def check_data(
     target_kind: str = "labels",
     num_classes: int | None = None,
     extras: Sequence[str] = (),
-    full: bool = True,
+    scan_bytes: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> DataSummary:
     """Check the files ``spec`` (a ``FileSpec``, as loaded) names: keys, fields, shapes, dtypes,
     NaN/inf (first bad event), labels (vs ``data.labels`` and ``num_classes``), weights (finite,
-    >= 0) and constituents. ``full=False`` reads only the first chunk of each file."""
+    >= 0) and constituents. When the selected arrays take more than ``scan_bytes`` (None: no
+    limit), only the first chunk of each file is read (the layout is checked, not every value)."""
     start = time.perf_counter()
     source = EventSource.from_options(spec.options(), extras)
     parts = source.parts()
@@ -77,9 +78,10 @@ def check_data(
     values: set[Any] = set()
     total, partial = 0, None
     constituents: dict[str, tuple[int, tuple[str, ...]]] = {}
-    for i, part in enumerate(parts):
-        step = _chunk(source, part, inputs, chunk_bytes)
-        n = step if not full else _rows(source, part, inputs)
+    plan = [(_rows(source, part, inputs), *_chunk(source, part, inputs, chunk_bytes)) for part in parts]
+    full = scan_bytes is None or sum(n * per_event for n, _, per_event in plan) <= scan_bytes
+    for i, (part, (rows_in_file, step, _)) in enumerate(zip(parts, plan, strict=True)):
+        n = rows_in_file if full else min(step, rows_in_file)
         if not full:
             partial = step
         for lo in range(0, max(n, 1), step):
@@ -137,17 +139,17 @@ def _probe(source: EventSource, part: Part, inputs: Sequence[str]) -> None:
     load_part(source, part, rows=slice(0, 1), inputs=inputs)
 
 
-def _chunk(source: EventSource, part: Part, inputs: Sequence[str], chunk_bytes: int) -> int:
-    """Events read at a time: a chunk of ``chunk_bytes`` for HDF5 (it reads only those rows);
-    the whole file for the other formats (they read every row anyway)."""
-    if detect_format(part.path, source.format) != "hdf5":
-        return _rows(source, part, inputs)
+def _chunk(source: EventSource, part: Part, inputs: Sequence[str], chunk_bytes: int) -> tuple[int, int]:
+    """Events read at a time and bytes per event: a chunk of ``chunk_bytes`` for HDF5 (it reads
+    only those rows); the whole file for the other formats (they read every row anyway)."""
     try:
         per_event = event_nbytes(part.path, _keys(source, part, inputs), source.format, source.tree)
     except DataError:
         _probe(source, part, inputs)
         raise
-    return max(1, chunk_bytes // max(per_event, 1))
+    if detect_format(part.path, source.format) != "hdf5":
+        return _rows(source, part, inputs), per_event
+    return max(1, chunk_bytes // max(per_event, 1)), per_event
 
 
 def _weights(events: Events, source: EventSource, offset: int) -> None:

@@ -127,5 +127,7 @@ def test_given_splits_and_constituents(tmp_path: Path) -> None:
 
 
 def test_the_first_chunk_only(tmp_path: Path) -> None:
-    summary = check_data(spec(events_file(tmp_path, nan_at=2999)), chunk_bytes=1000, full=False)
+    summary = check_data(spec(events_file(tmp_path, nan_at=2999)), chunk_bytes=1000, scan_bytes=10_000)
     assert summary.partial is not None and summary.partial < N
+    with pytest.raises(DataError, match=r"first in event 2999"):
+        check_data(spec(events_file(tmp_path, nan_at=2999)), chunk_bytes=1000, scan_bytes=10**9)

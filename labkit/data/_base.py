@@ -310,11 +310,11 @@ class ArraySplitDataModule(pl.LightningDataModule):
 
     def _device_split(self, split: str, trainer: Any) -> TensorSplit:
         """``split`` on the trainer's accelerator when ``on_device`` says so (moved once)."""
-        if split in self._placed:
-            return self._placed[split]
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if self.on_device is False or device.type not in ("cuda", "mps"):
             return self._splits[split]
+        if split in self._placed:
+            return self._placed[split]
         if self.on_device == "auto":
             total = sum(nbytes(s.tensors) for s in self._splits.values())
             if device.type == "cuda":

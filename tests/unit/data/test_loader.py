@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import BatchSampler, DataLoader
@@ -92,4 +93,41 @@ def test_digits_serve_batches_by_index_and_stay_on_the_host_without_an_accelerat
     train = dm._splits["train"].tensors[1]
     assert isinstance(train, torch.Tensor)
     assert np.array_equal(np.sort(seen.numpy()), np.sort(train.numpy()))
+    assert dm._placed == {}
+
+
+def _on(device: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        global_rank=0, world_size=1, strategy=SimpleNamespace(root_device=torch.device(device))
+    )
+
+
+def test_on_device_auto_places_the_data_once_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.data._base as base
+
+    moved: list[str] = []
+
+    def to_device(tensors: tuple[object, ...], device: torch.device) -> tuple[object, ...]:
+        moved.append(device.type)
+        return tensors
+
+    monkeypatch.setattr(base, "to_device", to_device)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**6, 10**9))  # 1 MB free
+    dm = DigitsDataModule(seed=2, on_device="auto")
+    dm.trainer = _on("cuda")  # type: ignore[assignment]
+    dm.train_dataloader()
+    assert moved == [] and dm._placed == {}  # 1797 digits (0.5 MB) take more than a quarter of 1 MB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**9, 10**9))
+    dm.train_dataloader()
+    dm.val_dataloader()
+    assert moved == ["cuda"] * 3 and set(dm._placed) == {"train", "val", "test"}  # each split once
+    dm.trainer = None  # type: ignore[assignment]
+    assert dm._device_split("test", None) is dm._splits["test"]
+
+
+def test_on_device_false_keeps_the_data_on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**12, 10**12))
+    dm = DigitsDataModule(seed=2, on_device=False)
+    dm.trainer = _on("cuda")  # type: ignore[assignment]
+    dm.train_dataloader()
     assert dm._placed == {}

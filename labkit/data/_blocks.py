@@ -149,16 +149,19 @@ def split_blocks(
 
 @dataclass(frozen=True)
 class StreamSource:
-    """What a DataModule tells the stream about its files."""
+    """What a DataModule tells the stream about its files: the parts, the keys read per block and
+    how rows become :class:`Arrays` (``assemble`` over ``read``, or ``rows`` doing both)."""
 
     parts: tuple[Part, ...]
-    keys: tuple[str, ...]  #: the datasets read for every block
+    keys: tuple[str, ...]  #: the datasets read for every block (the first one counts the rows)
     #: raw rows → Arrays, with the module's own checks and cleaning (``assemble`` for files)
-    assemble: Callable[[dict[str, np.ndarray], str], Arrays]
+    assemble: Callable[[dict[str, np.ndarray], str], Arrays] | None = None
     #: the files' own splits as part numbers, or None: split at random with the fractions
     splits: Mapping[str, tuple[int, ...]] | None = None
     read: RowReader = read_hdf5_rows
     layout: Callable[[Part, Sequence[str]], tuple[int, int]] = hdf5_layout
+    #: ``rows(part number, start, stop)`` → Arrays: reads and assembles (instead of read + assemble)
+    rows: Callable[[int, int, int], Arrays] | None = None
 
     def nbytes(self) -> int:
         """The bytes the arrays would take in memory (from the headers)."""

@@ -148,8 +148,11 @@ class Stream:
 
     def read(self, block: Block) -> Arrays:
         src = self.source
+        if src.rows is not None:
+            return src.rows(block.part, block.start, block.stop)
         part = src.parts[block.part]
         raw = src.read(part, src.keys, block.start, block.stop)
+        assert src.assemble is not None, "a StreamSource needs rows, or read and assemble"
         return src.assemble(raw, f"{part.path} (rows {block.start}:{block.stop})")
 
     def setup(self) -> DataInfo:

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labkit.data._arrays import FileDataModule, assemble, keys_of
+from labkit.data._arrays import FileDataModule, keys_of
 from labkit.data._base import Arrays
 from labkit.data._blocks import (
     Block,
@@ -22,6 +22,8 @@ from labkit.data._blocks import (
     split_blocks,
     streams,
 )
+from labkit.data._files import detect_format
+from labkit.data._read_events import input_keys, load_part
 from labkit.data._stream import Stream, StreamingDataModule
 from labkit.errors import DataError
 
@@ -252,27 +254,29 @@ def test_files_reader_reads_compound_rows(tmp_path: Path) -> None:
 
 
 class _Files(StreamingDataModule, FileDataModule):
-    """FileDataModule with the streaming dispatch, as the lead wires it (one file)."""
+    """FileDataModule with the streaming dispatch: ``stream_source`` as proposed for _arrays.py."""
 
     def stream_source(self) -> StreamSource | None:
-        keys = keys_of(self.inputs, self.targets, self.weights) + list(self.extras) + list(self.spectators)
-        read, layout = files_reader(self.format, self.tree, self.fields())
+        """The files as blocks of rows, to stream when they exceed ``memory_limit`` (HDF5 only)."""
+        source = self.event_source()
+        parts = source.parts()
+        if any(detect_format(p.path, self.format) != "hdf5" for p in parts):
+            return None
+        inputs = input_keys(source, parts[0])
+        sets = [str(c["dataset"]) for c in self.constituents.values()]
+        keys = tuple(dict.fromkeys(keys_of(inputs, self.targets, self.weights) + sets))
+        _, layout = files_reader(self.format, self.tree, self.fields())
 
-        def rows(found: Mapping[str, np.ndarray], where: str) -> Arrays:
-            return assemble(
-                found,
-                self.inputs,
-                self.targets,
-                self.weights,
-                where,
-                self.labels,
-                self.fields(),
-                extras=self.extras,
-                spectators=self.spectators,
-            )
+        def rows(i: int, start: int, stop: int) -> Arrays:
+            return Arrays(**load_part(source, parts[i], rows=slice(start, stop), inputs=inputs).fields())
 
+        given = {n: tuple(i for i, p in enumerate(parts) if p.split == n) for n in ("train", "val", "test")}
         return StreamSource(
-            parts=(Part(self.path),), keys=tuple(dict.fromkeys(keys)), assemble=rows, read=read, layout=layout
+            parts=tuple(Part(p.path, p.group or "") for p in parts),
+            keys=keys,
+            splits={n: ids for n, ids in given.items() if ids} if source.splits else None,
+            layout=layout,
+            rows=rows,
         )
 
 
@@ -293,8 +297,38 @@ def test_file_module_streams_end_to_end(tmp_path: Path) -> None:
     assert np.array_equal(info.extras["pt"], dm.split_indices("test"))  # in test loader order
     x, y, w = next(iter(dm.train_dataloader()))
     assert x.shape == (50, 4) and y.shape == (50,) and w.shape == (50,)
-    with pytest.raises(DataError, match=r"d\.h5 \(rows \d+:\d+\): 'y' \(data\.targets\)"):
+    with pytest.raises(DataError, match=r"d\.h5: 'y' \(data\.targets\)"):
         with h5py.File(path, "a") as f:
             del f["y"]
             f["y"] = np.array([b"a"] * N)
         _Files(memory_limit=10_000, **options).setup()
+
+
+def test_file_module_streams_constituents_and_given_splits(tmp_path: Path) -> None:
+    path = tmp_path / "jets.h5"
+    rng = np.random.default_rng(0)
+    for group, n in (("train", 800), ("test", 200)):
+        jets = np.zeros(n, dtype=[("pt", "f4"), ("eta", "f4"), ("flavour", "i4")])
+        jets["pt"], jets["eta"], jets["flavour"] = np.arange(n), rng.normal(size=n), rng.integers(0, 2, n)
+        tracks = np.zeros((n, 5), dtype=[("d0", "f4"), ("z0", "f4"), ("valid", "?")])
+        tracks["valid"] = rng.random((n, 5)) < 0.6
+        tracks["d0"] = np.where(tracks["valid"], rng.normal(2.0, 3.0, (n, 5)), 0)
+        with h5py.File(path, "a") as f:
+            f[f"{group}/jets"], f[f"{group}/tracks"] = jets, tracks
+    dm = _Files(
+        path=str(path),
+        inputs=["jets.pt", "jets.eta"],
+        targets="jets.flavour",
+        constituents={"tracks": {"dataset": "tracks", "fields": ["d0", "z0"], "valid": "valid", "max": 5}},
+        splits={"train": "train", "test": "test"},
+        memory_limit=1000,
+        shuffle_buffer=100,
+        batch_size=40,
+        standardize=True,
+    )
+    info = dm.info
+    assert dm.streaming() is not None and info.sizes["test"] == 200 and sum(info.sizes.values()) == 1000
+    assert info.input_shapes["tracks"] == (5, 2) and info.num_classes == 2
+    x, _ = next(iter(dm.test_dataloader()))
+    assert set(x) == {"features", "tracks", "tracks_valid"} and x["tracks"].shape == (40, 5, 2)
+    assert float(x["tracks"][~x["tracks_valid"]].abs().sum()) == 0.0

@@ -93,7 +93,8 @@ def check(
         summary = _check_files(exp) if data else None
         print(dump_experiment(exp), end="")
         if data:
-            lines = summary.lines() if summary else [f"data: {exp.data.name}: no files to check"]
+            what = getattr(exp.data, "name", None) or "class_path"
+            lines = summary.lines() if summary else [f"data: {what}: no files to check (only name: file is)"]
             print("".join(f"# {line}\n" for line in lines), end="")
 
 
@@ -108,8 +109,11 @@ def _check_files(exp: Any, scan_bytes: int | None = None) -> Any:
 
     if not isinstance(exp.data, FileSpec):
         return None
-    from labkit.data import check_data
+    import labkit.data
 
+    check_data = getattr(labkit.data, "check_data", None)  # exported by labkit.data (issue 17)
+    if check_data is None:
+        return None
     kind = getattr(exp.task, "target_kind", None)
     return check_data(
         exp.data,

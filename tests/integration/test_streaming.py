@@ -21,7 +21,15 @@ from labkit.data._stream import StreamingDataModule
 N = 2000
 
 
-class _Files(StreamingDataModule, FileDataModule):
+#: once FileDataModule streams by itself it is a StreamingDataModule already
+_BASES = (
+    (FileDataModule,)
+    if issubclass(FileDataModule, StreamingDataModule)
+    else (StreamingDataModule, FileDataModule)
+)
+
+
+class _Files(*_BASES):  # type: ignore[misc]
     def stream_source(self) -> StreamSource:
         read, layout = files_reader(self.format, self.tree, self.fields())
 

@@ -62,9 +62,7 @@ def _candidates(f: Any, available: Sequence[str]) -> list[str]:
     return out
 
 
-def resolve(
-    f: Any, path: Path, key: str, available: Sequence[str], fields: Mapping[str, str]
-) -> tuple[str, str | None]:
+def resolve(f: Any, path: Path, key: str, fields: Mapping[str, str]) -> tuple[str, str | None]:
     """(dataset, field or None) that ``key`` names, else :class:`DataError` saying why not."""
     import h5py
 
@@ -88,7 +86,7 @@ def resolve(
             f"{path}: {key!r}{_role(key, fields)} names field {tail!r} of the compound dataset "
             f"{head!r}; write it {head}.{tail} (a dot between dataset and field)"
         )
-    raise _missing(f, path, key, available, fields)
+    raise _missing(f, path, key, _datasets(f), fields)
 
 
 def _missing(f: Any, path: Path, key: str, available: Sequence[str], fields: Mapping[str, str]) -> DataError:
@@ -132,10 +130,9 @@ def read_hdf5(
     import h5py
 
     with h5py.File(path, "r") as f:
-        available = _datasets(f)
         plan: dict[str, list[tuple[str, str | None]]] = {}
         for key in keys:
-            name, field = resolve(f, path, key, available, fields)
+            name, field = resolve(f, path, key, fields)
             plan.setdefault(name, []).append((key, field))
         out: dict[str, np.ndarray] = {}
         for name, wanted in plan.items():
@@ -194,7 +191,7 @@ def hdf5_rows(path: Path, key: str) -> int:
     import h5py
 
     with h5py.File(path, "r") as f:
-        name, _ = resolve(f, path, key, _datasets(f), {})
+        name, _ = resolve(f, path, key, {})
         shape = f[name].shape
         return int(shape[0]) if shape else 1
 
@@ -205,9 +202,8 @@ def hdf5_event_nbytes(path: Path, keys: Sequence[str]) -> int:
 
     total = 0
     with h5py.File(path, "r") as f:
-        available = _datasets(f)
         for key in keys:
-            name, field = resolve(f, path, key, available, {})
+            name, field = resolve(f, path, key, {})
             dset = f[name]
             dtype = dset.dtype if field is None else dset.dtype[field]
             total += dtype.itemsize * int(np.prod((dset.shape or (1,))[1:], dtype=np.int64))

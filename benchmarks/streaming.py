@@ -3,8 +3,8 @@
 Two measurements, each in a fresh child process (so that one does not inherit the other's
 memory):
 
-* ``memory``: an HDF5 file of ``--events`` events x 32 float32 features (2 000 000 events:
-  256 MB, 4x the default ``--limit`` of 64 MB) is trained on for one epoch (validation
+* ``memory``: an HDF5 file of ``--events`` events x 32 float32 features (2 150 000 events:
+  264 MiB with the labels, 4.1x the default ``--limit`` of 64 MiB) is trained on for one epoch (validation
   included) through the streaming path of a FileDataModule (``memory_limit`` = the limit,
   the default ``shuffle_buffer`` of 100 000 events, batch 1024) with a small MLP (32-16-2).
   The child reports its resident memory after the imports and the model are built (VmRSS) and
@@ -14,17 +14,18 @@ memory):
   growth is Lightning's and torch's own (allocator arenas, threads, the first optimiser step).
 * ``accuracy``: a smaller file that fits (``--small`` events x 16 features, three classes from
   a non-linear rule) is trained on for ``--epochs`` epochs with the same seed, once loaded into
-  memory and once streamed (``memory_limit`` 1 MB, ``shuffle_buffer`` 10 000); it prints both
-  runs' validation and test accuracy. The two paths draw different (equally sized) splits —
-  per event in memory, per block of rows when streaming — so the figures agree within the
-  statistical noise of a test split, not to the last digit.
+  memory and once streamed (``memory_limit`` 1 KiB, ``shuffle_buffer`` 10 000); it prints both
+  runs' validation and test accuracy, and their accuracy on a hold-out file of 100 000 other
+  events of the same rule. The two paths draw different (equally sized) splits — per event in
+  memory, per block of rows when streaming — so their val/test figures differ by the noise of
+  a 6 000-event split (about 0.005); the hold-out file judges both models on the same events.
 
 Run it from the repository root::
 
     .venv/bin/python benchmarks/streaming.py                   # about 2 minutes on 2 cores
     .venv/bin/python benchmarks/streaming.py --events 500000   # quicker, same 4x ratio at --limit 16MB
 
-Exit status: 0 when the growth stays below the limit and the accuracies agree within
+Exit status: 0 when the growth stays below the limit and the hold-out accuracies agree within
 ``--tolerance`` (0.02), 2 otherwise.
 """
 
@@ -36,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,23 +74,37 @@ def _status(field: str) -> int:
 
 
 def _module(path: Path, memory_limit: int, shuffle_buffer: int, batch_size: int) -> Any:
-    """A FileDataModule that streams above ``memory_limit``: labkit's own when it already does,
-    else the same dispatch added here (StreamingDataModule + files_reader + assemble)."""
-    from labkit.data._arrays import FileDataModule, assemble, keys_of
+    """A FileDataModule that streams above ``memory_limit``: labkit's own when it already
+    streams, else the same dispatch added here (``stream_source`` as docs/large-data.md's
+    integration notes give it: load_part over blocks of rows)."""
+    from labkit.data._arrays import FileDataModule, keys_of
+    from labkit.data._base import Arrays
     from labkit.data._blocks import Part, StreamSource, files_reader
+    from labkit.data._read_events import input_keys, load_part
     from labkit.data._stream import StreamingDataModule
 
-    class Files(StreamingDataModule, FileDataModule):  # type: ignore[misc]
-        def stream_source(self) -> StreamSource:
-            keys = keys_of(self.inputs, self.targets, self.weights)
-            read, layout = files_reader(self.format, self.tree, self.fields())
+    module: Any = FileDataModule
+    if not issubclass(FileDataModule, StreamingDataModule):
 
-            def rows(found: Mapping[str, np.ndarray], where: str) -> Any:
-                return assemble(found, self.inputs, self.targets, self.weights, where, fields=self.fields())
+        class Files(StreamingDataModule, FileDataModule):  # type: ignore[misc]
+            def stream_source(self) -> StreamSource:
+                source = self.event_source()
+                parts = source.parts()
+                inputs = input_keys(source, parts[0])
+                keys = tuple(keys_of(inputs, self.targets, self.weights))
+                _, layout = files_reader(self.format, self.tree, self.fields())
 
-            return StreamSource((Part(self.path),), tuple(keys), rows, read=read, layout=layout)
+                def rows(i: int, start: int, stop: int) -> Arrays:
+                    return Arrays(
+                        **load_part(source, parts[i], rows=slice(start, stop), inputs=inputs).fields()
+                    )
 
-    return Files(
+                return StreamSource(
+                    tuple(Part(p.path, p.group or "") for p in parts), keys, layout=layout, rows=rows
+                )
+
+        module = Files
+    return module(
         path=str(path),
         inputs="x",
         targets="y",
@@ -143,7 +157,7 @@ def child(args: argparse.Namespace) -> None:
             self.log("val_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.Adam(self.parameters(), lr=3e-3)
+            return torch.optim.Adam(self.parameters(), lr=3e-3 if args.child == "memory" else 1e-2)
 
     trainer = pl.Trainer(
         max_epochs=args.epochs,
@@ -168,6 +182,14 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "accuracy":
         net.eval()
         out |= {"val": _accuracy(net, dm.val_dataloader()), "test": _accuracy(net, dm.test_dataloader())}
+        import h5py
+
+        with h5py.File(Path(args.file).with_name("holdout.h5")) as f:  # the same rule, other events
+            x, y = f["x"][()], torch.from_numpy(f["y"][()].astype(np.int64))
+        mean, divisor = dm.input_scaling
+        with torch.no_grad():
+            guess = net(torch.from_numpy(((x - mean) / divisor).astype(np.float32))).argmax(dim=1)
+        out["holdout"] = float((guess == y).float().mean())
     print(json.dumps(out))
 
 
@@ -186,11 +208,11 @@ def _run(kind: str, file: Path, args: argparse.Namespace, **options: Any) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--events", type=int, default=2_000_000, help="events in the large file (x 32 floats)"
+        "--events", type=int, default=2_150_000, help="events in the large file (x 32 floats)"
     )
     parser.add_argument("--limit", type=int, default=64, help="data.memory_limit in MiB")
-    parser.add_argument("--small", type=int, default=60_000, help="events in the file that fits")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the accuracy comparison")
+    parser.add_argument("--small", type=int, default=40_000, help="events in the file that fits")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the accuracy comparison")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=0.02)
     # the child's options
@@ -228,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             "(Lightning's and torch's own first-fit allocations, 2.4 MiB of data)"
         )
         _write(small, args.small, 16, seed=2, rule="ring")
+        _write(Path(tmp) / "holdout.h5", 100_000, 16, seed=3, rule="ring")
         print(f"small file: {args.small} events x 16 float32, {args.epochs} epochs, seed 0, batch 256")
         runs = {}
-        for name, memory_limit, buffer in (("in-memory", 1 << 40, 100_000), ("streamed", MB, 10_000)):
+        for name, memory_limit, buffer in (("in-memory", 1 << 40, 100_000), ("streamed", 1024, 10_000)):
             runs[name] = _run(
                 "accuracy",
                 small,
@@ -243,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             r = runs[name]
             print(
                 f"  {name:9s} streamed={r['streamed']}  val acc {r['val']:.4f}  test acc {r['test']:.4f}  "
-                f"sizes {r['sizes']}  fit {r['seconds']:.1f} s"
+                f"hold-out acc {r['holdout']:.4f}  sizes {r['sizes']}  fit {r['seconds']:.1f} s"
             )
-    gap = abs(runs["in-memory"]["test"] - runs["streamed"]["test"])
+    print("  (the best possible accuracy on this rule, 5 % of labels redrawn at random: 0.967)")
+    gap = abs(runs["in-memory"]["holdout"] - runs["streamed"]["holdout"])
     ok = growth < limit and mem["streamed"] and runs["streamed"]["streamed"] and gap <= args.tolerance
-    print(f"test accuracy gap {gap:.4f} (tolerance {args.tolerance}); {'PASS' if ok else 'FAIL'}")
+    print(f"hold-out accuracy gap {gap:.4f} (tolerance {args.tolerance}); {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 2
 
 

@@ -121,7 +121,8 @@ def check_data(
 def _keys(source: EventSource, part: Part, inputs: Sequence[str]) -> list[str]:
     targets = [source.targets] if isinstance(source.targets, str) else list(source.targets)
     keys = [*inputs, *targets, *([source.weights] if source.weights else []), *source.spectators]
-    keys += [str(c["dataset"]) for c in source.constituents.values()]
+    if detect_format(part.path, source.format) == "hdf5":  # jagged branches: counted by the read
+        keys += [str(c["dataset"]) for c in source.constituents.values()]
     prefix = f"{part.group}/" if part.group else ""
     return [prefix + k for k in dict.fromkeys(keys)]
 

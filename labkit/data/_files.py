@@ -24,6 +24,7 @@ __all__ = [
     "event_nbytes",
     "expand_inputs",
     "expand_paths",
+    "only_tree",
     "read_arrays",
 ]
 
@@ -116,7 +117,7 @@ def count_rows(path: Path, key: str, fmt: str = "auto", tree: str | None = None)
             import uproot
 
             with uproot.open(path) as f:
-                name = tree or _only_tree(path, f)
+                name = tree or only_tree(path, f)
                 return int(f[name].num_entries)
     except DataError:
         raise
@@ -165,7 +166,7 @@ def expand_paths(paths: str | Sequence[str], field: str = "data.path") -> list[P
     return sorted(dict.fromkeys(out))
 
 
-def _only_tree(path: Path, f: Any) -> str:
+def only_tree(path: Path, f: Any) -> str:
     trees = list(dict.fromkeys(name.split(";")[0] for name, cls in f.classnames().items() if cls in _TREES))
     if len(trees) != 1:
         raise DataError(f"{path}: set data.tree to one of the file's TTrees: {listing(trees, 'none')}")

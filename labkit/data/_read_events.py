@@ -150,15 +150,20 @@ def load_part(
         layout |= {k: (v.dtype.str, tuple(v.shape[1:])) for k, v in found.items()}
     sets = {}
     if source.constituents:
-        if detect_format(part.path, source.format) != "hdf5":
+        fmt = detect_format(part.path, source.format)
+        if fmt not in ("hdf5", "root", "parquet"):
             raise DataError(
-                f"data.constituents: {part.path} is not an HDF5 file; constituents are read from HDF5 "
-                "compound datasets (ROOT/Parquet jagged branches: not yet)"
+                f"data.constituents: {part.path} is a {fmt} file; constituents are read from HDF5 "
+                "compound datasets, ROOT jagged branches or Parquet list columns"
             )
         from labkit.data._read_hdf5 import read_constituents
+        from labkit.data._read_jagged import read_jagged_constituents
 
         for g, spec in source.constituents.items():
-            features, valid = read_constituents(part.path, g, spec, rows, part.group)
+            if fmt == "hdf5":
+                features, valid = read_constituents(part.path, g, spec, rows, part.group)
+            else:
+                features, valid = read_jagged_constituents(part.path, g, spec, fmt, source.tree, rows)
             sets[g] = ConstituentSet(features, valid, tuple(spec["fields"]))
     n = len(found[in_keys[0]]) if found[in_keys[0]].ndim else 0  # a scalar: assemble says so
     split = None if part.split is None else np.full(n, SPLITS[part.split], dtype=np.int8)

@@ -199,9 +199,60 @@ def test_constituent_mistakes_name_the_field(tmp_path: Path, spec: dict[str, obj
         dm.load()
 
 
-def test_constituents_from_root_are_refused_clearly(tmp_path: Path) -> None:
+def test_constituents_from_npz_are_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "a.npz"
     np.savez(path, x=np.zeros(10), y=np.zeros(10))
     dm = FileDataModule(path=str(path), inputs="x", targets="y", constituents={"t": TRACKS}, seed=0)
-    with pytest.raises(DataError, match=r"constituents are read from HDF5 compound datasets"):
+    with pytest.raises(DataError, match=r"constituents are read from HDF5 compound datasets, ROOT jagged"):
         dm.load()
+
+
+def jagged(n: int = 60, seed: int = 0) -> tuple[dict[str, object], list[np.ndarray]]:
+    import awkward as ak
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 12, n)
+    pt = [rng.exponential(5.0, c).astype(np.float32) for c in counts]
+    columns: dict[str, object] = {
+        "jet_pt": rng.exponential(50.0, n),
+        "label": rng.integers(0, 2, n),
+        "pfcand_pt": ak.Array(pt),
+        "pfcand_eta": ak.Array([rng.normal(size=c).astype(np.float32) for c in counts]),
+    }
+    return columns, pt
+
+
+@pytest.mark.parametrize("fmt", ["root", "parquet"])
+def test_jagged_constituents_are_padded_to_max(tmp_path: Path, fmt: str) -> None:
+    import awkward as ak
+
+    columns, pt = jagged()
+    if fmt == "root":
+        import uproot
+
+        path = tmp_path / "j.root"
+        with uproot.recreate(path) as f:
+            f["events"] = columns
+    else:
+        path = tmp_path / "j.parquet"
+        ak.to_parquet(ak.Array(columns), path)
+    spec = {"dataset": "pfcand", "fields": ["pt", "eta"], "valid": None, "max": 8}
+    module = FileDataModule(
+        path=str(path), inputs=["jet_pt", "jet_pt"], targets="label", constituents={"pf": spec}, seed=0
+    )
+    arrays = module.load()
+    assert isinstance(arrays.x, dict)
+    assert arrays.x["pf"].shape == (60, 8, 2) and arrays.x["pf_valid"].shape == (60, 8)
+    for i in (0, 1, 2):
+        k = min(len(pt[i]), 8)
+        assert arrays.x["pf_valid"][i].sum() == k
+        np.testing.assert_allclose(arrays.x["pf"][i, :k, 0], pt[i][:k])
+        assert (arrays.x["pf"][i, k:] == 0).all()
+    spec_no_max = spec | {"max": None}
+    with pytest.raises(DataError, match=r"data.constituents.pf.max: give the number of entries"):
+        FileDataModule(
+            path=str(path), inputs="jet_pt", targets="label", constituents={"pf": spec_no_max}
+        ).load()
+    bad = spec | {"fields": ["pt", "phi"]}
+    with pytest.raises(DataError, match=r"no branch pfcand_phi \(data.constituents.pf.fields\).*pfcand_eta"):
+        FileDataModule(path=str(path), inputs="jet_pt", targets="label", constituents={"pf": bad}).load()

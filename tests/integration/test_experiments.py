@@ -35,6 +35,7 @@ def test_every_shipped_experiment_runs_with_smoke_settings(path: Path, tmp_path:
         "calo_energy": {"test_resolution_a_incident_energy", "test_resolution_b_incident_energy"},
         "tracks_seg": {"test_iou_track", "test_miou", "baseline_iou_track", "test_dice_track"},
         "dijet_anomaly": {"test_auc", "test_max_sic", "test_rejection_at_eff30", "np_max_sic"},
+        "jet_tagging": {"test_auc", "test_rejection_at_eff90", "np_auc", "np_auc_jet_level"},
         "calo_surrogate": {
             "test_sep_power_etot_over_einc",
             "test_classifier_auc",

@@ -21,6 +21,8 @@ __all__ = ["CHUNK_BYTES", "DataSummary", "check_data"]
 
 #: bytes of one event's arrays read at a time (HDF5)
 CHUNK_BYTES = 256 * 2**20
+#: events read from each file when the data are too large to read whole (``scan_bytes``)
+PARTIAL_EVENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def check_data(
     constituents: dict[str, tuple[int, tuple[str, ...]]] = {}
     plan = [(_rows(source, part, inputs), *_chunk(source, part, inputs, chunk_bytes)) for part in parts]
     full = scan_bytes is None or sum(n * per_event for n, _, per_event in plan) <= scan_bytes
-    for i, (part, (rows_in_file, step, _)) in enumerate(zip(parts, plan, strict=True)):
+    for i, (part, (rows_in_file, chunk, _)) in enumerate(zip(parts, plan, strict=True)):
+        step = chunk if full else min(chunk, PARTIAL_EVENTS)
         n = rows_in_file if full else min(step, rows_in_file)
         if not full:
             partial = step
@@ -141,14 +144,14 @@ def _probe(source: EventSource, part: Part, inputs: Sequence[str]) -> None:
 
 
 def _chunk(source: EventSource, part: Part, inputs: Sequence[str], chunk_bytes: int) -> tuple[int, int]:
-    """Events read at a time and bytes per event: a chunk of ``chunk_bytes`` for HDF5 (it reads
-    only those rows); the whole file for the other formats (they read every row anyway)."""
+    """Events read at a time and bytes per event: a chunk of ``chunk_bytes`` for HDF5 and ROOT
+    (they read only those rows); the whole file for the other formats (they read every row)."""
     try:
         per_event = event_nbytes(part.path, _keys(source, part, inputs), source.format, source.tree)
     except DataError:
         _probe(source, part, inputs)
         raise
-    if detect_format(part.path, source.format) != "hdf5":
+    if detect_format(part.path, source.format) not in ("hdf5", "root"):
         return _rows(source, part, inputs), per_event
     return max(1, chunk_bytes // max(per_event, 1)), per_event
 

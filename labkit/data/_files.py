@@ -65,19 +65,19 @@ def read_arrays(
 
     ``fields`` names the experiment field each key came from (``data.inputs``), for messages.
     An HDF5 key may name a field of a compound dataset (``jets.pt``). ``rows`` keeps only those
-    events (HDF5 reads only them; the other formats read all and slice).
+    events (HDF5 and ROOT read only them; the other formats read all and slice).
     """
     fmt = _usable(path, fmt)
     reader = {"npz": _npz, "hdf5": _hdf5, "root": _root, "parquet": _table, "csv": _table}[fmt]
     try:
-        extra: dict[str, Any] = {"rows": rows} if fmt == "hdf5" else {}
+        extra: dict[str, Any] = {"rows": rows} if fmt in ("hdf5", "root") else {}
         wanted = list(dict.fromkeys(keys))
         found = reader(path, wanted, fmt=fmt, tree=tree, fields=dict(fields or {}), **extra)
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files, bad compression...: the file is unusable
         raise _unreadable(path, fmt, exc) from None
-    if rows is not None and fmt != "hdf5":
+    if rows is not None and fmt not in ("hdf5", "root"):
         found = {k: v[rows] if v.ndim else v for k, v in found.items()}
     return found
 
@@ -281,7 +281,12 @@ _TREES = ("TTree", "ROOT::RNTuple")  # ROOT's classic trees and their successor
 
 
 def _root(
-    path: Path, keys: list[str], fields: Mapping[str, str], tree: str | None = None, **_: Any
+    path: Path,
+    keys: list[str],
+    fields: Mapping[str, str],
+    tree: str | None = None,
+    rows: slice | None = None,
+    **_: Any,
 ) -> dict[str, np.ndarray]:
     import uproot
 
@@ -306,7 +311,8 @@ def _root(
             if key not in available:
                 raise _missing(path, key, available, f"branch (in TTree {tree!r})", fields)
         try:
-            read = t.arrays(keys, library="np")
+            span = {} if rows is None else {"entry_start": rows.start, "entry_stop": rows.stop}
+            read = t.arrays(keys, library="np", **span)
         except Exception as exc:  # noqa: BLE001
             raise DataError(
                 f"{path}: cannot read branches {listing(keys)} of TTree {tree!r} ({first_line(exc)})"

@@ -131,3 +131,19 @@ def test_the_first_chunk_only(tmp_path: Path) -> None:
     assert summary.partial is not None and summary.partial < N
     with pytest.raises(DataError, match=r"first in event 2999"):
         check_data(spec(events_file(tmp_path, nan_at=2999)), chunk_bytes=1000, scan_bytes=10**9)
+
+
+def test_a_root_file_is_read_in_chunks_too(tmp_path: Path) -> None:
+    import uproot
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=N)
+    a[1234] = np.inf
+    path = tmp_path / "ev.root"
+    with uproot.recreate(path) as f:
+        f.mktree("events", {"a": "f8", "b": "f8", "y": "i8"})
+        f["events"].extend({"a": a, "b": rng.normal(size=N), "y": rng.integers(0, 2, N)})
+    with pytest.raises(DataError, match=r"ev.root: 'a' \(data.inputs\) .*first in event 1234"):
+        check_data(spec(path, inputs=["a", "b"]), chunk_bytes=1000)
+    summary = check_data(spec(path, inputs=["b"]), chunk_bytes=1000, scan_bytes=0)
+    assert summary.partial == 62 and summary.events == 62  # 1000 bytes / 16 bytes per event (b, y)

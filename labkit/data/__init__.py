@@ -16,6 +16,7 @@ __all__, _lazy_getattr = lazy_exports(
     {
         "labkit.data._arrays": ("ArrayDataModule", "FileDataModule"),
         "labkit.data._base": ("ArraySplitDataModule", "DataInfo"),
+        "labkit.data._check": ("DataSummary", "check_data"),
         "labkit.data._digits": ("DigitsDataModule",),
         "labkit.data._files": ("FORMATS", "detect_format"),
         "labkit.data._simulated": ("SimulatedDataModule",),
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.data._arrays import FileDataModule as FileDataModule
     from labkit.data._base import ArraySplitDataModule as ArraySplitDataModule
     from labkit.data._base import DataInfo as DataInfo
+    from labkit.data._check import DataSummary as DataSummary
+    from labkit.data._check import check_data as check_data
     from labkit.data._digits import DigitsDataModule as DigitsDataModule
     from labkit.data._files import FORMATS as FORMATS
     from labkit.data._files import detect_format as detect_format

@@ -20,12 +20,13 @@ noise). With a GPU, the same again on it, labkit
 with ``data.on_device: true`` (goal ≤ 0.3).
 
 **Threads.** ``labkit.run`` of ``experiments/digits_mlp.yaml`` (``--thread-epochs`` epochs, no
-early stopping) in a fresh process per fit, with ``trainer.threads`` ``auto`` and each fixed
-count in {1, 2, all CPUs}, while two other CPU-bound processes run (``while True: pass``,
-stopped at the end). Each fit runs with ``OMP_WAIT_POLICY=PASSIVE`` (what the ``labkit`` command
-sets when the variable is unset) and is repeated ``--thread-repeats`` times; the time is
+early stopping, offline tracking) with ``trainer.threads`` ``auto`` and each fixed count in
+{1, 2, all CPUs}, while two other CPU-bound processes run (``while True: pass``, stopped at the
+end). All these fits run in one fresh process with ``OMP_WAIT_POLICY=PASSIVE`` (what the
+``labkit`` command sets when the variable is unset), ``--thread-repeats`` rounds in an
+alternating order (torch takes the inter-op count of the first fit only); the time is
 ``RunResult.fit_seconds``. It prints auto / the best fixed count (goal ≤ 1.2), and one fit of
-``auto`` under OpenMP's default (active) wait policy for reference.
+``auto`` in a second process under OpenMP's default (active) wait policy for reference.
 
 Run it from the repository root::
 
@@ -195,24 +196,28 @@ def data_path(args: argparse.Namespace, accelerator: str, goal: float) -> bool:
 CHILD = """
 import json, sys, tempfile, warnings
 warnings.filterwarnings("ignore")
+import torch
 import labkit
 from labkit.config import load_experiment
-threads, epochs = sys.argv[1], sys.argv[2]
+epochs, rounds, arms = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 with tempfile.TemporaryDirectory() as tmp:
-    exp = load_experiment("experiments/digits_mlp.yaml", [
-        f"trainer.max_epochs={epochs}", "trainer.early_stopping=null", f"trainer.threads={threads}",
-        f"tracking.uri=sqlite:///{tmp}/mlflow.db", "tracking.mode=offline", f"runs_root={tmp}/runs"])
-    result = labkit.run(exp, progress="none")
-    import torch
-    print(json.dumps({"fit_s": result.fit_seconds, "threads": torch.get_num_threads()}))
+    for r in range(rounds):
+        for arm in arms if r % 2 == 0 else arms[::-1]:
+            exp = load_experiment("experiments/digits_mlp.yaml", [
+                f"trainer.max_epochs={epochs}", "trainer.early_stopping=null", f"trainer.threads={arm}",
+                f"tracking.uri=sqlite:///{tmp}/mlflow.db", "tracking.mode=offline", f"runs_root={tmp}/runs"])
+            result = labkit.run(exp, progress="none")
+            print(json.dumps([arm, result.fit_seconds, torch.get_num_threads()]), flush=True)
 """
 
 
-def child_fit(threads: str, epochs: int, policy: str) -> tuple[float, int]:
+def child_fits(arms: list[str], epochs: int, rounds: int, policy: str) -> list[tuple[str, float, int]]:
+    """Fits of digits_mlp in one fresh process (OMP_WAIT_POLICY ``policy``), ``rounds`` times
+    each arm in an alternating order: (arm, fit seconds, torch threads)."""
     env = dict(os.environ, OMP_WAIT_POLICY=policy)
     env.pop("OMP_NUM_THREADS", None)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, threads, str(epochs)],
+        [sys.executable, "-c", CHILD, str(epochs), str(rounds), *arms],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -220,43 +225,39 @@ def child_fit(threads: str, epochs: int, policy: str) -> tuple[float, int]:
         check=False,
     )
     if out.returncode != 0:
-        raise SystemExit(f"threads={threads}: the fit failed:\n{out.stderr[-2000:]}")
-    shown = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(shown["fit_s"]), int(shown["threads"])
+        raise SystemExit(f"the digits fits failed:\n{out.stderr[-2000:]}")
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("[")]
+    return [(str(a), float(s), int(n)) for a, s, n in rows]
 
 
 def threads(args: argparse.Namespace) -> bool:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     fixed = sorted({1, 2, cpus})
+    arms = ["auto", *map(str, fixed)]
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         time.sleep(0.5)
-        arms = ["auto", *map(str, fixed)]
-        fits: dict[str, list[float]] = {a: [] for a in arms}
-        resolved = 0
-        for r in range(args.thread_repeats):
-            for arm in arms if r % 2 == 0 else arms[::-1]:
-                seconds, count = child_fit(arm, args.thread_epochs, "PASSIVE")
-                fits[arm].append(seconds)
-                resolved = count if arm == "auto" else resolved
-        active, active_count = child_fit("auto", args.thread_epochs, "ACTIVE")
+        rows = child_fits(arms, args.thread_epochs, args.thread_repeats, "PASSIVE")
+        active = child_fits(["auto"], args.thread_epochs, 1, "ACTIVE")[0]
     finally:
         for proc in busy:
             proc.kill()
             proc.wait()
+    fits = {arm: [s for a, s, _ in rows if a == arm] for arm in arms}
+    resolved = next(n for a, _, n in rows if a == "auto")
     median = {a: statistics.median(v) for a, v in fits.items()}
     best = min(fixed, key=lambda n: median[str(n)])
     ratio = median["auto"] / median[str(best)]
     print(
         f"threads: digits_mlp, {args.thread_epochs} epochs, {cpus} CPUs, two CPU-bound processes "
-        "running, OMP_WAIT_POLICY=PASSIVE"
+        "running, OMP_WAIT_POLICY=PASSIVE, all fits in one process"
     )
     for arm in arms:
         label = f"auto ({resolved})" if arm == "auto" else arm
         shown = " ".join(f"{t:.2f}" for t in fits[arm])
         print(f"  threads {label:9s} fit {median[arm]:.2f} s (median of {len(fits[arm])}: {shown})")
     print(
-        f"  reference: auto ({active_count}) with OpenMP's default (active) wait policy: fit {active:.2f} s"
+        f"  reference: auto ({active[2]}) with OpenMP's default (active) wait policy: fit {active[1]:.2f} s"
     )
     met = ratio <= 1.2
     print(f"  auto / best fixed ({best}) = {ratio:.2f} (goal <= 1.2: {'met' if met else 'MISSED'})")
@@ -271,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads for the data-path fits (both alike)"
     )
-    parser.add_argument("--thread-epochs", type=int, default=10)
-    parser.add_argument("--thread-repeats", type=int, default=2)
+    parser.add_argument("--thread-epochs", type=int, default=5)
+    parser.add_argument("--thread-repeats", type=int, default=5)
     parser.add_argument("--skip-threads", action="store_true")
     args = parser.parse_args(argv)
     print(

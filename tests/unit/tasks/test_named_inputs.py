@@ -112,3 +112,24 @@ def test_constituents_with_other_tasks_are_refused() -> None:
         ConfigError, match=r"'deepsets' works with task.kind classification or regression, not anomaly"
     ):
         build_task(exp, NAMED)
+
+
+def test_data_info_of_a_users_datamodule_with_dict_batches() -> None:
+    from labkit.runner._build import data_info
+
+    class Mine(pl.LightningDataModule):
+        def train_dataloader(self) -> DataLoader[Any]:
+            return DataLoader(Jets(), batch_size=8)
+
+    exp = validate_experiment(
+        {
+            "name": "jets",
+            "task": {"kind": "classification", "num_classes": 2},
+            "model": {"name": "deepsets"},
+            "data": {"name": "digits"},
+        },
+        environ={},
+    )
+    info = data_info(Mine(), exp)
+    assert info.in_shape == (3,) and info.input_shapes == SHAPES
+    assert isinstance(build_task(exp, info).model, DeepSets)

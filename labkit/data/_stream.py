@@ -441,7 +441,16 @@ class StreamingDataModule(ArraySplitDataModule):
 
     def train_dataloader(self) -> Any:
         stream = self.streaming()
-        return super().train_dataloader() if stream is None else stream.loader("train")
+        if stream is None:
+            return super().train_dataloader()
+        world = getattr(getattr(self, "trainer", None), "world_size", 1)
+        if world > 1:
+            raise DataError(
+                f"data.memory_limit: the data are streamed (larger than the limit), and streamed data "
+                f"cannot yet be shared among {world} processes; train on one device, or raise "
+                "data.memory_limit so that they are loaded into memory"
+            )
+        return stream.loader("train")
 
     def val_dataloader(self) -> Any:
         stream = self.streaming()

@@ -340,3 +340,12 @@ def test_file_module_streams_constituents_and_given_splits(tmp_path: Path) -> No
     x, _ = next(iter(dm.test_dataloader()))
     assert set(x) == {"features", "tracks", "tracks_valid"} and x["tracks"].shape == (40, 5, 2)
     assert float(x["tracks"][~x["tracks_valid"]].abs().sum()) == 0.0
+
+
+def test_streaming_refuses_several_processes(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    dm = _Module(path=str(_write(tmp_path / "d.h5")), memory_limit=10_000)
+    dm.trainer = SimpleNamespace(world_size=2)  # type: ignore[assignment]
+    with pytest.raises(DataError, match=r"data\.memory_limit: .* cannot yet be shared among 2 processes"):
+        dm.train_dataloader()

@@ -272,7 +272,7 @@ class SimulatedSpec(_Columns):
 
     target: ClassVar[str] = "labkit.data._simulated:SimulatedDataModule"
     name: Literal["simulated"]
-    simulator: str = Field(description="calo, grf, tracks or dijet (labkit sim --help)")
+    simulator: str = Field(description="calo, grf, tracks, dijet or jets (labkit sim --help)")
     events: int = Field(default=10000, gt=0, le=MAX_EVENTS, description="at most 10**9")
     sim_seed: Seed | None = Field(default=None, description="default: the experiment's seed")
     parameters: dict[str, Any] = Field(

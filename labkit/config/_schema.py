@@ -273,6 +273,42 @@ class Experiment(Section):
         return self
 
     @model_validator(mode="after")
+    def _sets_need_a_set_model(self) -> Experiment:
+        # the same rule labkit.runner checks on the data it loaded; here before any run directory
+        if isinstance(self.model, ClassPathSpec) or isinstance(self.data, ClassPathSpec):
+            return self
+        sets = bool(getattr(self.data, "constituents", None))
+        reads_sets = bool(getattr(type(self.model), "reads_sets", False))
+        name = getattr(self.model, "name", "")
+        set_models = ", ".join(
+            s.model_fields["name"].annotation.__args__[0]  # type: ignore[union-attr]
+            for s in MODEL_SPECS
+            if getattr(s, "reads_sets", False)
+        )
+        if sets and self.task.kind not in _SET_TASKS:
+            raise ValueError(
+                f"data.constituents: the {self.task.kind} task cannot use constituents; they work with "
+                f"task.kind {' or '.join(_SET_TASKS)} (remove data.constituents)"
+            )
+        if sets and not reads_sets:
+            raise ValueError(
+                f"model.name: {name!r} reads one array per event, but data.constituents gives named "
+                f"inputs (features and constituents); choose a set model: {set_models} "
+                "(or remove data.constituents)"
+            )
+        if reads_sets and not sets and self.data.name in ("file", "simulated"):
+            raise ValueError(
+                f"model.name: {name!r} reads per-event sets, but the data give one array per event; name "
+                "them in data.constituents, e.g. {tracks: {dataset: tracks, fields: [d0, z0], valid: valid, "
+                "max: 40}}"
+            )
+        if reads_sets and self.task.kind not in _SET_TASKS:
+            raise ValueError(
+                f"model.name: {name!r} works with task.kind {' or '.join(_SET_TASKS)}, not {self.task.kind}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _search_paths_exist(self) -> Experiment:
         if self.search is None:
             return self
@@ -292,6 +328,9 @@ class Experiment(Section):
 
 
 _NOT_SEARCHABLE = ("name", "search", "tracking", "runs_root")
+
+#: the task kinds whose models may read named inputs (event features and constituents)
+_SET_TASKS = ("classification", "regression")
 
 _MODULE_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 

@@ -380,7 +380,7 @@ def test_sim_grf_layout(tmp_path: Path) -> None:
     [
         (
             ("sim", "cal", "-o", "x.h5"),
-            "no simulator 'cal' (did you mean 'calo'?); choose one of: calo, dijet, grf, tracks",
+            "no simulator 'cal' (did you mean 'calo'?); choose one of: calo, dijet, grf, jets, tracks",
         ),
         (
             ("sim", "calo", "-o", "x.h5", "particl=pion"),

@@ -66,7 +66,7 @@ def test_labels_of_simulated_particles(tmp_path: Path) -> None:
 def test_unknown_simulator(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"data\.simulator: no simulator 'gfr' \(did you mean 'grf'\?\); choose one of: calo, dijet, grf, tracks",
+        match=r"data\.simulator: no simulator 'gfr' \(did you mean 'grf'\?\); choose one of: calo, dijet, grf, jets, tracks",
     ):
         grf(tmp_path, simulator="gfr").setup()
 

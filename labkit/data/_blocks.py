@@ -8,11 +8,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labkit.data._base import Arrays
 from labkit.errors import DataError
+
+if TYPE_CHECKING:  # (no torch at import: the blocks are plain numpy and h5py)
+    from labkit.data._base import Arrays
 
 __all__ = [
     "CHUNK_ROWS",

@@ -121,6 +121,7 @@ def export_run(
     from labkit.runner._trained import load_trained
 
     trained = load_trained(ref, runs_root=runs_root)
+    trained.require_one_array("labkit export")
     kind = task_kind(trained.task, str(trained.experiment.task.kind))
     module = ExportModule(trained.task, kind=kind, mean=trained.input_mean, std=trained.input_std).eval()
     raw, z, notes = _test_events(trained, events)

@@ -97,6 +97,7 @@ def predict(
         raise LabkitError(
             "--split test picks the run's own test events; a --data file is predicted whole (--split all)"
         )
+    trained.require_one_array("labkit predict")
     split = split or ("all" if data is not None else "test")
     fmt = output_format(out)
     scorer, per_event = _scorer(trained)

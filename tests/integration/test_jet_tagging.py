@@ -42,3 +42,14 @@ def test_set_transformer_trains_on_the_tracks(load: Callable[..., Any]) -> None:
     )
     result = run(exp, progress="none")
     assert np.isfinite(result.metrics["test_auc"]) and "np_auc" in result.metrics
+    # predict and export feed one array per event: a set model is refused in one line, naming why
+    from labkit.errors import LabkitError
+    from labkit.runner import export_run, load_trained, predict
+
+    trained = load_trained(str(result.run_dir))
+    with pytest.raises(
+        LabkitError, match=r"reads named inputs \(features, tracks, tracks_valid.*labkit predict"
+    ):
+        predict(trained, out=result.run_dir / "scores.h5")
+    with pytest.raises(LabkitError, match=r"labkit export feeds one array per event"):
+        export_run(str(result.run_dir), log=False)

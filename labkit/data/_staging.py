@@ -120,6 +120,7 @@ def _stage_one(source: Path, target: Path, progress: TextIO | None, field: str) 
                 f"{field}: the copy of {source} in {home} differs from the source ({algorithm}); the "
                 "local disk may be failing or full"
             )
+        shutil.copystat(source, partial)  # the source's times: a streamed run's checksum stays the same
         os.replace(partial, copy)
     finally:
         partial.unlink(missing_ok=True)

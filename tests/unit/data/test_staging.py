@@ -39,6 +39,7 @@ def test_copies_are_verified_and_reused(sources: list[Path], tmp_path: Path) -> 
     assert [c.name for c in copies] == ["run_0.h5", "run_1.h5"]
     assert all(c.read_bytes() == s.read_bytes() for c, s in zip(copies, sources, strict=True))
     assert copies[0].parent == stage_dir_for(sources[0], target) != copies[1].parent
+    assert copies[0].stat().st_mtime_ns == sources[0].stat().st_mtime_ns  # (the streaming checksum)
     record = json.loads((copies[0].parent / MARKER).read_text())
     assert record["size"] == 100_000 and ("sha256" in record or "xxh3_128" in record)
     assert "staged run_0.h5: 0.1 MiB" in said.getvalue() and "MB/s" in said.getvalue()

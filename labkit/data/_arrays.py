@@ -8,8 +8,11 @@ from typing import Any
 
 from labkit.data._assemble import assemble as _assemble
 from labkit.data._assemble import fields_of, keys_of
-from labkit.data._base import Arrays, ArraySplitDataModule
-from labkit.data._read_events import EventSource, load_events
+from labkit.data._base import Arrays
+from labkit.data._blocks import Part, StreamSource
+from labkit.data._files import count_rows, detect_format, event_nbytes
+from labkit.data._read_events import EventSource, input_keys, load_events, load_part
+from labkit.data._stream import StreamingDataModule
 
 __all__ = ["ArrayDataModule", "FileDataModule", "assemble", "fields_of", "keys_of"]
 
@@ -19,9 +22,10 @@ def assemble(*args: Any, **kwargs: Any) -> Arrays:
     return Arrays(**_assemble(*args, **kwargs).fields())
 
 
-class FileDataModule(ArraySplitDataModule):
+class FileDataModule(StreamingDataModule):
     """Events from HDF5, ROOT, ``.npz``, Parquet or CSV files: one file, a glob or a list of
-    them, with the files' own split (``splits``) or a seeded random one."""
+    them, with the files' own split (``splits``) or a seeded random one. HDF5 files whose
+    selected arrays exceed ``memory_limit`` are streamed (:class:`StreamingDataModule`)."""
 
     def __init__(
         self,
@@ -42,7 +46,7 @@ class FileDataModule(ArraySplitDataModule):
         stage: bool | str = False,
         **kwargs: object,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(memory_limit=memory_limit, shuffle_buffer=shuffle_buffer, **kwargs)
         self.paths: str | tuple[str, ...] = path if isinstance(path, str) else tuple(path)
         self.path = Path(path if isinstance(path, str) else path[0]).expanduser()
         self.inputs, self.targets, self.weights = inputs, targets, weights
@@ -51,7 +55,6 @@ class FileDataModule(ArraySplitDataModule):
         self.constituents = {k: dict(v) for k, v in (constituents or {}).items()}
         self.nan: str | dict[str, str] = nan if isinstance(nan, str) else dict(nan)
         self.fill_value = fill_value
-        self.memory_limit, self.shuffle_buffer = memory_limit, shuffle_buffer
         self.splits = (
             {k: v if isinstance(v, str) else tuple(v) for k, v in splits.items()} if splits else None
         )
@@ -79,6 +82,36 @@ class FileDataModule(ArraySplitDataModule):
 
     def load(self) -> Arrays:
         return Arrays(**load_events(self.event_source()).fields())
+
+    def stream_source(self) -> StreamSource | None:
+        """The files as blocks of rows, to stream when they exceed ``memory_limit`` (HDF5 only):
+        each block read and cleaned as :meth:`load` reads a whole file."""
+        source = self.event_source()
+        parts = source.parts()
+        if any(detect_format(p.path, self.format) != "hdf5" for p in parts):
+            return None
+        inputs = input_keys(source, parts[0])
+        sets = [str(c["dataset"]) for c in self.constituents.values()]
+        keys = tuple(dict.fromkeys(keys_of(inputs, self.targets, self.weights) + sets))
+        named = {str(c["dataset"]): f"data.constituents.{g}.dataset" for g, c in self.constituents.items()}
+        named |= fields_of(inputs, self.targets, self.weights) | self.fields()
+
+        def layout(part: Part, keys: Sequence[str]) -> tuple[int, int]:
+            full, fields = [part.key(k) for k in keys], {part.key(k): v for k, v in named.items()}
+            n = count_rows(part.path, full[0], self.format, self.tree, fields)
+            return n, n * event_nbytes(part.path, full, self.format, self.tree, fields)
+
+        def rows(i: int, start: int, stop: int) -> Arrays:
+            return Arrays(**load_part(source, parts[i], rows=slice(start, stop), inputs=inputs).fields())
+
+        given = {n: tuple(i for i, p in enumerate(parts) if p.split == n) for n in ("train", "val", "test")}
+        return StreamSource(
+            parts=tuple(Part(p.path, p.group or "") for p in parts),
+            keys=keys,
+            splits={n: ids for n, ids in given.items() if ids} if source.splits else None,
+            layout=layout,
+            rows=rows,
+        )
 
     def fields(self) -> dict[str, str]:
         """Each key and the experiment field that named it, for error messages."""

@@ -101,14 +101,17 @@ def _usable(path: Path, fmt: str) -> str:
     return detect_format(path, fmt)
 
 
-def count_rows(path: Path, key: str, fmt: str = "auto", tree: str | None = None) -> int:
-    """How many events ``key`` holds in ``path``; HDF5, ROOT and Parquet read no data for it."""
+def count_rows(
+    path: Path, key: str, fmt: str = "auto", tree: str | None = None, fields: Mapping[str, str] | None = None
+) -> int:
+    """How many events ``key`` holds in ``path``; HDF5, ROOT and Parquet read no data for it.
+    ``fields``: the experiment field of each key, for messages."""
     fmt = _usable(path, fmt)
     try:
         if fmt == "hdf5":
             from labkit.data._read_hdf5 import hdf5_rows
 
-            return hdf5_rows(path, key)
+            return hdf5_rows(path, key, fields or {})
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -123,11 +126,17 @@ def count_rows(path: Path, key: str, fmt: str = "auto", tree: str | None = None)
         raise
     except Exception as exc:  # noqa: BLE001
         raise _unreadable(path, fmt, exc) from None
-    value = read_arrays(path, [key], fmt, tree)[key]
+    value = read_arrays(path, [key], fmt, tree, fields)[key]
     return len(value) if value.ndim else 1
 
 
-def event_nbytes(path: Path, keys: Sequence[str], fmt: str = "auto", tree: str | None = None) -> int:
+def event_nbytes(
+    path: Path,
+    keys: Sequence[str],
+    fmt: str = "auto",
+    tree: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> int:
     """Bytes one event of ``keys`` takes in memory, as stored (HDF5: from the dtypes, no data
     read; the other formats: from one event read)."""
     fmt = _usable(path, fmt)
@@ -135,12 +144,12 @@ def event_nbytes(path: Path, keys: Sequence[str], fmt: str = "auto", tree: str |
         from labkit.data._read_hdf5 import hdf5_event_nbytes
 
         try:
-            return hdf5_event_nbytes(path, keys)
+            return hdf5_event_nbytes(path, keys, fields or {})
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise _unreadable(path, fmt, exc) from None
-    one = read_arrays(path, keys, fmt, tree, rows=slice(0, 1))
+    one = read_arrays(path, keys, fmt, tree, fields, rows=slice(0, 1))
     return sum(a.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in one.values())
 
 

@@ -186,24 +186,24 @@ def expand_compound(
     return out
 
 
-def hdf5_rows(path: Path, key: str) -> int:
+def hdf5_rows(path: Path, key: str, fields: Mapping[str, str] | None = None) -> int:
     """How many events (rows) dataset or field ``key`` holds, without reading it."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        name, _ = resolve(f, path, key, {})
+        name, _ = resolve(f, path, key, fields or {})
         shape = f[name].shape
         return int(shape[0]) if shape else 1
 
 
-def hdf5_event_nbytes(path: Path, keys: Sequence[str]) -> int:
+def hdf5_event_nbytes(path: Path, keys: Sequence[str], fields: Mapping[str, str] | None = None) -> int:
     """Bytes one event of ``keys`` takes in memory (as stored), without reading data."""
     import h5py
 
     total = 0
     with h5py.File(path, "r") as f:
         for key in keys:
-            name, field = resolve(f, path, key, {})
+            name, field = resolve(f, path, key, fields or {})
             dset = f[name]
             dtype = dset.dtype if field is None else dset.dtype[field]
             total += dtype.itemsize * int(np.prod((dset.shape or (1,))[1:], dtype=np.int64))

@@ -103,7 +103,9 @@ def flavour_files(tmp_path: Path) -> list[Path]:
 @pytest.mark.parametrize("which", range(5), ids=["hdf5", "hdf5-vlen", "parquet", "csv", "npz"])
 def test_string_labels_map_through_labels(tmp_path: Path, which: int) -> None:
     path = flavour_files(tmp_path)[which]
-    module = FileDataModule(path=str(path), inputs=["x", "x2"], targets="flavour", labels={0: "b", 1: "light"})
+    module = FileDataModule(
+        path=str(path), inputs=["x", "x2"], targets="flavour", labels={0: "b", 1: "light"}
+    )
     arrays = module.load()
     assert arrays.y.tolist()[:4] == [0, 1, 1, 0]
     assert module.info.class_names == ("b", "light")

@@ -20,6 +20,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.data._digits": ("DigitsDataModule",),
         "labkit.data._files": ("FORMATS", "detect_format"),
         "labkit.data._simulated": ("SimulatedDataModule",),
+        "labkit.data._staging": ("default_stage_dir", "stage_files", "unstage"),
     },
 )
 
@@ -34,5 +35,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.data._files import FORMATS as FORMATS
     from labkit.data._files import detect_format as detect_format
     from labkit.data._simulated import SimulatedDataModule as SimulatedDataModule
+    from labkit.data._staging import default_stage_dir as default_stage_dir
+    from labkit.data._staging import stage_files as stage_files
+    from labkit.data._staging import unstage as unstage
 else:
     __getattr__ = _lazy_getattr

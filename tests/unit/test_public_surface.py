@@ -85,7 +85,10 @@ PUBLIC: dict[str, list[str]] = {
         "FileDataModule",
         "SimulatedDataModule",
         "check_data",
+        "default_stage_dir",
         "detect_format",
+        "stage_files",
+        "unstage",
     ],
     "labkit.models": [
         "Autoencoder",

@@ -79,18 +79,25 @@ class EventSource:
 
     def parts(self) -> list[Part]:
         """The files (and groups) to read, in order, with their split."""
-        files = expand_paths(self.path)
         if not self.splits:
-            return [Part(p) for p in files]
+            return [Part(p) for p in expand_paths(self.path)]
         out = []
+        files: list[Path] | None = None  # data.path, read only when a split names a group in it
         for name in ("train", "val", "test"):
             value = self.splits.get(name)  # type: ignore[call-overload]
             if value is None:
                 continue
             if _names_files(value):
+                if isinstance(value, str) and not _looks_like_files(value):
+                    raise DataError(
+                        f"data.splits.{name}: {value!r} is not a file; an HDF5 group in data.path is "
+                        f"written without slashes around it ({value.strip('/')}), files with their suffix "
+                        "or a glob"
+                    )
                 out += [Part(p, None, name) for p in expand_paths(value, field=f"data.splits.{name}")]
                 continue
             assert isinstance(value, str)
+            files = expand_paths(self.path) if files is None else files
             for p in files:
                 if p.is_file() and detect_format(p, self.format) != "hdf5":
                     raise DataError(
@@ -99,6 +106,13 @@ class EventSource:
                     )
                 out.append(Part(p, value.strip("/"), name))
         return out
+
+
+def _looks_like_files(value: str) -> bool:
+    """A split value with a separator that can name files: it exists, has a glob character or a
+    data-file suffix (``/train`` alone is a group written with a slash)."""
+    p = Path(value).expanduser()
+    return any(c in value for c in GLOB_CHARS) or p.suffix.lower() in FORMATS or p.exists()
 
 
 def _names_files(value: str | Sequence[str]) -> bool:

@@ -114,3 +114,17 @@ def test_a_group_split_of_a_non_hdf5_file_is_refused(tmp_path: Path) -> None:
     np.savez(path, x=np.zeros((10, 2)), y=np.zeros(10))
     with pytest.raises(DataError, match=r"data.splits.train: 'train' names an HDF5 group, but .*a.npz"):
         dm(str(path), splits={"train": "train"}).load()
+
+
+def test_a_group_written_with_a_slash_is_explained(tmp_path: Path) -> None:
+    path = write(tmp_path / "given.h5", 30, seed=0, group="train")
+    with pytest.raises(
+        DataError, match=r"data.splits.train: '/train' is not a file; an HDF5 group .* \(train\)"
+    ):
+        dm(str(path), splits={"train": "/train"}).load()
+
+
+def test_split_files_do_not_read_data_path(tmp_path: Path) -> None:
+    write(tmp_path / "tr.h5", 30, seed=0)
+    module = dm(str(tmp_path / "unused_*.h5"), splits={"train": str(tmp_path / "tr.h5")})
+    assert len(module.load().y) == 30

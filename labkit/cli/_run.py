@@ -109,11 +109,8 @@ def _check_files(exp: Any, scan_bytes: int | None = None) -> Any:
 
     if not isinstance(exp.data, FileSpec):
         return None
-    import labkit.data
+    from labkit.data import check_data
 
-    check_data = getattr(labkit.data, "check_data", None)  # exported by labkit.data (issue 17)
-    if check_data is None:
-        return None
     kind = getattr(exp.task, "target_kind", None)
     return check_data(
         exp.data,

@@ -264,7 +264,25 @@ class FileSpec(_Columns):
         update: dict[str, Any] = {"path": anchored if isinstance(self.path, tuple) else anchored[0]}
         if isinstance(self.stage, str):
             update["stage"] = _anchor(self.stage, cwd)
+        if self.splits:
+            update["splits"] = {k: _anchor_split(v, cwd) for k, v in self.splits.items()}
         return self.model_copy(update=update)
+
+
+#: suffixes that make a ``splits`` value a file name rather than an HDF5 group (labkit.data.FORMATS,
+#: which config cannot import)
+_FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".root", ".parquet", ".pq", ".csv", ".npz")
+
+
+def _names_files(value: str) -> bool:
+    """Whether a ``splits`` value names files (a path, a glob or a file suffix), not a group."""
+    return any(c in value for c in "/\\*?[") or value.lower().endswith(_FILE_SUFFIXES)
+
+
+def _anchor_split(value: str | tuple[str, ...], cwd: Path) -> str | tuple[str, ...]:
+    if isinstance(value, tuple):
+        return tuple(_anchor(v, cwd) for v in value)
+    return _anchor(value, cwd) if _names_files(value) else value
 
 
 class SimulatedSpec(_Columns):

@@ -58,3 +58,21 @@ def test_constituents_with_another_task_are_refused() -> None:
 def test_bad_constituent_specs_name_the_problem(spec: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _exp("deepsets", constituents={"tracks": spec})
+
+
+def test_split_files_are_anchored_like_the_path_and_groups_are_not(tmp_path: Any) -> None:
+    from labkit.config._data_specs import FileSpec
+
+    spec = FileSpec(
+        name="file",
+        path="jets.h5",
+        inputs="jets",
+        targets="jets.flavour",
+        splits={"train": "train", "val": ["val_a.h5"], "test": "test/*.h5"},
+    ).anchored(tmp_path)
+    assert spec.path == str(tmp_path / "jets.h5")
+    assert spec.splits == {
+        "train": "train",
+        "val": (str(tmp_path / "val_a.h5"),),
+        "test": str(tmp_path / "test/*.h5"),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -138,16 +139,16 @@ class _Columns(DataSpec):
     )
     constituents: dict[str, ConstituentSpec] = Field(
         default_factory=dict,
-        description="per-event sets, e.g. {tracks: {dataset: tracks, fields: [d0, z0], valid: valid, max: 40}}",
+        description="per-event sets, e.g. {tracks: {dataset: tracks, fields: [d0, z0], valid: valid}}",
     )
     nan: NanPolicy | dict[str, NanPolicy] = Field(
         default="error",
-        description="NaN/inf in an input: error, drop the event, or fill with fill_value (one policy or per input)",
+        description="NaN/inf in an input: error, drop the event, or fill (one policy or per input)",
     )
     fill_value: float = Field(default=0.0, description="the value nan: fill writes (finite)")
     memory_limit: ByteSize | None = Field(
         default=None,
-        description="above this the data are streamed from disk in chunks (default: half the available memory)",
+        description="above this the data are streamed from disk (default: half the available memory)",
     )
     shuffle_buffer: int = Field(
         default=100_000, gt=0, le=MAX_EVENTS, description="events mixed at a time when streaming"
@@ -156,7 +157,7 @@ class _Columns(DataSpec):
     @field_validator("fill_value")
     @classmethod
     def _finite_fill(cls, value: float) -> float:
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError(f"fill_value must be a finite number, got {value}")
         return value
 
@@ -230,7 +231,7 @@ class FileSpec(_Columns):
     )
     stage: bool | PathText = Field(
         default=False,
-        description="copy the files to node-local disk first (true: $SLURM_TMPDIR or $TMPDIR; or a directory)",
+        description="copy the files to node-local disk first (true: $SLURM_TMPDIR or $TMPDIR, or a path)",
     )
 
     @field_validator("path", mode="before")

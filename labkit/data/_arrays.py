@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,9 @@ from labkit.data._assemble import assemble as _assemble
 from labkit.data._assemble import fields_of, keys_of
 from labkit.data._base import Arrays
 from labkit.data._blocks import Part, StreamSource
-from labkit.data._files import count_rows, detect_format, event_nbytes
-from labkit.data._read_events import EventSource, input_keys, load_events, load_part
+from labkit.data._files import count_rows, detect_format, event_nbytes, expand_paths
+from labkit.data._read_events import EventSource, input_keys, load_events, load_part, names_files
+from labkit.data._staging import default_stage_dir, stage_files, unstage
 from labkit.data._stream import StreamingDataModule
 
 __all__ = ["ArrayDataModule", "FileDataModule", "assemble", "fields_of", "keys_of"]
@@ -60,9 +63,46 @@ class FileDataModule(StreamingDataModule):
         )
         self.stage = stage
         self.source = str(self.path)
+        self._staged: dict[Path, Path] = {}  #: source file -> its node-local copy (data.stage)
 
     def event_source(self) -> EventSource:
-        """What this module reads, as plain options (no torch): the check reads the same."""
+        """What this module reads, as plain options (no torch): the check reads the same. With
+        ``stage`` the files are read from their node-local copies once :meth:`stage_inputs` ran."""
+        source = self._source()
+        if not self._staged:
+            return source
+
+        def moved(value: str | Sequence[str], field: str) -> tuple[str, ...]:
+            return tuple(str(self._staged.get(p, p)) for p in expand_paths(value, field=field))
+
+        splits = {
+            k: moved(v, f"data.splits.{k}") if names_files(v) else v for k, v in (self.splits or {}).items()
+        }
+        return dataclasses.replace(source, path=moved(self.paths, "data.path"), splits=splits or None)
+
+    def stage_inputs(self) -> None:
+        """Copy the files to node-local disk (``stage``: true → the system's temporary directory,
+        which labkit's runner sets to ``$SLURM_TMPDIR``/``$TMPDIR``; or the directory given) once."""
+        if not self.stage or self._staged:
+            return
+        target = Path(self.stage) if isinstance(self.stage, str) else default_stage_dir(None)
+        files = list(dict.fromkeys(p.path for p in self._source().parts()))
+        copies = stage_files(files, target=target, progress=sys.stderr, field="data.stage")
+        self._staged = dict(zip(files, copies, strict=True))
+
+    def unstage(self) -> None:
+        """Remove the node-local copies (the runner calls it when a run ends, not on preemption)."""
+        unstage(list(self._staged.values()))
+        self._staged = {}
+
+    def prepare_data(self) -> None:
+        self.stage_inputs()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.stage_inputs()
+        super().setup(stage)
+
+    def _source(self) -> EventSource:
         return EventSource(
             path=self.paths,
             inputs=self.inputs if isinstance(self.inputs, str) else tuple(self.inputs),

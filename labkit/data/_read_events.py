@@ -27,7 +27,7 @@ from labkit.data._files import (
 )
 from labkit.errors import DataError
 
-__all__ = ["EventSource", "Part", "input_keys", "load_events", "load_part", "same_layout"]
+__all__ = ["EventSource", "Part", "input_keys", "load_events", "load_part", "names_files", "same_layout"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class EventSource:
             value = self.splits.get(name)  # type: ignore[call-overload]
             if value is None:
                 continue
-            if _names_files(value):
+            if names_files(value):
                 if isinstance(value, str) and not _looks_like_files(value):
                     raise DataError(
                         f"data.splits.{name}: {value!r} is not a file; an HDF5 group in data.path is "
@@ -115,7 +115,7 @@ def _looks_like_files(value: str) -> bool:
     return any(c in value for c in GLOB_CHARS) or p.suffix.lower() in FORMATS or p.exists()
 
 
-def _names_files(value: str | Sequence[str]) -> bool:
+def names_files(value: str | Sequence[str]) -> bool:
     """A split value names files (not an HDF5 group): a list, or a path separator, a glob
     character or a data file suffix in it."""
     if not isinstance(value, str):

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -136,7 +137,9 @@ def _concrete(cls: Any, path: str, field: str, kind: str) -> None:
         )
 
 
-def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
+def build_datamodule(exp: Experiment, *, stage_dir: Path | None = None) -> pl.LightningDataModule:
+    """The experiment's DataModule; ``stage_dir``: where ``data.stage: true`` copies the files
+    (the job's node-local disk, from :func:`labkit.data.default_stage_dir`)."""
     spec = exp.data
     if isinstance(spec, ClassPathSpec):
         cls = import_object(spec.class_path, "data.class_path")
@@ -148,7 +151,10 @@ def build_datamodule(exp: Experiment) -> pl.LightningDataModule:
     kind = exp.task.target_kind
     wanted = _task_class(exp).extras(exp.task)
     extras = {"extras": wanted} if wanted else {}
-    return cls(**spec.options(), seed=exp.seed, target_kind=kind, **extras)  # type: ignore[no-any-return]
+    options = spec.options()
+    if options.get("stage") is True and stage_dir is not None:
+        options["stage"] = str(stage_dir)
+    return cls(**options, seed=exp.seed, target_kind=kind, **extras)  # type: ignore[no-any-return]
 
 
 def data_info(dm: pl.LightningDataModule, exp: Experiment) -> DataInfo:

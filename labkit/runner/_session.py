@@ -167,6 +167,7 @@ class RunSession:
         self.progress = progress
         self.stream = stream or sys.stderr
         self.job = job or JobOptions()
+        self._unstage: Any = None
         self.options = options or RunOptions()
         self.source = source
         self.command = redact_command(command) if command else None
@@ -243,6 +244,7 @@ class RunSession:
         before anything is logged); start it from ``init_from``'s weights, freeze ``freeze``."""
         import lightning.pytorch as pl
 
+        from labkit.data import default_stage_dir
         from labkit.runner._build import build_datamodule, build_task, data_info
         from labkit.runner._init_from import find_parent, freeze_submodules, load_parent_weights, model_root
         from labkit.runner._trainer import check_accelerator
@@ -254,7 +256,8 @@ class RunSession:
             if self.leader:
                 self.run_dir.update(init_from=self.parent.record())
         pl.seed_everything(exp.seed, workers=True, verbose=False)
-        datamodule = build_datamodule(exp)
+        datamodule = build_datamodule(exp, stage_dir=default_stage_dir(self.job.environ))
+        self._unstage = getattr(datamodule, "unstage", None)  # data.stage: removed when the run ends
         info = data_info(datamodule, exp)
         task = build_task(exp, info)
         if self.parent is not None and self.resume_from is None:
@@ -461,6 +464,8 @@ class RunSession:
     ) -> None:
         with self._quiet:
             self._guard.close()
+            if callable(self._unstage) and not isinstance(exc, Preempted):  # a requeue reuses them
+                self._unstage()
             if exc is not None:
                 self._record(exc)
                 return

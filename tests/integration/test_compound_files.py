@@ -35,7 +35,7 @@ def run(tmp_path: Path, name: str, model: dict[str, Any], data: dict[str, Any]) 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "test_auc" in out.stdout, out.stdout
-    return out.stdout
+    return out.stdout + out.stderr
 
 
 def test_jet_features_from_the_files_own_split(tmp_path: Path) -> None:
@@ -50,3 +50,13 @@ def test_constituents_from_a_glob_over_three_files(tmp_path: Path) -> None:
         ftag_file(tmp_path / f"run_{i}.h5", n=200, seed=i)
     data = {"path": "run_*.h5", "inputs": ["jets.pt", "jets.eta"], "constituents": {"tracks": TRACKS}}
     run(tmp_path, "jets_sets", {"name": "deepsets", "phi": [16], "rho": [16]}, data)
+
+
+def test_staged_files_are_read_from_local_disk_and_removed_at_the_end(tmp_path: Path) -> None:
+    for i in range(2):
+        ftag_file(tmp_path / f"run_{i}.h5", n=200, seed=i)
+    stage = tmp_path / "node-local"
+    data = {"path": "run_*.h5", "inputs": "jets", "stage": "node-local"}
+    said = run(tmp_path, "jets_staged", {"name": "mlp", "hidden": [16]}, data)
+    assert "staged run_0.h5" in said and "staged run_1.h5" in said, said
+    assert stage.is_dir() and not any(stage.iterdir())  # the copies went when the run ended

@@ -122,7 +122,7 @@ def _check_files(exp: Any, scan_bytes: int | None = None) -> Any:
 
 def sim(
     simulator: Annotated[
-        str, typer.Argument(metavar="SIMULATOR", help="calo, grf, tracks or dijet.", show_default=False)
+        str, typer.Argument(metavar="SIMULATOR", help="calo, grf, tracks, dijet or jets.", show_default=False)
     ],
     options: Annotated[
         list[str] | None,

@@ -109,59 +109,18 @@ def test_unstage_removes_only_staging_directories(sources: list[Path], tmp_path:
 
 
 def test_file_module_reads_the_staged_copies(tmp_path: Path) -> None:
-    """The staging methods proposed for FileDataModule (labkit/data/_arrays.py), on a subclass."""
-    import dataclasses
-    import sys
-
+    """FileDataModule with data.stage reads a glob and split files from their copies."""
     import h5py
     import numpy as np
 
     from labkit.data._arrays import FileDataModule
-    from labkit.data._files import expand_paths
-    from labkit.data._read_events import EventSource, _names_files
-
-    class Staged(FileDataModule):
-        def __init__(self, **kwargs: object) -> None:
-            super().__init__(**kwargs)  # type: ignore[arg-type]
-            self._staged: dict[Path, Path] = {}
-
-        def stage_inputs(self) -> None:
-            if not self.stage or self._staged:
-                return
-            target = Path(self.stage) if isinstance(self.stage, str) else default_stage_dir(None)
-            files = list(dict.fromkeys(p.path for p in super().event_source().parts()))
-            self._staged = dict(
-                zip(files, stage_files(files, target=target, progress=sys.stderr), strict=True)
-            )
-
-        def event_source(self) -> EventSource:
-            source = super().event_source()
-            if not self._staged:
-                return source
-
-            def moved(value: str | tuple[str, ...], field: str) -> tuple[str, ...]:
-                return tuple(str(self._staged.get(p, p)) for p in expand_paths(value, field=field))
-
-            splits = {
-                k: moved(v, f"data.splits.{k}") if _names_files(v) else v
-                for k, v in (self.splits or {}).items()
-            }
-            return dataclasses.replace(source, path=moved(self.paths, "data.path"), splits=splits or None)
-
-        def setup(self, stage: str | None = None) -> None:
-            self.stage_inputs()
-            super().setup(stage)
-
-        def unstage(self) -> None:
-            unstage(list(self._staged.values()))
-            self._staged = {}
 
     rng = np.random.default_rng(0)
     for i in range(3):
         with h5py.File(tmp_path / f"run_{i}.h5", "w") as f:
             f["x"], f["y"] = rng.normal(size=(50, 2)), rng.integers(0, 2, 50)
     target = tmp_path / "local"
-    dm = Staged(
+    dm = FileDataModule(
         path=str(tmp_path / "run_[01].h5"),
         splits={"train": str(tmp_path / "run_[01].h5"), "test": str(tmp_path / "run_2.h5")},
         inputs="x",

@@ -34,10 +34,12 @@ def build_trainer(
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The Trainer and its checkpoint callback; ``environ``: the job's environment (None: this
     process's), where ``labkit.cluster`` sees whether this is a SLURM batch job. torch gets the
-    threads ``trainer.threads`` asks for (:func:`apply_threads`, with ``job``'s CPU counts),
-    noted in the run's tag ``labkit.threads``."""
+    threads ``trainer.threads`` asks for (:func:`apply_threads`, with ``job``'s CPU counts, by
+    default those of ``environ``), noted in the run's tag ``labkit.threads``."""
     t = exp.trainer
-    threads = apply_threads(t.threads, job or JobOptions())
+    if job is None:  # the CPU counts of the job whose environment the CLI passed in
+        job = JobOptions.from_environ(environ) if environ is not None else JobOptions()
+    threads = apply_threads(t.threads, job)
     set_tags = getattr(logger, "set_tags", None)
     if callable(set_tags):  # labkit's Tracker (rank 0)
         set_tags({THREADS_TAG: str(threads)})

@@ -218,4 +218,9 @@ def _importable_here() -> None:
 
 
 def main() -> None:
+    # GNU/LLVM OpenMP threads spin while they wait (OMP_WAIT_POLICY ACTIVE): on a node where other
+    # processes run, torch's threads then burn the CPUs those processes need, and a fit can take
+    # 10-30x longer (docs/benchmarks.md section 9). Waiting threads sleep instead unless the user
+    # chose otherwise; it must be set before torch loads, so here, at the edge.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -3,6 +3,8 @@ bound, its artifacts; and how a DDP rank leaves once rank 0 has recorded everyth
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +15,7 @@ from labkit.tracking import git_state, software_versions, user
 if TYPE_CHECKING:
     from labkit.tracking import Tracker
 
-__all__ = ["bound_ratios", "leave_process_group", "run_tags", "upload"]
+__all__ = ["Attempt", "bound_ratios", "leave_process_group", "run_tags", "upload"]
 
 
 def run_tags(exp: Experiment, run_dir: RunDir, source: Path | None, command: str | None) -> dict[str, str]:
@@ -80,3 +82,18 @@ def upload(exp: Experiment, tracker: Tracker, run_dir: RunDir, best: Path | None
         tracker.log_artifact(run_dir.figures, "figures")
     if best is not None and exp.tracking.log_checkpoint:
         tracker.log_artifact(best, "checkpoints")
+
+
+@dataclass
+class Attempt:
+    """This process's share of the run's wall time (a requeued run has several attempts)."""
+
+    previous_s: float = 0.0  #: wall time of earlier attempts (run.json ``elapsed_s``)
+    gpus: int = 0  #: GPUs this attempt trains on (all ranks)
+    started: float = field(default_factory=time.monotonic)
+
+    def total_s(self) -> float:
+        return self.previous_s + time.monotonic() - self.started
+
+    def gpu_hours(self) -> float:
+        return self.total_s() * self.gpus / 3600.0

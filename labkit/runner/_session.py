@@ -28,7 +28,7 @@ from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError, LabkitError, Preempted
 from labkit.runner._failure import disk_problem, record_failure, record_preemption
 from labkit.runner._init_from import PARENT_TAG, Parent
-from labkit.runner._record import bound_ratios, leave_process_group, run_tags, upload
+from labkit.runner._record import Attempt, bound_ratios, leave_process_group, run_tags, upload
 from labkit.tracking import SPOOL_FILE, redact_uri
 
 if TYPE_CHECKING:
@@ -115,21 +115,6 @@ class Fitted:
     best_checkpoint: Path | None
 
 
-@dataclass
-class _Attempt:
-    """This process's share of the run's wall time (a requeued run has several attempts)."""
-
-    previous_s: float = 0.0  #: wall time of earlier attempts (run.json ``elapsed_s``)
-    gpus: int = 0  #: GPUs this attempt trains on (all ranks)
-    started: float = field(default_factory=time.monotonic)
-
-    def total_s(self) -> float:
-        return self.previous_s + time.monotonic() - self.started
-
-    def gpu_hours(self) -> float:
-        return self.total_s() * self.gpus / 3600.0
-
-
 class RunSession:
     """One run of ``exp``, from its run directory to its final status::
 
@@ -192,7 +177,7 @@ class RunSession:
         self.resume_from = self.options.resume_from
         self.run_dir = self._open_run_dir()
         self._write_config()
-        self.attempt = _Attempt(previous_s=float(self.run_dir.state().get("elapsed_s", 0.0)))
+        self.attempt = Attempt(previous_s=float(self.run_dir.state().get("elapsed_s", 0.0)))
         tips, lightning_log = _DropTips(), logging.getLogger("lightning.pytorch.utilities.rank_zero")
         self._quiet.enter_context(warnings.catch_warnings())
         for pattern in _QUIET:
@@ -350,7 +335,14 @@ class RunSession:
         try:
             logger = self.tracker if self.tracker is not None else DummyLogger()
             trainer, checkpoint = build_trainer(
-                self.exp, self.run_dir, logger, self.progress, self.stream, callbacks, self.job.environ
+                self.exp,
+                self.run_dir,
+                logger,
+                self.progress,
+                self.stream,
+                callbacks,
+                self.job.environ,
+                job=self.job,
             )
             if isinstance(trainer.accelerator, CUDAAccelerator):
                 self.attempt.gpus = trainer.num_devices * trainer.num_nodes

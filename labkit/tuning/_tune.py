@@ -285,6 +285,7 @@ def _drive(
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # workers share the CPUs: waiting threads sleep
     # the storage URL travels in the environment, not on command lines that `ps` shows to everyone
     env["LABKIT_STUDY_STORAGE"] = storage
     cmd = command or [sys.executable, "-m", "labkit", "tune", "worker", "--study", study]

@@ -41,7 +41,8 @@ SPLITS = ("test", "all")
 #: the most bytes of input read in one chunk (the chunk is also at most this many events)
 CHUNK_BYTES, MAX_CHUNK = 64 * 2**20, 65536
 
-Scorer = Callable[["torch.Tensor"], dict[str, np.ndarray]]
+#: a batch of inputs (one tensor, or named tensors for a set model) -> named output columns
+Scorer = Callable[[Any], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,6 @@ def predict(
         raise LabkitError(
             "--split test picks the run's own test events; a --data file is predicted whole (--split all)"
         )
-    trained.require_one_array("labkit predict")
     split = split or ("all" if data is not None else "test")
     fmt = output_format(out)
     scorer, per_event = _scorer(trained)
@@ -105,6 +105,21 @@ def predict(
         raise LabkitError(
             f"-o {out}: a {kind} run writes one mask per event, which only HDF5 holds as a dataset; "
             "use an .h5 output"
+        )
+    if trained.info.input_shapes:  # named inputs (data.constituents): a set model
+        from labkit.runner._predict_sets import predict_sets
+
+        return predict_sets(
+            trained,
+            out=out,
+            data=data,
+            split=split,
+            spectators=spectators,
+            batch_size=batch_size,
+            chunk_events=chunk_events,
+            scorer=scorer,
+            fmt=fmt,
+            started=started,
         )
     found = _layout(trained)
     events, rows = _events(trained, found, data, split)
@@ -158,7 +173,7 @@ def _write(
     out = out.expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    writer = open_writer(tmp, fmt, _metadata(trained, layout, events, split))
+    writer = open_writer(tmp, fmt, _metadata(trained, layout, events.where, split))
     written = 0
     columns_written: tuple[str, ...] = ()
     try:
@@ -328,7 +343,8 @@ def _scorer(trained: TrainedRun) -> tuple[Scorer, bool]:
         names = _unique([f"p_{_column(c)}" for c in task.class_names])
 
         def classify(x: torch.Tensor) -> dict[str, np.ndarray]:
-            p = torch.softmax(task.model(x).reshape(len(x), -1).float(), dim=1).numpy()
+            out = task.model(x)
+            p = torch.softmax(out.reshape(len(out), -1).float(), dim=1).numpy()
             return {name: p[:, i] for i, name in enumerate(names)}
 
         return classify, False
@@ -363,7 +379,8 @@ def _regression(task: Any) -> Scorer:
     logs = task.target_log.bool().tolist()
 
     def regress(x: torch.Tensor) -> dict[str, np.ndarray]:
-        out = task.model(x).reshape(len(x), -1)
+        out = task.model(x)
+        out = out.reshape(len(out), -1)
         value = task.physical(out[:, :k]).double().numpy()
         found = {f"pred_{name}": value[:, i] for i, name in enumerate(names)}
         if task.loss_name == "gaussian_nll":
@@ -462,7 +479,7 @@ def _class_index(trained: TrainedRun, label: np.ndarray) -> np.ndarray:
     return np.where(known[order][at] == label, order[at], -1).astype(np.int64)
 
 
-def _metadata(trained: TrainedRun, layout: Layout, events: EventFile, split: str) -> dict[str, str]:
+def _metadata(trained: TrainedRun, layout: Layout, where: str, split: str) -> dict[str, str]:
     import json
 
     import labkit
@@ -477,6 +494,6 @@ def _metadata(trained: TrainedRun, layout: Layout, events: EventFile, split: str
         "labkit_task": trained.experiment.task.kind,
         "labkit_checkpoint": str(trained.checkpoint),
         "labkit_input_names": json.dumps(list(names)),
-        "labkit_source": events.where,
+        "labkit_source": where,
         "labkit_split": split,
     }

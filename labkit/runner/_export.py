@@ -121,14 +121,22 @@ def export_run(
     from labkit.runner._trained import load_trained
 
     trained = load_trained(ref, runs_root=runs_root)
-    trained.require_one_array("labkit export")
     kind = task_kind(trained.task, str(trained.experiment.task.kind))
+    out = Path(out_dir) if out_dir is not None else trained.run_dir / "export"
+    if trained.info.input_shapes:  # named inputs (data.constituents): a set model, ONNX only
+        from labkit.runner._export_sets import export_sets
+
+        out.mkdir(parents=True, exist_ok=True)
+        written, checks, notes = export_sets(
+            trained, kind=kind, format=format, out=out, opset=opset, dynamic_batch=dynamic_batch,
+            tolerance=tolerance, events=events, batch_size=batch_size,
+        )  # fmt: skip
+        return _result(trained, out, written, kind, opset, checks, notes, log=log, tracking_uri=tracking_uri)
     module = ExportModule(trained.task, kind=kind, mean=trained.input_mean, std=trained.input_std).eval()
     raw, z, notes = _test_events(trained, events)
     with torch.no_grad():
         probe = module(torch.as_tensor(raw[:2]))
         out_names = _output_names(kind, len(tensors(probe, type(trained.task).__name__)))
-    out = Path(out_dir) if out_dir is not None else trained.run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     card = model_card(trained, kind, out_names, opset, dynamic_batch, module)
     files: list[Path] = []
@@ -152,28 +160,37 @@ def export_run(
     onnx_written = format != "torchscript"
     if onnx_written and not dynamic_batch:
         notes.append("ONNX batch N not checked: the model takes batch 1 (use --dynamic-batch for any batch)")
-    passed = all(c.passed for c in checks)
-    if not log:
-        logged = "not logged (--no-log)"
-    elif not passed:
-        logged = "not logged: the check failed"
-    else:
-        logged = add_to_run(trained.run_dir, files=[out], artifact_path="export", uri=tracking_uri)
-    return ExportResult(
-        trained.run_dir,
-        out,
-        tuple(files),
-        kind,
-        opset if onnx_written else None,
-        tuple(checks),
-        tuple(notes),
-        logged,
+    opset_written = opset if onnx_written else None
+    return _result(
+        trained, out, files, kind, opset_written, checks, notes, log=log, tracking_uri=tracking_uri
     )
 
 
+def _result(
+    trained: TrainedRun,
+    out: Path,
+    files: list[Path],
+    kind: str,
+    opset: int | None,
+    checks: list[ExportCheck],
+    notes: list[str],
+    *,
+    log: bool,
+    tracking_uri: str | None,
+) -> ExportResult:
+    """The result, with the files added to the run's artifacts when asked and every check passed."""
+    if not log:
+        logged = "not logged (--no-log)"
+    elif not all(c.passed for c in checks):
+        logged = "not logged: the check failed"
+    else:
+        logged = add_to_run(trained.run_dir, files=[out], artifact_path="export", uri=tracking_uri)
+    return ExportResult(trained.run_dir, out, tuple(files), kind, opset, tuple(checks), tuple(notes), logged)
+
+
 def _output_names(kind: str, count: int) -> tuple[str, ...]:
-    names = {"classification": "probabilities", "segmentation": "probabilities"}
-    names |= {"regression": "values", "anomaly": "anomaly_score"}
+    names = {"classification": "probabilities", "segmentation": "probabilities", "regression": "values"}
+    names["anomaly"] = "anomaly_score"
     if kind in names:
         return (names[kind],)
     return ("output",) if count == 1 else tuple(f"output_{i}" for i in range(count))
@@ -217,7 +234,7 @@ def _raw_inputs(dm: Any, n: int) -> np.ndarray | None:
 
 
 def model_card(
-    trained: TrainedRun, kind: str, outputs: tuple[str, ...], opset: int, dynamic: bool, module: ExportModule
+    trained: TrainedRun, kind: str, outputs: tuple[str, ...], opset: int, dynamic: bool, module: nn.Module
 ) -> dict[str, Any]:
     """``model.json`` (and the ONNX ``metadata_props``, flattened): what goes in and comes out."""
     import labkit
@@ -261,7 +278,7 @@ def model_card(
         "label_names": list(labels),
         "output_meaning": meaning,
         "normalisation": {
-            "folded": module.folded,
+            "folded": bool(module.folded),
             "formula": "(x - mean) / std, inside the model" if module.folded else "none (raw inputs)",
             "mean": None if mean is None else np.asarray(mean).tolist(),
             "std": None if std is None else np.asarray(std).tolist(),
@@ -284,25 +301,31 @@ def _metadata(card: dict[str, Any]) -> dict[str, str]:
 
 def write_onnx(
     module: nn.Module,
-    example: torch.Tensor,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
     path: Path,
     outputs: tuple[str, ...],
     *,
     opset: int,
     dynamic_batch: bool,
     card: dict[str, Any],
+    input_names: tuple[str, ...] = (INPUT_NAME,),
 ) -> None:
-    """``module`` as ONNX through the pinned exporter path, with ``card`` as ``metadata_props``."""
+    """``module`` as ONNX through the pinned exporter path, with ``card`` as ``metadata_props``;
+    ``example`` one tensor (``forward(x)``) or a tuple of them (``forward(*xs)``, named
+    ``input_names``)."""
     import onnx
 
-    shapes = {"x": {0: "batch"}} if dynamic_batch else None
+    args = example if isinstance(example, tuple) else (example,)
+    shapes: Any = None
+    if dynamic_batch:
+        shapes = {"x": {0: "batch"}} if len(args) == 1 else {"xs": tuple({0: "batch"} for _ in args)}
     try:
         with _quiet():
             program = torch.onnx.export(
                 module,
-                (example,),
+                args,
                 dynamo=True,  # pinned: the torch.export-based exporter (see docs/predict-export.md)
-                input_names=[INPUT_NAME],
+                input_names=list(input_names),
                 output_names=list(outputs),
                 opset_version=opset,
                 dynamic_shapes=shapes,
@@ -395,6 +418,14 @@ def _scripting(cls: Any) -> Iterator[None]:
 
 # -- the self-check ------------------------------------------------------------------------------
 def _onnx_runners(path: Path, notes: list[str]) -> dict[str, Callable[[np.ndarray], list[np.ndarray]]]:
+    return {
+        what: partial(_run_session, session, session.get_inputs()[0].name)
+        for what, session in onnx_sessions(path, notes).items()
+    }
+
+
+def onnx_sessions(path: Path, notes: list[str]) -> dict[str, Any]:
+    """onnxruntime sessions of ``path``: CPU, and CUDA where onnxruntime and a GPU have it."""
     import onnxruntime as ort  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     available = ort.get_available_providers()
@@ -403,15 +434,12 @@ def _onnx_runners(path: Path, notes: list[str]) -> dict[str, Callable[[np.ndarra
         providers.append("CUDAExecutionProvider")
     else:
         notes.append("onnxruntime's CUDA provider not checked (no GPU, or a CPU-only onnxruntime)")
-    runners: dict[str, Callable[[np.ndarray], list[np.ndarray]]] = {}
+    sessions: dict[str, Any] = {}
     for provider in providers:
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=[provider])
-        name = session.get_inputs()[0].name
-
-        runners[f"onnxruntime {provider}"] = partial(_run_session, session, name)
-    return runners
+        sessions[f"onnxruntime {provider}"] = ort.InferenceSession(str(path), options, providers=[provider])
+    return sessions
 
 
 def _run_session(session: Any, name: str, x: np.ndarray) -> list[np.ndarray]:

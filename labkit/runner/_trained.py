@@ -60,17 +60,6 @@ class TrainedRun:
             return str(recorded)
         return recorded_tags(self.run_dir).get("mlflow.source.git.commit", "")
 
-    def require_one_array(self, command: str) -> None:
-        """Raise for a run whose model reads named inputs (``data.constituents``): ``command``
-        (``labkit predict``, ``labkit export``) feeds one array per event."""
-        if self.info.input_shapes:
-            names = ", ".join(self.info.input_shapes)
-            raise LabkitError(
-                f"run {self.run_dir} reads named inputs ({names}: data.constituents); {command} feeds "
-                "one array per event and does not handle set models yet; score them in Python with "
-                "labkit.load_trained(RUN).task on the data module's batches"
-            )
-
     def standardise(self, x: np.ndarray) -> np.ndarray:
         """Raw inputs ``(N, ...)`` as the network saw them in training (float32)."""
         x = np.asarray(x, dtype=np.float32)

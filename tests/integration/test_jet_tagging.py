@@ -50,5 +50,8 @@ def test_set_transformer_trains_on_the_tracks(load: Callable[..., Any]) -> None:
     summary = predict(trained, out=result.run_dir / "scores.h5")
     assert summary.events == len(trained.datamodule.split_indices("test"))  # type: ignore[operator]
     assert {"p_light", "p_b", "truth_class"} <= set(summary.columns)
-    with pytest.raises(LabkitError, match=r"labkit export feeds one array per event"):
-        export_run(str(result.run_dir), log=False)
+    # export writes ONNX with one input per name; the masked attention exports and checks
+    done = export_run(str(result.run_dir), dynamic_batch=True, events=40, batch_size=16, log=False)
+    assert done.passed and [p.name for p in done.files] == ["model.onnx", "model.json"]
+    with pytest.raises(LabkitError, match=r"exported to ONNX only"):
+        export_run(str(result.run_dir), format="torchscript", log=False)

@@ -154,7 +154,14 @@ def _inputs_card(
             for n, (m, s) in scalings.items()
         },
     }
-    return {"input": inputs[0], "inputs": inputs, "normalisation": normalisation}
+    described = {
+        "name": ", ".join(names),  # one input per name, fed by name
+        "names": list(names),
+        "shapes": {i["name"]: i["shape"] for i in inputs},
+        "dtypes": {i["name"]: i["dtype"] for i in inputs},
+        "units": "raw, as in the training file; masks True for a real entry",
+    }
+    return {"input": described, "inputs": inputs, "normalisation": normalisation}
 
 
 def _is_mask(name: str, names: Sequence[str]) -> bool:

@@ -19,6 +19,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.data._check": ("DataSummary", "check_data"),
         "labkit.data._digits": ("DigitsDataModule",),
         "labkit.data._files": ("FORMATS", "detect_format"),
+        "labkit.data._inputs": ("scale_inputs",),
         "labkit.data._simulated": ("SimulatedDataModule",),
         "labkit.data._staging": ("default_stage_dir", "stage_files", "unstage"),
     },
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.data._digits import DigitsDataModule as DigitsDataModule
     from labkit.data._files import FORMATS as FORMATS
     from labkit.data._files import detect_format as detect_format
+    from labkit.data._inputs import scale_inputs as scale_inputs
     from labkit.data._simulated import SimulatedDataModule as SimulatedDataModule
     from labkit.data._staging import default_stage_dir as default_stage_dir
     from labkit.data._staging import stage_files as stage_files

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from labkit.config import MAX_CLASSES
 from labkit.data._files import listing
-from labkit.data._inputs import checksum, finite, moments, named_inputs, real
+from labkit.data._inputs import checksum, finite, moments, named_inputs, real, scale_inputs
 from labkit.data._loader import BatchLoader, Inputs, TensorSplit, batch_loader, nbytes, take, to_device
 from labkit.errors import DataError
 
@@ -267,18 +267,14 @@ class ArraySplitDataModule(pl.LightningDataModule):
             self.input_scaling = (mean, divisor)
             scaled: np.ndarray = (x - mean) / divisor
             return scaled
-        out: dict[str, np.ndarray] = {}
         for name, values in x.items():
-            valid = x.get(name + "_valid")
-            if values.dtype == np.bool_:
-                out[name] = values
-                continue
-            mean, divisor = moments(values[train] if valid is None else values[train][valid[train]])
-            scaled = (values - mean) / divisor
-            out[name] = scaled if valid is None else np.where(valid[..., None], scaled, np.float32(0))
-            self.input_scalings[name] = (mean, divisor)
+            if values.dtype != np.bool_:
+                valid = x.get(name + "_valid")
+                self.input_scalings[name] = moments(
+                    values[train] if valid is None else values[train][valid[train]]
+                )
         self.input_scaling = self.input_scalings.get("features")
-        return out
+        return scale_inputs(x, self.input_scalings)
 
     @property
     def info(self) -> DataInfo:

@@ -14,7 +14,7 @@ from labkit.errors import DataError
 if TYPE_CHECKING:
     from labkit.data._base import Arrays
 
-__all__ = ["checksum", "finite", "moments", "named_inputs", "real"]
+__all__ = ["checksum", "finite", "moments", "named_inputs", "real", "scale_inputs"]
 
 
 def named_inputs(x: Mapping[str, np.ndarray], n: int, src: str) -> dict[str, np.ndarray]:
@@ -88,3 +88,25 @@ def checksum(a: Arrays) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def scale_inputs(
+    x: Mapping[str, np.ndarray], scalings: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Named inputs as the network sees them: ``(x - mean) / divisor`` per name with the
+    ``(mean, divisor)`` of ``scalings`` (a name without one is only made float32); a constituent
+    set ``g`` only over its real entries ``g_valid``, its padding 0; masks stay bool. Training
+    (:class:`ArraySplitDataModule`) and ``labkit predict`` scale with this one function."""
+    out: dict[str, np.ndarray] = {}
+    for name, given in x.items():
+        values = np.asarray(given)
+        if values.dtype == np.bool_ or (name.endswith("_valid") and name[: -len("_valid")] in x):
+            out[name] = values.astype(bool, copy=False)
+            continue
+        f = values.astype(np.float32, copy=False)
+        if name in scalings:
+            mean, divisor = scalings[name]
+            f = (f - mean) / divisor
+        valid = x.get(name + "_valid")
+        out[name] = f if valid is None else np.where(np.asarray(valid, bool)[..., None], f, np.float32(0))
+    return out

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labkit.data import scale_inputs
 from labkit.errors import DataError, LabkitError
 from labkit.runner._predict import (
     CHUNK_BYTES,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from labkit.data import FileDataModule
     from labkit.runner._trained import TrainedRun
 
-__all__ = ["predict_sets", "scale_named"]
+__all__ = ["predict_sets"]
 
 
 def predict_sets(
@@ -80,7 +81,7 @@ def predict_sets(
             if keep is not None and not len(keep):
                 continue
             index = np.arange(start, start + n, dtype=np.int64)
-            x = scale_named(a.x, scalings)  # type: ignore[arg-type]
+            x = scale_inputs(a.x, scalings)  # type: ignore[arg-type]
             y, w, extras = np.asarray(a.y), a.w, a.extras
             if keep is not None:
                 x, y, index = {k: v[keep] for k, v in x.items()}, y[keep], index[keep]
@@ -111,26 +112,6 @@ def predict_sets(
     finally:
         tmp.unlink(missing_ok=True)
     return PredictSummary(out, written, columns, split, where, time.perf_counter() - started)
-
-
-def scale_named(
-    x: Mapping[str, np.ndarray], scalings: Mapping[str, tuple[np.ndarray, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """Named inputs as the network saw them in training: ``(x - mean) / divisor`` per name (float32;
-    constituents ``g`` only over their real entries ``g_valid``, padding 0); masks as bool."""
-    out: dict[str, np.ndarray] = {}
-    for name, given in x.items():
-        values = np.asarray(given)
-        if values.dtype == np.bool_ or (name.endswith("_valid") and name[: -len("_valid")] in x):
-            out[name] = values.astype(bool, copy=False)
-            continue
-        f = values.astype(np.float32)
-        valid = x.get(name + "_valid")
-        if name in scalings:
-            mean, divisor = scalings[name]
-            f = (f - mean) / divisor
-        out[name] = f if valid is None else np.where(np.asarray(valid, bool)[..., None], f, np.float32(0))
-    return out
 
 
 def _reader(trained: TrainedRun, data: Path | None, spectators: Sequence[str]) -> FileDataModule:

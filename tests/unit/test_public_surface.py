@@ -87,6 +87,7 @@ PUBLIC: dict[str, list[str]] = {
         "check_data",
         "default_stage_dir",
         "detect_format",
+        "scale_inputs",
         "stage_files",
         "unstage",
     ],

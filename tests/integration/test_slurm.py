@@ -54,6 +54,18 @@ def wait_for(job: str, states: set[str], timeout: float = 300) -> JobInfo:
     pytest.fail(f"job {job} did not reach {states} in {timeout} s (last: {info})")
 
 
+def job_log(site: Path, job: str, timeout: float = 60) -> Path:
+    """The job's ``slurm-<id>.out`` in its run directory: slurmd creates it as the job starts,
+    which can come a moment after squeue already says RUNNING."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((site / "runs" / "digits_mlp").glob(f"*/slurm-{job}.out"), None)
+        if found is not None:
+            return found
+        time.sleep(0.5)
+    pytest.fail(f"job {job} wrote no slurm-{job}.out under {site / 'runs' / 'digits_mlp'} in {timeout} s")
+
+
 def wait_for_line(log: Path, text: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,7 +171,7 @@ def test_shell_metacharacters_in_names_and_overrides_run_nothing(site: Path) -> 
 def test_requeued_job_resumes_into_the_same_run(site: Path, how: str) -> None:
     job = submit(site, "trainer.max_epochs=60", "trainer.early_stopping=null")
     wait_for(job, {"RUNNING"})
-    log = next((site / "runs" / "digits_mlp").glob(f"*/slurm-{job}.out"))
+    log = job_log(site, job)
     wait_for_line(log, "epoch 5/60")
     if how == "admin-requeue":  # SIGTERM: checkpoint, then SLURM requeues the job
         requeue_now(job)
@@ -194,7 +206,7 @@ def test_ddp_job_with_two_tasks_logs_one_run(site: Path) -> None:
 def test_cancel_stops_the_job_and_marks_its_run_killed(site: Path) -> None:
     job = submit(site, "trainer.max_epochs=500", "trainer.early_stopping=null")
     wait_for(job, {"RUNNING"})
-    log = next((site / "runs" / "digits_mlp").glob(f"*/slurm-{job}.out"))
+    log = job_log(site, job)
     wait_for_line(log, "epoch 2/500")
     out = labkit(site, "cancel", job)
     assert out.returncode == 0, out.stderr

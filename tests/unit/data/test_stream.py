@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labkit.data._arrays import FileDataModule, keys_of
+from labkit.data._arrays import FileDataModule
 from labkit.data._base import Arrays
 from labkit.data._blocks import (
     Block,
@@ -22,8 +22,6 @@ from labkit.data._blocks import (
     split_blocks,
     streams,
 )
-from labkit.data._files import detect_format
-from labkit.data._read_events import input_keys, load_part
 from labkit.data._stream import Stream, StreamingDataModule
 from labkit.errors import DataError
 
@@ -253,41 +251,6 @@ def test_files_reader_reads_compound_rows(tmp_path: Path) -> None:
     assert rows == 50 and nbytes == 50 * 8
 
 
-#: once FileDataModule streams by itself it is a StreamingDataModule already
-_BASES = (
-    (FileDataModule,)
-    if issubclass(FileDataModule, StreamingDataModule)
-    else (StreamingDataModule, FileDataModule)
-)
-
-
-class _Files(*_BASES):  # type: ignore[misc]
-    """FileDataModule with the streaming dispatch: ``stream_source`` as proposed for _arrays.py."""
-
-    def stream_source(self) -> StreamSource | None:
-        """The files as blocks of rows, to stream when they exceed ``memory_limit`` (HDF5 only)."""
-        source = self.event_source()
-        parts = source.parts()
-        if any(detect_format(p.path, self.format) != "hdf5" for p in parts):
-            return None
-        inputs = input_keys(source, parts[0])
-        sets = [str(c["dataset"]) for c in self.constituents.values()]
-        keys = tuple(dict.fromkeys(keys_of(inputs, self.targets, self.weights) + sets))
-        _, layout = files_reader(self.format, self.tree, self.fields())
-
-        def rows(i: int, start: int, stop: int) -> Arrays:
-            return Arrays(**load_part(source, parts[i], rows=slice(start, stop), inputs=inputs).fields())
-
-        given = {n: tuple(i for i, p in enumerate(parts) if p.split == n) for n in ("train", "val", "test")}
-        return StreamSource(
-            parts=tuple(Part(p.path, p.group or "") for p in parts),
-            keys=keys,
-            splits={n: ids for n, ids in given.items() if ids} if source.splits else None,
-            layout=layout,
-            rows=rows,
-        )
-
-
 def test_file_module_streams_end_to_end(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.h5")
     with h5py.File(path, "a") as f:
@@ -299,7 +262,7 @@ def test_file_module_streams_end_to_end(tmp_path: Path) -> None:
         "weights": "w",
         "batch_size": 50,
     }
-    dm = _Files(memory_limit=10_000, shuffle_buffer=200, spectators=("pt",), **options)
+    dm = FileDataModule(memory_limit=10_000, shuffle_buffer=200, spectators=("pt",), **options)
     info = dm.info
     assert dm.streaming() is not None and info.weighted and info.num_classes == 3
     assert np.array_equal(info.extras["pt"], dm.split_indices("test"))  # in test loader order
@@ -309,7 +272,7 @@ def test_file_module_streams_end_to_end(tmp_path: Path) -> None:
         with h5py.File(path, "a") as f:
             del f["y"]
             f["y"] = np.array([b"a"] * N)
-        _Files(memory_limit=10_000, **options).setup()
+        FileDataModule(memory_limit=10_000, **options).setup()
 
 
 def test_file_module_streams_constituents_and_given_splits(tmp_path: Path) -> None:
@@ -323,7 +286,7 @@ def test_file_module_streams_constituents_and_given_splits(tmp_path: Path) -> No
         tracks["d0"] = np.where(tracks["valid"], rng.normal(2.0, 3.0, (n, 5)), 0)
         with h5py.File(path, "a") as f:
             f[f"{group}/jets"], f[f"{group}/tracks"] = jets, tracks
-    dm = _Files(
+    dm = FileDataModule(
         path=str(path),
         inputs=["jets.pt", "jets.eta"],
         targets="jets.flavour",

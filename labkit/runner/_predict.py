@@ -24,6 +24,8 @@ from labkit.data import FORMATS
 from labkit.errors import DataError, LabkitError
 from labkit.runner._predict_io import (
     EventFile,
+    add_spectators,
+    column_name,
     memory_events,
     open_events,
     open_writer,
@@ -189,14 +191,7 @@ def _write(
             table |= _truth(trained, chunk, truth)
             if weights:
                 table["weight"] = np.asarray(chunk[weights], dtype=np.float64)
-            for key in spectators:
-                name = _column(key)
-                if name in table:
-                    raise DataError(
-                        f"--spectators: {key!r} would overwrite the output column {name!r}; "
-                        f"the outputs are: {', '.join(table)}"
-                    )
-                table[name] = _flat(np.asarray(chunk[key]), key, fmt)
+            add_spectators(table, {key: chunk[key] for key in spectators}, fmt)
             for name, value in table.items():
                 if value.ndim > 1 and fmt != "hdf5":
                     raise LabkitError(
@@ -222,20 +217,6 @@ def _kept(rows: np.ndarray | None, start: int, n: int) -> np.ndarray | None:
         return None
     lo, hi = np.searchsorted(rows, [start, start + n])
     return rows[lo:hi] - start
-
-
-def _column(name: str) -> str:
-    """A name usable as an HDF5 dataset, ROOT branch and Parquet column."""
-    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "column"
-
-
-def _flat(values: np.ndarray, key: str, fmt: str) -> np.ndarray:
-    if values.ndim > 1 and fmt != "hdf5":
-        raise DataError(
-            f"--spectators: {key!r} holds {values.shape[1:]} values per event; .root and .parquet "
-            "outputs take one value per event (use an .h5 output, or name a column with one value)"
-        )
-    return values
 
 
 # -- where the events come from -----------------------------------------------------------------
@@ -340,7 +321,7 @@ def _scorer(trained: TrainedRun) -> tuple[Scorer, bool]:
 
     task: Any = trained.task
     if isinstance(task, ClassificationTask):
-        names = _unique([f"p_{_column(c)}" for c in task.class_names])
+        names = _unique([f"p_{column_name(c)}" for c in task.class_names])
 
         def classify(x: torch.Tensor) -> dict[str, np.ndarray]:
             out = task.model(x)
@@ -374,7 +355,7 @@ def _regression(task: Any) -> Scorer:
     import torch
     import torch.nn.functional as F
 
-    names = [_column(t) for t in task.targets]
+    names = [column_name(t) for t in task.targets]
     k = len(names)
     logs = task.target_log.bool().tolist()
 
@@ -421,7 +402,7 @@ def _user_module(module: Any) -> Scorer:
     def user(x: torch.Tensor) -> dict[str, np.ndarray]:
         result = module.predict_step(x, next(counter))
         found = (
-            {k: v for key, value in result.items() for k, v in named(_column(str(key)), value).items()}
+            {k: v for key, value in result.items() for k, v in named(column_name(str(key)), value).items()}
             if isinstance(result, Mapping)
             else named("output", result)
         )
@@ -454,9 +435,9 @@ def _truth(
     for key in keys:
         value = np.asarray(chunk[key])
         if value.ndim == 2 and trained.experiment.task.kind == "regression":
-            found |= {f"truth_{_column(key)}{i}": value[:, i] for i in range(value.shape[1])}
+            found |= {f"truth_{column_name(key)}{i}": value[:, i] for i in range(value.shape[1])}
         else:
-            found[f"truth_{_column(key)}"] = value
+            found[f"truth_{column_name(key)}"] = value
     if trained.experiment.task.kind == "classification" and len(keys) == 1:
         found["truth_class"] = _class_index(trained, np.asarray(chunk[keys[0]]).reshape(-1))
     return found

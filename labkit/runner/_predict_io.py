@@ -7,6 +7,7 @@ chunk at a time (resizable HDF5 datasets, ``uproot`` ``mktree`` + ``extend``, a 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ import numpy as np
 from labkit.data import detect_format
 from labkit.errors import DataError, LabkitError, did_you_mean
 
-__all__ = ["OUTPUT_FORMATS", "EventFile", "Writer", "open_events", "open_writer"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "EventFile",
+    "Writer",
+    "add_spectators",
+    "column_name",
+    "open_events",
+    "open_writer",
+]
 
 OUTPUT_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".root": "root", ".parquet": "parquet", ".pq": "parquet"}
 #: the TTree of a ROOT output file
@@ -332,3 +341,29 @@ def output_format(path: Path) -> str:
 def open_writer(path: Path, fmt: str, metadata: Mapping[str, str]) -> Writer:
     cls = {"hdf5": _Hdf5Writer, "root": _RootWriter, "parquet": _ParquetWriter}[fmt]
     return cls(path, metadata)
+
+
+def add_spectators(table: dict[str, np.ndarray], values: Mapping[str, Any], fmt: str) -> None:
+    """Add each spectator's values to ``table`` as a column; refuse one that would overwrite an output."""
+    for key, value in values.items():
+        name = column_name(key)
+        if name in table:
+            raise DataError(
+                f"--spectators: {key!r} would overwrite the output column {name!r}; "
+                f"the outputs are: {', '.join(table)}"
+            )
+        table[name] = _flat(np.asarray(value), key, fmt)
+
+
+def column_name(name: str) -> str:
+    """A name usable as an HDF5 dataset, ROOT branch and Parquet column."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "column"
+
+
+def _flat(values: np.ndarray, key: str, fmt: str) -> np.ndarray:
+    if values.ndim > 1 and fmt != "hdf5":
+        raise DataError(
+            f"--spectators: {key!r} holds {values.shape[1:]} values per event; .root and .parquet "
+            "outputs take one value per event (use an .h5 output, or name a column with one value)"
+        )
+    return values

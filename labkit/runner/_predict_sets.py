@@ -25,14 +25,12 @@ from labkit.runner._predict import (
     MAX_CHUNK,
     PredictSummary,
     Scorer,
-    _column,
-    _flat,
     _kept,
     _layout,
     _metadata,
     _truth,
 )
-from labkit.runner._predict_io import open_writer
+from labkit.runner._predict_io import add_spectators, open_writer
 
 if TYPE_CHECKING:
     from labkit.data import FileDataModule
@@ -91,14 +89,7 @@ def predict_sets(
             table |= _truth(trained, _targets(y, layout.targets), layout.targets)
             if w is not None and layout.weights:
                 table["weight"] = np.asarray(w, dtype=np.float64)
-            for key in spectators:
-                name = _column(key)
-                if name in table:
-                    raise DataError(
-                        f"--spectators: {key!r} would overwrite the output column {name!r}; "
-                        f"the outputs are: {', '.join(table)}"
-                    )
-                table[name] = _flat(np.asarray(extras[key]), key, fmt)
+            add_spectators(table, {key: extras[key] for key in spectators}, fmt)
             writer.write(table)
             written += len(index)
             columns = tuple(table)

@@ -10,7 +10,7 @@ stated. Three measurements:
    ``t_max = ln(E/E_c) − 0.5`` (electrons), and next to the 95 % quantile of GFlash's own average
    profile (the Gamma density of [GP] appendix A.1.1);
    and the fraction of the energy deposited beyond 24 X0 (the default grid's depth).
-2. **Lateral containment** on the same grid: the fraction of all the energy within 1 and 2 R_M
+2. **Lateral containment** on the same grid: the fraction of all the energy within 1, 2 and 5 R_M
    (all depths), and the fraction the default grid (24 X0, 2.5 R_M) holds.
    Uncertainties of 1 and 2: standard deviation over ``--bootstrap`` resamples of the showers.
 3. **Resolution of the full readout** (the plain sum of the cells of the default grid: 12 layers
@@ -26,6 +26,8 @@ stated. Three measurements:
    * ``chi2, E >= 10``: the two-term chi2 fit over 10–100 GeV only.
 
    Uncertainties: standard deviation over ``--bootstrap`` resamples of the showers at each point.
+   Also: σ/E of the sum with sampling, noise and threshold off (``--showers``/4 showers at 10, 30
+   and 100 GeV), i.e. the fluctuations of the containment alone, which make the constant term.
 4. **The recipe behind the 0.013 once quoted in docs/tasks.md**: 2000 showers log-uniform over
    1–100 GeV, the sum divided by its median response (sum/E over the whole sample), the relative
    resolution in 10 quantile bins of E (``labkit.tasks.binned_bias_resolution``, as the
@@ -100,13 +102,15 @@ def containment(n: int, seed: int, bootstrap: int) -> None:
     print("     and one to 1e6 R_M, no noise or threshold; ± = bootstrap standard deviation over the showers")
     header = (
         f"{'E GeV':>6} {'t95 sim':>13} {'t95 <GFlash>':>12} {'t95 PDG':>8} {'beyond 24 X0':>15} "
-        f"{'within 1 R_M':>15} {'within 2 R_M':>15} {'in 24X0×2.5RM':>13} {'seen/E':>7}"
+        f"{'within 1 R_M':>15} {'within 2 R_M':>15} {'5 R_M':>7} {'in 24X0×2.5RM':>13} {'seen/E':>7}"
     )
     print(header)
     layer_edges = np.arange(DEEP_LAYERS + 1) * DEEP_THICKNESS
     radial_edges = np.asarray(DEEP_RADIAL)
     in_24 = round(DEFAULT_DEPTH / DEEP_THICKNESS)
-    in_1, in_2, in_grid_r = (int(np.searchsorted(radial_edges, r)) for r in (1.0, 2.0, DEFAULT_RADIUS))
+    in_1, in_2, in_5, in_grid_r = (
+        int(np.searchsorted(radial_edges, r)) for r in (1.0, 2.0, 5.0, DEFAULT_RADIUS)
+    )
     rng = np.random.default_rng(seed + 1000)
     for i, energy in enumerate(PROFILE_ENERGIES):
         sample = simulate_calo(
@@ -122,7 +126,7 @@ def containment(n: int, seed: int, bootstrap: int) -> None:
         )
         cells = sample.showers.astype(np.float64)[:, :, :, 0]  # (n, layers, radial)
 
-        def figures(c: np.ndarray) -> tuple[float, float, float, float, float]:
+        def figures(c: np.ndarray) -> tuple[float, ...]:
             total = c.sum()
             profile = c.sum(axis=(0, 2))
             cum = np.concatenate([[0.0], np.cumsum(profile)]) / total
@@ -130,19 +134,20 @@ def containment(n: int, seed: int, bootstrap: int) -> None:
             beyond = 1.0 - float(cum[in_24])
             radial = c.sum(axis=(0, 1)) / total
             grid = float(c[:, :in_24, :in_grid_r].sum() / total)
-            return t95, beyond, float(radial[:in_1].sum()), float(radial[:in_2].sum()), grid
+            within = (float(radial[:k].sum()) for k in (in_1, in_2, in_5))
+            return (t95, beyond, *within, grid)
 
         central = figures(cells)
         boot = [figures(cells[rng.integers(0, n, n)]) for _ in range(bootstrap)]
-        err = [_spread([b[k] for b in boot]) for k in range(5)]
+        err = [_spread([b[k] for b in boot]) for k in range(len(central))]
         t_avg, alpha_avg = average_profile(energy)
         t95_avg = gamma_quantile(alpha_avg, t_avg, 0.95)
         seen = float(cells.sum() / (n * energy))
         print(
             f"{energy:>6g} {central[0]:>6.2f} ± {err[0]:<4.2f} {t95_avg:>12.2f} {pdg_t95(energy):>8.2f} "
             f"{central[1]:>7.4f} ± {err[1]:.4f} {central[2]:>7.4f} ± {err[2]:.4f} "
-            f"{central[3]:>7.4f} ± {err[3]:.4f} "
-            f"{central[4]:>13.4f} {seen:>7.4f}"
+            f"{central[3]:>7.4f} ± {err[3]:.4f} {central[4]:>7.4f} "
+            f"{central[5]:>13.4f} {seen:>7.4f}"
         )
     print("     t95 sim: depth holding 95 % of the mean simulated profile; <GFlash>: the 95 % quantile")
     print("     of the average profile of [GP] A.1.1; PDG: t_max + 0.08 Z + 9.6, t_max = ln(E/E_c) − 0.5,")
@@ -215,6 +220,17 @@ def resolution(n: int, seed: int, bootstrap: int) -> None:
         excess = math.sqrt(max(r**2 - sampling**2, 0.0))
         print(f"{energy:>6g} {np.median(x):>9.4f} {r:>8.5f} {sampling:>8.5f} {excess:>8.5f}")
     print("     excess: √((σ/E)² − (0.10/√E)²), what is left over the simulator's sampling term")
+    leak = []
+    for i, energy in enumerate((10.0, 30.0, 100.0)):
+        sample = simulate_calo(
+            n // 4, seed=seed + 200 + i, energy_range=(energy, energy), sampling=0.0, noise=0.0, threshold=0.0
+        )
+        x = sample.showers.astype(np.float64).sum(axis=(1, 2, 3))
+        leak.append(f"{x.std(ddof=1) / np.median(x):.4f} at {energy:g} GeV")
+    print(
+        f"     containment fluctuations alone (sampling 0, no noise, {n // 4} showers): σ/E = "
+        + ", ".join(leak)
+    )
     rng = np.random.default_rng(seed + 2000)
     boots = [_resolution([x[rng.integers(0, len(x), len(x))] for x in ratios]) for _ in range(bootstrap)]
     for name, (fit, labels) in FITS.items():

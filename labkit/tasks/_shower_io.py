@@ -142,9 +142,11 @@ def write_evaluation(result: ShowerEvaluation, outdir: str | os.PathLike[str]) -
     except OSError as exc:
         raise DataError(f"cannot write to {out} ({exc.strerror})") from None
     written = []
-    metrics = {"n_" + k: v for k, v in result.n_showers.items()} | result.metrics()
+    metrics: dict[str, int | float | None] = {"n_" + k: int(v) for k, v in result.n_showers.items()}
+    metrics |= {k: _json_number(v) for k, v in result.metrics().items()}
+    metrics["seconds"] = round(result.seconds, 2)
     path = out / "metrics.json"
-    path.write_text(json.dumps({k: _json_number(v) for k, v in metrics.items()}, indent=1) + "\n")
+    path.write_text(json.dumps(metrics, indent=1) + "\n")
     written.append(path)
 
     path = out / "separation.csv"

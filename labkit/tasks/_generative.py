@@ -36,7 +36,7 @@ __all__ = [
 def shower_features(
     showers: np.ndarray,
     incident_energy: np.ndarray,
-    radial_edges: Sequence[float],
+    radial_edges: Sequence[float] | np.ndarray,
     *,
     layer_thickness: float = 2.0,
 ) -> dict[str, np.ndarray]:

@@ -114,7 +114,7 @@ def evaluate_showers(
     *,
     energy_generated: np.ndarray,
     energy_reference: np.ndarray,
-    radial_edges: Sequence[float],
+    radial_edges: Sequence[float] | np.ndarray,
     layer_thickness: float = 2.0,
     reference_2: np.ndarray | None = None,
     energy_reference_2: np.ndarray | None = None,

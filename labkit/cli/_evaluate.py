@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from labkit.cli._app import _errors
+from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit.tasks import ShowerEvaluation
@@ -65,6 +66,12 @@ def evaluate(
     and per-feature separation power (with --reference-2: the simulator's floor and the gaps)."""
     with _errors():
         from labkit.tasks import evaluate_showers, read_calo_file
+
+        if output is not None:  # before minutes of work
+            try:
+                output.expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LabkitError(f"-o {output}: cannot make the directory ({exc.strerror})") from None
 
         ref = read_calo_file(reference)
         gen = read_calo_file(generated)

@@ -114,3 +114,17 @@ def test_evaluate_errors_are_one_line(files: dict[str, Path], tmp_path: Path) ->
     sim.write_h5(sample, other)
     done = _evaluate(other, "--reference", files["sim1"])
     assert done.returncode == 2 and "showers of shape" in done.stderr and str(other) in done.stderr
+
+
+def test_an_output_that_cannot_be_made_fails_before_the_evaluation(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = _evaluate(files["gen"], "--reference", files["sim1"], "-o", blocker / "out")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.splitlines()[0]
+        == f"labkit: error: -o {blocker / 'out'}: cannot make the directory (Not a directory)"
+    )
+    assert done.stdout == ""

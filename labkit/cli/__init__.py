@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from labkit.cli._app import app, main
 from labkit.cli._cluster import cancel, logs, status, submit
+from labkit.cli._evaluate import evaluate
 from labkit.cli._export import export
 from labkit.cli._meetings import compare, report, sync, ui
 from labkit.cli._plot import plot
@@ -32,6 +33,7 @@ for _command in (
     cancel,
     sim,
     generate,
+    evaluate,
     predict,
     export,
     ui,

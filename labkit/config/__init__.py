@@ -37,6 +37,7 @@ __all__, _lazy_getattr = lazy_exports(
             "AutoencoderSpec",
             "CNNSpec",
             "CVAESpec",
+            "TwoStageSpec",
             "MLPSpec",
             "MODEL_SPECS",
             "ModelSpec",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.config._model_specs import CVAESpec as CVAESpec
     from labkit.config._model_specs import MLPSpec as MLPSpec
     from labkit.config._model_specs import ModelSpec as ModelSpec
+    from labkit.config._model_specs import TwoStageSpec as TwoStageSpec
     from labkit.config._model_specs import UNetSpec as UNetSpec
     from labkit.config._schema import CheckpointConfig as CheckpointConfig
     from labkit.config._schema import EarlyStoppingConfig as EarlyStoppingConfig

@@ -13,6 +13,7 @@ __all__ = [
     "AutoencoderSpec",
     "CNNSpec",
     "CVAESpec",
+    "TwoStageSpec",
     "DeepSetsSpec",
     "MLPSpec",
     "ModelSpec",
@@ -124,6 +125,26 @@ class CVAESpec(ModelSpec):
     )
 
 
+class TwoStageSpec(ModelSpec):
+    """Two-stage shower model for ``task: surrogate``: the layer energies given the incident
+    energy by a conditional neural spline flow, then each layer's cells from a shape network and
+    compound-Poisson sampling (see docs/tasks.md)."""
+
+    target: ClassVar[str] = "labkit.models._two_stage:TwoStageShowerModel"
+    name: Literal["two_stage"]
+    flow_transforms: Annotated[int, Field(gt=0, le=32)] = Field(
+        default=6, description="spline (coupling) transforms of the layer-energy flow"
+    )
+    flow_hidden: tuple[Width, ...] = Field(
+        default=(128, 128), min_length=1, description="hidden widths of each flow transform's network"
+    )
+    flow_bins: Annotated[int, Field(gt=1, le=64)] = Field(default=10, description="bins of each spline")
+    shape_hidden: tuple[Width, ...] = Field(
+        default=(256, 512), min_length=1, description="widths of the cell-shape network"
+    )
+    activation: Activation = "silu"
+
+
 #: most attention heads and encoder layers of a set transformer
 MAX_HEADS = 64
 MAX_LAYERS = 32
@@ -179,6 +200,7 @@ MODEL_SPECS: tuple[type[ModelSpec], ...] = (
     UNetSpec,
     AutoencoderSpec,
     CVAESpec,
+    TwoStageSpec,
     DeepSetsSpec,
     SetTransformerSpec,
 )

@@ -140,12 +140,14 @@ class SurrogateSpec(TaskSpec):
     target_kind: ClassVar[Literal["labels", "values", "masks"]] = "values"
     kind: Literal["surrogate"]
     bins: Bins = Field(default=30, description="bins of each high-level feature (separation power)")
-    classifier_hidden: tuple[Annotated[int, Field(gt=0, le=2**16)], ...] = Field(
-        default=(128, 128), min_length=1, description="layers of the two-sample test's classifier"
+    evaluation_showers: Annotated[int, Field(ge=100, le=1_000_000)] = Field(
+        default=20_000,
+        description="showers generated and simulated (twice, with reference) for the test's judgement",
     )
+    low_level: bool = Field(default=True, description="run the low-level (cell) classifier test")
     reference: bool = Field(
         default=True,
-        description="simulate a second sample at the test energies: reference_classifier_auc, reference_fpd",
+        description="simulate a second sample: the floor (reference_*) and the gaps test_hl_gap, test_ll_gap",
     )
     timing_repeats: Annotated[int, Field(gt=0, le=1000)] = Field(
         default=5, description="repeats of each timing (the median is logged)"

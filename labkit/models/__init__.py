@@ -19,6 +19,7 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.models._autoencoder": ("Autoencoder",),
         "labkit.models._cnn": ("SmallCNN",),
         "labkit.models._cvae": ("ConditionalVAE",),
+        "labkit.models._two_stage": ("TwoStageShowerModel", "TwoStageTerms"),
         "labkit.models._mlp": ("MLP",),
         "labkit.models._sets": ("DeepSets", "SetTransformer"),
         "labkit.models._unet": ("UNet",),
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.models._mlp import MLP as MLP
     from labkit.models._sets import DeepSets as DeepSets
     from labkit.models._sets import SetTransformer as SetTransformer
+    from labkit.models._two_stage import TwoStageShowerModel as TwoStageShowerModel
+    from labkit.models._two_stage import TwoStageTerms as TwoStageTerms
     from labkit.models._unet import UNet as UNet
 else:
     __getattr__ = _lazy_getattr

@@ -31,6 +31,8 @@ __all__, _lazy_getattr = lazy_exports(
             "weighted_mean_std",
             "weighted_quantile",
         ),
+        "labkit.tasks._shower_io": ("CaloFile", "read_calo_file", "write_evaluation"),
+        "labkit.tasks._showers": ("ShowerEvaluation", "evaluate_showers", "kernel_distance"),
         "labkit.tasks._generative": (
             "classifier_two_sample_auc",
             "feature_edges",
@@ -70,6 +72,12 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tasks._generative import shower_features as shower_features
     from labkit.tasks._regression import RegressionTask as RegressionTask
     from labkit.tasks._segmentation import SegmentationTask as SegmentationTask
+    from labkit.tasks._shower_io import CaloFile as CaloFile
+    from labkit.tasks._shower_io import read_calo_file as read_calo_file
+    from labkit.tasks._shower_io import write_evaluation as write_evaluation
+    from labkit.tasks._showers import ShowerEvaluation as ShowerEvaluation
+    from labkit.tasks._showers import evaluate_showers as evaluate_showers
+    from labkit.tasks._showers import kernel_distance as kernel_distance
     from labkit.tasks._surrogate import SurrogateTask as SurrogateTask
 else:
     __getattr__ = _lazy_getattr

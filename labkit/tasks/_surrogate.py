@@ -15,20 +15,15 @@ from torch import nn
 
 from labkit.config import SurrogateSpec
 from labkit.errors import ConfigError, DataError
+from labkit.models import TwoStageShowerModel
 from labkit.tasks._base import Task, unpack_batch
-from labkit.tasks._generative import (
-    classifier_two_sample_auc,
-    feature_edges,
-    frechet_distance,
-    separation_power,
-    shower_features,
-)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from labkit.config import OptimizerConfig, TaskSpec
     from labkit.data import DataInfo
+    from labkit.tasks._showers import ShowerEvaluation
 
 __all__ = ["SurrogateTask"]
 
@@ -127,7 +122,8 @@ class SurrogateTask(Task):
         simulator: str,
         simulator_options: Mapping[str, Any],
         bins: int = 30,
-        classifier_hidden: Sequence[int] = (128, 128),
+        evaluation_showers: int = 20_000,
+        low_level: bool = True,
         reference: bool = True,
         timing_repeats: int = 5,
         sample_seed: int = 0,
@@ -145,15 +141,19 @@ class SurrogateTask(Task):
         self.threshold = max(float(options.get("threshold", 0.0)), 0.0)
         self.radial_edges = tuple(float(r) for r in options["radial_edges"])
         self.shower_shape = (int(options["layers"]), len(self.radial_edges) - 1, int(options["angular_bins"]))
+        self.noise = max(float(options.get("noise", 0.0)), 0.0)
+        self.layer_thickness = float(options.get("layer_thickness", 2.0))
         self.bins = bins
-        self.classifier_hidden = tuple(classifier_hidden)
+        self.evaluation_showers = evaluation_showers
+        self.low_level = low_level
+        self.two_stage = isinstance(model, TwoStageShowerModel)
         self.reference = reference
         self.timing_repeats = timing_repeats
         self.sample_seed = sample_seed
         self.register_buffer("value_scale", torch.tensor(1.0, dtype=torch.float64))
         self.register_buffer("fitted", torch.tensor(False))
-        self._test: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._result: dict[str, Any] = {}
+        self._moments = [0.0, 0.0]
+        self._result: ShowerEvaluation | None = None
 
     # -- units -------------------------------------------------------------------------------
     def energy(self, condition: torch.Tensor) -> torch.Tensor:
@@ -198,6 +198,16 @@ class SurrogateTask(Task):
         out = []
         for i, start in enumerate(range(0, len(e), batch_size)):
             part = e[start : start + batch_size]
+            if self.two_stage:
+                showers = self.model.sample(  # type: ignore[operator]
+                    self.condition(part).to(device),
+                    part.to(device),
+                    noise=self.noise,
+                    threshold=self.threshold,
+                    seed=seed + i,
+                )
+                out.append(showers.cpu().numpy())
+                continue
             values = self.model.sample(self.condition(part).to(device), seed=seed + i)  # type: ignore[operator]
             out.append(self.decode(values.cpu(), part).numpy())
         self.model.train(was_training)
@@ -215,8 +225,13 @@ class SurrogateTask(Task):
                 "the surrogate task fits its preprocessing on the training split of a data module"
             )
         total, count, negative = 0.0, 0, 0
+        layers: list[torch.Tensor] = []
+        energies: list[torch.Tensor] = []
         for batch in datamodule.train_dataloader():
             x, c, _ = unpack_batch(batch)
+            if self.two_stage:
+                layers.append(x.reshape(len(x), self.shower_shape[0], -1).double().sum(dim=-1).cpu())
+                energies.append(self.energy(c).cpu())
             x = x.reshape(len(x), -1).double()
             negative += int((x < 0).sum())
             hit = x > 0
@@ -231,12 +246,18 @@ class SurrogateTask(Task):
         if count == 0 or total <= 0:
             raise DataError("every cell of the training showers is zero: nothing to learn")
         self.value_scale.fill_(total / count)  # type: ignore[operator]
+        if self.two_stage:
+            self.model.fit_layer_statistics(torch.cat(layers), torch.cat(energies))  # type: ignore[operator]
         self.fitted.fill_(True)  # type: ignore[operator]
 
     def _batch_loss(self, batch: Any) -> torch.Tensor:
         x, c, w = unpack_batch(batch)
-        nll, kl = self.model(self.encode(x, self.energy(c)), c)
-        per: torch.Tensor = (nll + kl) / self.model.features  # type: ignore[operator]
+        if self.two_stage:
+            terms = self.model(x, self.energy(c), c)
+            per: torch.Tensor = terms.flow + terms.shape + terms.profile
+        else:
+            nll, kl = self.model(self.encode(x, self.energy(c)), c)
+            per = (nll + kl) / self.model.features  # type: ignore[operator]
         if w is None:
             return per.mean()
         weighted: torch.Tensor = (per * w).sum() / w.sum()
@@ -247,11 +268,27 @@ class SurrogateTask(Task):
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._moments = [0.0, 0.0]
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         n = len(batch[0])
         self.log(
             "val_loss", self._batch_loss(batch), on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
         )
+        if self.two_stage:
+            x, c, _ = unpack_batch(batch)
+            residual, expected = self.model.quantum_moments(x, self.energy(c), c)  # type: ignore[operator]
+            self._moments[0] += residual
+            self._moments[1] += expected
+
+    def on_validation_epoch_end(self) -> None:
+        # the two-stage model's quantum θ: the moment estimate over the validation cells
+        if self.two_stage and self._moments[1] > 0 and not self.trainer.sanity_checking:
+            moments = self.all_gather(torch.tensor(self._moments, dtype=torch.float64, device=self.device))
+            assert isinstance(moments, torch.Tensor)
+            residual, expected = moments.reshape(-1, 2).sum(dim=0).tolist()
+            self.model.quantum.fill_(residual / expected)  # type: ignore[operator, union-attr]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # what `labkit generate` needs to rebuild the task without the data
@@ -266,73 +303,55 @@ class SurrogateTask(Task):
         }
 
     # -- test --------------------------------------------------------------------------------
-    def on_test_epoch_start(self) -> None:
-        self._test = []
-
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        x, c, _ = unpack_batch(batch)
+        x, _, _ = unpack_batch(batch)
         self.log("test_loss", self._batch_loss(batch), on_epoch=True, batch_size=len(x), sync_dist=True)
-        self._test.append((x.detach(), c.detach()))
 
     def on_test_epoch_end(self) -> None:
-        showers = self.gather_rows(torch.cat([x for x, _ in self._test])).cpu()
-        conditions = self.gather_rows(torch.cat([c for _, c in self._test])).cpu()
-        self._test = []
-        energy = self.energy(conditions).numpy()
-        simulated = showers.numpy().reshape(len(showers), *self.shower_shape)
-        generated = self.generate(energy, seed=self.sample_seed)
-        metrics, result = self._judge(simulated, generated, energy)
-        if self.reference:
-            fresh = self._simulate_at(energy)
-            ref, ref_result = self._judge(simulated, fresh, energy)
-            metrics |= {
-                "reference_classifier_auc": ref["test_classifier_auc"],
-                "reference_fpd": ref["test_fpd"],
-                "reference_sep_power_mean": ref["test_sep_power_mean"],
-            }
-            result["reference"] = ref_result["generated"]
+        result = self.evaluate()
+        metrics = {(k if k.startswith("reference_") else f"test_{k}"): v for k, v in result.metrics().items()}
         metrics |= self._timings()
         for key, value in metrics.items():
             self.log(key, value, sync_dist=False)
         self._result = result
 
-    def _judge(
-        self, simulated: np.ndarray, other: np.ndarray, energy: np.ndarray
-    ) -> tuple[dict[str, float], dict[str, Any]]:
-        sim_f = shower_features(simulated, energy, self.radial_edges)
-        other_f = shower_features(other, energy, self.radial_edges)
-        metrics: dict[str, float] = {}
-        edges = {name: feature_edges(values, self.bins) for name, values in sim_f.items()}
-        for name in sim_f:
-            metrics[f"test_sep_power_{name}"] = separation_power(sim_f[name], other_f[name], edges[name])
-        metrics["test_sep_power_mean"] = float(np.mean(list(metrics.values())))
-        metrics["test_fpd"] = frechet_distance(
-            np.stack(list(sim_f.values()), axis=1), np.stack(list(other_f.values()), axis=1)
+    def evaluate(self) -> ShowerEvaluation:
+        """The CaloChallenge-style judgement (:func:`~labkit.tasks.evaluate_showers`) of
+        ``evaluation_showers`` generated showers against as many fresh simulator showers at the
+        same incident energies, and (with ``reference``) of a second, independent simulator
+        sample against the first: the floor. The simulator samples use seeds of their own, not
+        the training data's."""
+        from labkit import sim
+        from labkit.tasks._showers import evaluate_showers
+
+        seeds = np.random.SeedSequence([self.sample_seed, 2**20 + 11]).generate_state(2)
+        options = self._sim_options() | {
+            "energy_range": tuple(float(v) for v in self.simulator_options["energy_range"])
+        }
+        first = sim.simulate(self.simulator, self.evaluation_showers, seed=int(seeds[0]), **options)
+        energy = np.asarray(first.incident_energy, dtype=np.float64)
+        generated = self.generate(energy, seed=self.sample_seed)
+        second = (
+            sim.simulate(self.simulator, self.evaluation_showers, seed=int(seeds[1]), **options)
+            if self.reference
+            else None
         )
-        metrics["test_classifier_auc"] = classifier_two_sample_auc(
-            _cells_over_energy(simulated, energy),
-            _cells_over_energy(other, energy),
+        return evaluate_showers(
+            generated,
+            np.asarray(first.showers),
+            energy_generated=energy,
+            energy_reference=energy,
+            reference_2=None if second is None else np.asarray(second.showers),
+            energy_reference_2=None if second is None else np.asarray(second.incident_energy),
+            radial_edges=self.radial_edges,
+            layer_thickness=self.layer_thickness,
             seed=self.sample_seed,
-            hidden=self.classifier_hidden,
+            bins=self.bins,
+            low_level=self.low_level,
         )
-        return metrics, {"simulated": sim_f, "generated": other_f, "edges": edges, "metrics": metrics}
 
     def _sim_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.simulator_options.items() if k != "energy_range"}
-
-    def _simulate_at(self, energy: np.ndarray) -> np.ndarray:
-        """A fresh simulator sample, one shower at each energy, with seeds of its own."""
-        from labkit import sim
-
-        options = self._sim_options()
-        seeds = np.random.SeedSequence([self.sample_seed, 2**20 + 7]).generate_state(len(energy))
-        out = np.empty((len(energy), *self.shower_shape), dtype=np.float32)
-        for i, (e, seed) in enumerate(zip(energy, seeds, strict=True)):
-            sample = sim.simulate(
-                self.simulator, 1, seed=int(seed), energy_range=(float(e), float(e)), **options
-            )
-            out[i] = sample.showers[0]
-        return out
 
     def _timings(self) -> dict[str, float]:
         from labkit import sim
@@ -365,44 +384,26 @@ class SurrogateTask(Task):
         }
 
     def figures(self) -> dict[str, Figure]:
-        if not self._result:
+        if self._result is None:
             return {}
         from labkit.tasks._figures import feature_comparison_figure
+        from labkit.tasks._shower_io import FIGURE_GROUPS
 
         r = self._result
-        sep = {
-            k.removeprefix("test_sep_power_"): v for k, v in r["metrics"].items() if k.startswith("test_sep")
-        }
-        groups = {
-            "surrogate_energies": "Energy: total and per layer, over E_inc",
-            "surrogate_radial_centres": "Radial centre of energy per layer (Molière radii)",
-            "surrogate_radial_widths": "Radial width per layer (Molière radii)",
-            "surrogate_transverse_centres": "Centre of energy across the axis, x and y per layer (R_M)",
-        }
-        prefixes = {
-            "surrogate_energies": ("etot_", "elayer_"),
-            "surrogate_radial_centres": ("r_centre_",),
-            "surrogate_radial_widths": ("r_width_",),
-            "surrogate_transverse_centres": ("x_centre_", "y_centre_"),
-        }
+        feats, sep = r.features, dict(r.generated.separation)
         out = {}
-        for stem, title in groups.items():
-            names = [n for n in r["simulated"] if n.startswith(prefixes[stem])]
-            out[stem] = feature_comparison_figure(
-                {n: r["simulated"][n] for n in names},
-                {n: r["generated"][n] for n in names},
-                {n: r["edges"][n] for n in names},
-                sep,
-                reference={n: r["reference"][n] for n in names} if "reference" in r else None,
-                title=title,
-            )
+        for stem, (title, prefixes) in FIGURE_GROUPS.items():
+            names = [n for n in feats["reference"] if n.startswith(prefixes)]
+            if names:
+                out[stem] = feature_comparison_figure(
+                    {n: feats["reference"][n] for n in names},
+                    {n: feats["generated"][n] for n in names},
+                    {n: r.edges[n] for n in names},
+                    sep,
+                    reference={n: feats["reference_2"][n] for n in names} if "reference_2" in feats else None,
+                    title=title,
+                )
         return out
-
-
-def _cells_over_energy(showers: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """The classifier's inputs: every cell divided by E_inc, and log10 E_inc (as in the CaloChallenge)."""
-    cells = showers.reshape(len(showers), -1).astype(np.float64) / energy[:, None]
-    return np.concatenate([cells, np.log10(energy)[:, None]], axis=1)
 
 
 def _median_seconds(call: Any, repeats: int) -> float:

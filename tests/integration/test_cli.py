@@ -81,7 +81,7 @@ def test_check_prints_resolved_experiment(tmp_path: Path) -> None:
         (("run", "experiments/nope.yaml"), "experiment file not found: experiments/nope.yaml"),
         (
             ("run", MLP, "model.name=resnet"),
-            "unknown model 'resnet' (did you mean 'unet'?); valid: autoencoder, cnn, cvae, deepsets, mlp, set_transformer, unet",
+            "unknown model 'resnet' (did you mean 'unet'?); valid: autoencoder, cnn, cvae, deepsets, mlp, set_transformer, two_stage, unet",
         ),
         (("run", MLP, "data.name=mnist"), "unknown dataset 'mnist'; valid: arrays, digits"),
         (

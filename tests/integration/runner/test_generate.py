@@ -32,10 +32,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
         *SMOKE,
         "trainer.max_epochs=1",
         "data.events=400",
-        "model.hidden=[32]",
-        "model.latent=2",
+        "model.flow_transforms=2",
+        "model.flow_hidden=[16]",
+        "model.shape_hidden=[32]",
         "task.timing_repeats=1",
         "task.reference=false",
+        "task.evaluation_showers=200",
+        "task.low_level=false",
         f"data.cache_dir={root / 'cache'}",
         f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
         f"runs_root={root / 'runs'}",
@@ -75,7 +78,9 @@ def test_generated_file_has_the_datasets_and_attributes_of_a_simulator_file(
                 np.testing.assert_array_equal(g.attrs[key], value, err_msg=key)
         assert g.attrs["surrogate"] and g.attrs["surrogate_run_id"] == result.run_id
         assert g.attrs["surrogate_run_dir"] == str(result.run_dir.resolve())
-        assert g.attrs["surrogate_model"] == "cvae" and g.attrs["surrogate_experiment"] == "calo_surrogate"
+        assert (
+            g.attrs["surrogate_model"] == "two_stage" and g.attrs["surrogate_experiment"] == "calo_surrogate"
+        )
     arrays = read_arrays(tmp_path / "gen.h5", ["showers", "incident_energy", "particle"])
     showers, energy = arrays["showers"], arrays["incident_energy"]
     assert np.all((energy >= 1.0) & (energy <= 100.0)) and np.all(arrays["particle"] == 11)

@@ -100,7 +100,7 @@ def test_task_shorthand(tmp_path: Path) -> None:
         (["model.hiden=[3]"], r"model\.hiden: unknown key \(did you mean 'hidden'\?\)"),
         (
             ["model.name=mpl"],
-            r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: autoencoder, cnn, cvae, deepsets, mlp, set_transformer, unet",
+            r"model\.name: unknown model 'mpl' \(did you mean 'mlp'\?\); valid: autoencoder, cnn, cvae, deepsets, mlp, set_transformer, two_stage, unet",
         ),
         (
             ["data.name=digit"],

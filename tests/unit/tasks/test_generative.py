@@ -130,7 +130,7 @@ def test_radial_centre_and_width_of_two_equal_cells() -> None:
     f = shower_features(showers, np.array([4.0]), EDGES)
     assert f["r_centre_00"][0] == pytest.approx(0.25) and f["r_width_00"][0] == pytest.approx(0.2)
     assert f["etot_over_einc"][0] == pytest.approx(0.5)
-    assert len(f) == 1 + 5 * 1
+    assert len(f) == 1 + 9 * 1 + 7
 
 
 def test_features_check_shapes() -> None:

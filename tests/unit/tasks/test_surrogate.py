@@ -89,3 +89,34 @@ def test_generated_showers_have_the_grid_exact_zeros_and_nothing_below_threshold
     assert isinstance(threshold, float)
     assert np.all((showers == 0) | (showers >= threshold * (1 - 1e-6))) and (showers == 0).any()
     np.testing.assert_array_equal(showers, t.generate(np.geomspace(1.0, 100.0, 64), seed=2))
+
+
+def two_stage_task() -> SurrogateTask:
+    from labkit.models import TwoStageShowerModel
+
+    torch.manual_seed(0)
+    model = TwoStageShowerModel((12, 9, 8), 864, flow_transforms=2, flow_hidden=(16,), shape_hidden=(32,))
+    return SurrogateTask(
+        model, OptimizerConfig(name="adam"), scaling=SCALING, simulator="calo", simulator_options=OPTIONS
+    )
+
+
+def test_the_two_stage_model_generates_through_the_task_with_the_readout_of_the_simulator() -> None:
+    t = two_stage_task()
+    assert t.two_stage and t.noise == OPTIONS["noise"] and t.threshold == OPTIONS["threshold"]
+    energy = np.geomspace(1.0, 100.0, 32)
+    showers = t.generate(energy, seed=2, batch_size=10)  # four batches, each with its own seed
+    assert showers.shape == (32, 12, 9, 8) and showers.dtype == np.float32
+    assert np.all((showers == 0) | (showers >= OPTIONS["threshold"] * (1 - 1e-6)))  # type: ignore[operator]
+    np.testing.assert_array_equal(showers, t.generate(energy, seed=2, batch_size=10))
+
+
+def test_the_two_stage_loss_is_the_sum_of_its_three_terms() -> None:
+    t = two_stage_task()
+    sample = sim.simulate("calo", 16, seed=4)
+    c = t.condition(sample.incident_energy)
+    batch = (torch.from_numpy(sample.showers), c)
+    t.model.eval()
+    terms = t.model(batch[0], torch.from_numpy(sample.incident_energy), c)
+    expected = (terms.flow + terms.shape + terms.profile).mean()
+    assert float(t._batch_loss(batch)) == pytest.approx(float(expected), rel=1e-5)

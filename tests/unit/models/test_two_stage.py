@@ -1,0 +1,85 @@
+"""The two-stage shower model: shapes, the readout's zeros, reproducibility, the quantum's
+moment estimate (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from labkit.models import TwoStageShowerModel
+
+SHAPE = (12, 9, 8)
+
+
+def model() -> TwoStageShowerModel:
+    torch.manual_seed(0)
+    m = TwoStageShowerModel(SHAPE, 864, flow_transforms=2, flow_hidden=(16,), shape_hidden=(32,))
+    return m.eval()
+
+
+def energies(n: int) -> torch.Tensor:
+    return torch.exp(torch.linspace(0.0, math.log(100.0), n)).double()
+
+
+def condition(e: torch.Tensor) -> torch.Tensor:
+    return ((torch.log(e) - 2.3) / 1.3).float()[:, None]
+
+
+def test_refuses_a_shape_that_is_not_layers_times_cells() -> None:
+    with pytest.raises(ValueError, match=r"showers of shape \(layers, \.\.\.cells\)"):
+        TwoStageShowerModel((864,), 864)
+    with pytest.raises(ValueError, match="out_features"):
+        TwoStageShowerModel(SHAPE, 100)
+
+
+def test_samples_have_the_grid_exact_zeros_and_nothing_below_threshold() -> None:
+    m = model()
+    e = energies(64)
+    x = m.sample(condition(e), e, noise=0.001, threshold=0.003, seed=3)
+    assert x.shape == (64, *SHAPE) and x.dtype == torch.float32
+    assert torch.all((x == 0) | (x >= 0.003 * (1 - 1e-6))) and (x == 0).any()
+    assert torch.equal(x, m.sample(condition(e), e, noise=0.001, threshold=0.003, seed=3))
+    assert not torch.equal(x, m.sample(condition(e), e, noise=0.001, threshold=0.003, seed=4))
+
+
+def test_sampling_with_a_seed_leaves_the_global_random_state_alone() -> None:
+    m = model()
+    e = energies(8)
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    m.sample(condition(e), e, seed=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_layer_statistics_standardise_the_training_layers() -> None:
+    m = model()
+    e = energies(200)
+    layers = torch.rand(200, 12).double() * e[:, None] / 12
+    m.fit_layer_statistics(layers, e)
+    y = m.layer_code(layers, e, dequantize=False)
+    assert torch.allclose(y.mean(dim=0), torch.zeros(12), atol=1e-4)
+    assert torch.allclose(y.std(dim=0), torch.ones(12), atol=1e-3)
+    assert torch.equal(m.y_min, y.min(dim=0).values) and torch.equal(m.y_max, y.max(dim=0).values)
+
+
+def test_forward_gives_three_finite_terms_per_shower_and_gradients() -> None:
+    m = model().train()
+    e = energies(16)
+    x = m.sample(condition(e), e, noise=0.001, threshold=0.003, seed=1)
+    terms = m(x, e, condition(e))
+    assert all(t.shape == (16,) and torch.isfinite(t).all() for t in terms)
+    (terms.flow + terms.shape + terms.profile).mean().backward()
+    assert all(p.grad is not None for p in m.shape_net.parameters())
+
+
+def test_the_moment_estimate_recovers_the_quantum_of_its_own_showers() -> None:
+    m = model()
+    m.quantum.fill_(0.02)
+    e = torch.full((400,), 50.0, dtype=torch.float64)
+    x = m.sample(condition(e), e, seed=5)  # no noise, no threshold: only the quanta fluctuate
+    residual, expected = m.quantum_moments(x, e, condition(e))
+    assert expected > 0
+    assert residual / expected == pytest.approx(0.02, rel=0.15)

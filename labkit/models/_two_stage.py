@@ -17,14 +17,16 @@ __all__ = ["TwoStageShowerModel", "TwoStageTerms"]
 #: GeV added (uniform in [0, this)) to each layer energy before its logarithm, so that empty
 #: layers become a narrow band the flow can learn; well below any readout threshold of interest
 DEQUANTIZATION = 1e-3
-#: the shrinkage of a layer's quantum count towards the smooth profile is bounded to
-#: [LOW, 2] times the count its energy implies (sparse layers: the profile is least sure there)
-SHRINK_LOW = 0.8
+#: the smooth profile's count is bounded to [LOW, HIGH] times the count the layer's energy
+#: implies (a guard against a profile far off in a sparse layer)
+SHRINK_LOW, SHRINK_HIGH = 0.25, 4.0
+#: below this posterior mode the count is drawn exactly, above it from its normal approximation
+EXACT_QUANTA = 40
 
 
 class TwoStageTerms(NamedTuple):
     """Per shower (N,), in nats: the flow's negative log-likelihood of the layer energies, the
-    shape network's cross-entropy of the cells (per GeV of incident energy), and the smooth
+    shape network's cross-entropy of the cells (as fractions of their layer), and the smooth
     profile's cross-entropy of the layer energies (per GeV of incident energy)."""
 
     flow: torch.Tensor
@@ -55,12 +57,12 @@ class TwoStageShowerModel(nn.Module):
        readout threshold.
     2. **Cells.** A shape network (an MLP of ``shape_hidden`` on c and the standardised y) gives
        for each layer k the probabilities p_kv of its cells v (a softmax per layer), trained by
-       the cross-entropy −Σ_kv x_kv log p_kv / E_inc (the maximum-likelihood estimate of a
-       spatial intensity). A shower's energy in a layer arrives in quanta: cells hold
-       θ·Gamma(n_kv) for n_kv quanta of mean energy θ (exponential quanta: sampling
-       fluctuations), with n_k = Σ_v n_kv multinomial over the cells. θ is the one scalar not
-       trained by gradient: it is set from the moments of the validation cells,
-       θ = Σ (x − μ)² / Σ μ (2 − p) over cells with μ = p E_k > 50 θ₀ (the variance of a
+       the cross-entropy −Σ_kv (x_kv / E_k) log p_kv (each layer's cells as fractions of its
+       energy, so that every layer counts alike, the sparse deep ones too). A shower's energy
+       in a layer arrives in quanta: cells hold θ·Gamma(n_kv) for n_kv quanta of mean energy θ
+       (exponential quanta: sampling fluctuations), with n_k = Σ_v n_kv multinomial over the
+       cells. θ is the one scalar not trained by gradient: it is set from the moments of the
+       validation cells, θ = Σ (x − μ)² / Σ μ (2 − p) over cells with μ = p E_k > 50 θ₀ (the variance of a
        multinomial sum of exponentials), by :meth:`quantum_moments`.
        The count n_k is drawn given the layer energy: its energy alone says E_k/θ (a Gamma
        likelihood of variance E_k/θ); a smooth longitudinal profile m_k (a 2-number bottleneck
@@ -68,8 +70,9 @@ class TwoStageShowerModel(nn.Module):
        the two are combined as two Gaussians of equal relative precision: n_k ~ N(2ab/(a+b),
        ab/(a+b)), a bounded to [0.8, 2] b. Quanta lost under the readout threshold are put back
        first (b is raised by the expected lost fraction of single-quantum cells). The cells are
-       then drawn, the readout's Gaussian ``noise`` added, cells below ``threshold`` zeroed, each
-       layer rescaled to its E_k, and cells the rescaling took under the threshold zeroed.
+       then drawn, the readout's Gaussian ``noise`` added, cells below ``threshold`` zeroed, and
+       each layer's excess over the threshold rescaled so that the layer holds E_k (the hit
+       cells stay hit).
 
     ``forward`` gives the three training terms per shower; ``sample`` one shower per condition.
     Fit the standardisation (:meth:`fit_layer_statistics`) before training.
@@ -161,7 +164,8 @@ class TwoStageShowerModel(nn.Module):
         y = self.layer_code(e_k, energy, dequantize=self.training)
         flow_nll = -self.flow(c).log_prob(y)
         scale = energy.float()[:, None]
-        shape = -(x * self._shape_probabilities(c, y)).sum(dim=(1, 2)) / scale[:, 0]
+        fractions = x / e_k.clamp_min(1e-12)[:, :, None]  # each layer counts alike, deep and sparse ones too
+        shape = -(fractions * self._shape_probabilities(c, y)).sum(dim=(1, 2))
         profile = -(e_k * self._profile(c, y)).sum(dim=1) / scale[:, 0]
         return TwoStageTerms(flow_nll, shape, profile)
 
@@ -211,7 +215,7 @@ class TwoStageShowerModel(nn.Module):
         e_k = torch.exp(y.double() * std + mean) * e[:, None] - 0.5 * DEQUANTIZATION
         e_k = torch.where(e_k >= max(threshold, 1e-9), e_k, torch.zeros_like(e_k))
         y = self.layer_code(e_k, e, dequantize=False)
-        p = self._shape_probabilities(c, y).exp().double()
+        p = self._shape_probabilities(c, y).exp()
         quantum = self.quantum
         assert isinstance(quantum, torch.Tensor)
         theta = float(quantum)
@@ -219,17 +223,20 @@ class TwoStageShowerModel(nn.Module):
         # quanta under the threshold are lost from the layer's energy: put them back
         t = max(threshold, 0.0) / theta
         lost_per_quantum = 1.0 - math.exp(-t) * (1.0 + t)  # E[x; x < t] / θ for one exponential quantum
-        lam = p * counts_from_energy[:, :, None]
-        lost = lost_per_quantum * (lam * torch.exp(-lam)).sum(dim=-1) / counts_from_energy.clamp_min(1e-9)
+        lam = p * counts_from_energy.float()[:, :, None]
+        lost = (
+            lost_per_quantum
+            * (lam * torch.exp(-lam)).sum(dim=-1).double()
+            / counts_from_energy.clamp_min(1e-9)
+        )
         b = (counts_from_energy / (1.0 - lost).clamp_min(0.5)).clamp_min(1e-6)
         smooth = self._profile(c, y).exp().double() * e_k.sum(dim=1, keepdim=True) / theta
-        a = torch.minimum(torch.maximum(smooth, SHRINK_LOW * b), 2.0 * b).clamp_min(1e-6)
-        centre, spread = 2.0 * a * b / (a + b), a * b / (a + b)
-        count = torch.round(centre + spread.sqrt() * torch.randn_like(centre)).clamp_min(0.0)
+        a = torch.minimum(torch.maximum(smooth, SHRINK_LOW * b), SHRINK_HIGH * b).clamp_min(1e-6)
+        count = _quanta(a, b)
         count = torch.where(e_k > 0, count.clamp_min(1.0), torch.zeros_like(count))
         quanta = torch.zeros(n * self.layers, self.cells, dtype=torch.float32, device=c.device)
         rows = (count.reshape(-1) > 0).nonzero().squeeze(1)  # layers without quanta stay empty
-        quanta[rows] = _multinomial(count.reshape(-1)[rows].float(), p.reshape(-1, self.cells)[rows].float())
+        quanta[rows] = _multinomial(count.reshape(-1)[rows].float(), p.reshape(-1, self.cells)[rows])
         quanta = quanta.reshape(n, self.layers, self.cells)
         x = torch.zeros_like(quanta)
         hit = quanta > 0
@@ -237,14 +244,35 @@ class TwoStageShowerModel(nn.Module):
         if noise > 0:
             x = x + noise * torch.randn_like(x)
         x = torch.where(x >= threshold, x, torch.zeros_like(x)).clamp_min(0.0)
+        # each layer to its E_k, by scaling the cells' excess over the threshold: every hit cell
+        # stays hit and >= threshold, so the rescaling changes no cell count
+        hit = x > 0
+        floor = threshold * hit.sum(dim=-1)
         total = x.sum(dim=-1)
-        x = x * torch.where(total > 0, e_k / total.clamp_min(1e-12), torch.zeros_like(total))[:, :, None]
-        x = torch.where(x >= threshold, x, torch.zeros_like(x))  # a rescaled cell can fall under it
+        excess = (total - floor).clamp_min(1e-12)
+        factor = ((e_k - floor) / excess).clamp_min(0.0)
+        x = torch.where(hit, threshold + (x - threshold) * factor[:, :, None], x)
         empty = (total <= 0) & (e_k > 0)  # every quantum fell under the threshold: the likeliest cell
         if bool(empty.any()):
             top = p.argmax(dim=-1)
             x[empty, top[empty]] = e_k[empty]
         return x.float().reshape(n, *self.sample_shape)
+
+
+def _quanta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Quanta n >= 1 in a layer from P(n) ∝ Poisson(n; a) · Gamma(E; n, θ) with b = E/θ, i.e.
+    ∝ (ab)^n / (n! (n − 1)!): the prior of the smooth profile times the likelihood of the layer's
+    energy. Its mode is √(ab) and its variance about √(ab)/2; drawn exactly below a mode of
+    :data:`EXACT_QUANTA`, from N(√(ab), √(ab)/2) rounded above."""
+    mode = torch.sqrt(a * b)
+    count = torch.round(mode + torch.sqrt(0.5 * mode) * torch.randn_like(mode)).clamp_min(1.0)
+    small = mode < EXACT_QUANTA
+    if bool(small.any()):
+        n = torch.arange(1, 4 * EXACT_QUANTA + 1, dtype=a.dtype, device=a.device)
+        logits = n * torch.log(a[small] * b[small])[:, None] - torch.lgamma(n + 1) - torch.lgamma(n)
+        drawn = torch.multinomial(torch.softmax(logits, dim=1).float(), 1).squeeze(1)
+        count[small] = n[drawn]
+    return count
 
 
 def _multinomial(count: torch.Tensor, p: torch.Tensor) -> torch.Tensor:

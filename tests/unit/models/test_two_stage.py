@@ -75,7 +75,11 @@ def test_forward_gives_three_finite_terms_per_shower_and_gradients() -> None:
     assert all(p.grad is not None for p in m.shape_net.parameters())
 
 
-def test_the_moment_estimate_recovers_the_quantum_of_its_own_showers() -> None:
+def test_the_moment_estimate_recovers_the_quantum_of_its_own_showers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.models import _two_stage
+
+    # the count the layer energy implies (an untrained smooth profile would pull it anywhere)
+    monkeypatch.setattr(_two_stage, "_quanta", lambda a, b: torch.round(b).clamp_min(1.0))
     m = model()
     m.quantum.fill_(0.02)
     e = torch.full((400,), 50.0, dtype=torch.float64)
@@ -83,3 +87,20 @@ def test_the_moment_estimate_recovers_the_quantum_of_its_own_showers() -> None:
     residual, expected = m.quantum_moments(x, e, condition(e))
     assert expected > 0
     assert residual / expected == pytest.approx(0.02, rel=0.15)
+
+
+def test_the_count_of_quanta_follows_the_profile_and_the_energy() -> None:
+    from labkit.models._two_stage import _quanta
+
+    torch.manual_seed(0)
+    for a, b in ((5.0, 5.0), (20.0, 5.0), (500.0, 500.0), (2000.0, 500.0)):
+        n = _quanta(
+            torch.full((20000,), a, dtype=torch.float64), torch.full((20000,), b, dtype=torch.float64)
+        )
+        # P(n) ∝ (ab)^n / (n! (n - 1)!), n >= 1: its mean and variance, summed exactly
+        k = torch.arange(1, 2000, dtype=torch.float64)
+        w = torch.softmax(k * math.log(a * b) - torch.lgamma(k + 1) - torch.lgamma(k), dim=0)
+        mean = float((w * k).sum())
+        var = float((w * k * k).sum()) - mean**2
+        assert float(n.mean()) == pytest.approx(mean, rel=0.02)
+        assert float(n.var()) == pytest.approx(var, rel=0.1)

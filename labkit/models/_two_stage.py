@@ -26,7 +26,7 @@ EXACT_QUANTA = 40
 
 class TwoStageTerms(NamedTuple):
     """Per shower (N,), in nats: the flow's negative log-likelihood of the layer energies, the
-    shape network's cross-entropy of the cells (as fractions of their layer), and the smooth
+    shape network's cross-entropy of the cells (per GeV of incident energy), and the smooth
     profile's cross-entropy of the layer energies (per GeV of incident energy)."""
 
     flow: torch.Tensor
@@ -57,8 +57,8 @@ class TwoStageShowerModel(nn.Module):
        readout threshold.
     2. **Cells.** A shape network (an MLP of ``shape_hidden`` on c and the standardised y) gives
        for each layer k the probabilities p_kv of its cells v (a softmax per layer), trained by
-       the cross-entropy −Σ_kv (x_kv / E_k) log p_kv (each layer's cells as fractions of its
-       energy, so that every layer counts alike, the sparse deep ones too). A shower's energy
+       the cross-entropy −Σ_kv x_kv log p_kv / E_inc (the maximum-likelihood estimate of a
+       spatial intensity, every GeV counting alike). A shower's energy
        in a layer arrives in quanta: cells hold θ·Gamma(n_kv) for n_kv quanta of mean energy θ
        (exponential quanta: sampling fluctuations), with n_k = Σ_v n_kv multinomial over the
        cells. θ is the one scalar not trained by gradient: it is set from the moments of the
@@ -164,8 +164,7 @@ class TwoStageShowerModel(nn.Module):
         y = self.layer_code(e_k, energy, dequantize=self.training)
         flow_nll = -self.flow(c).log_prob(y)
         scale = energy.float()[:, None]
-        fractions = x / e_k.clamp_min(1e-12)[:, :, None]  # each layer counts alike, deep and sparse ones too
-        shape = -(fractions * self._shape_probabilities(c, y)).sum(dim=(1, 2))
+        shape = -(x * self._shape_probabilities(c, y)).sum(dim=(1, 2)) / scale[:, 0]
         profile = -(e_k * self._profile(c, y)).sum(dim=1) / scale[:, 0]
         return TwoStageTerms(flow_nll, shape, profile)
 

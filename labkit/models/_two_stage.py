@@ -21,7 +21,7 @@ DEQUANTIZATION = 1e-3
 #: implies (a guard against a profile far off in a sparse layer)
 SHRINK_LOW, SHRINK_HIGH = 0.25, 4.0
 #: below this posterior mode the count is drawn exactly, above it from its normal approximation
-EXACT_QUANTA = 40
+EXACT_QUANTA = 12
 
 
 class TwoStageTerms(NamedTuple):
@@ -249,12 +249,12 @@ class TwoStageShowerModel(nn.Module):
         floor = threshold * hit.sum(dim=-1)
         total = x.sum(dim=-1)
         excess = (total - floor).clamp_min(1e-12)
-        factor = ((e_k - floor) / excess).clamp_min(0.0)
+        factor = ((e_k - floor) / excess).clamp_min(0.0).float()
         x = torch.where(hit, threshold + (x - threshold) * factor[:, :, None], x)
         empty = (total <= 0) & (e_k > 0)  # every quantum fell under the threshold: the likeliest cell
         if bool(empty.any()):
             top = p.argmax(dim=-1)
-            x[empty, top[empty]] = e_k[empty]
+            x[empty, top[empty]] = e_k[empty].to(x.dtype)
         return x.float().reshape(n, *self.sample_shape)
 
 
@@ -267,7 +267,7 @@ def _quanta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     count = torch.round(mode + torch.sqrt(0.5 * mode) * torch.randn_like(mode)).clamp_min(1.0)
     small = mode < EXACT_QUANTA
     if bool(small.any()):
-        n = torch.arange(1, 4 * EXACT_QUANTA + 1, dtype=a.dtype, device=a.device)
+        n = torch.arange(1, 5 * EXACT_QUANTA + 1, dtype=a.dtype, device=a.device)  # 13 standard deviations
         logits = n * torch.log(a[small] * b[small])[:, None] - torch.lgamma(n + 1) - torch.lgamma(n)
         drawn = torch.multinomial(torch.softmax(logits, dim=1).float(), 1).squeeze(1)
         count[small] = n[drawn]

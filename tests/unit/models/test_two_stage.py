@@ -93,7 +93,7 @@ def test_the_count_of_quanta_follows_the_profile_and_the_energy() -> None:
     from labkit.models._two_stage import _quanta
 
     torch.manual_seed(0)
-    for a, b in ((5.0, 5.0), (20.0, 5.0), (500.0, 500.0), (2000.0, 500.0)):
+    for a, b in ((5.0, 5.0), (20.0, 5.0), (60.0, 5.0), (500.0, 500.0), (2000.0, 500.0)):
         n = _quanta(
             torch.full((20000,), a, dtype=torch.float64), torch.full((20000,), b, dtype=torch.float64)
         )
@@ -104,3 +104,14 @@ def test_the_count_of_quanta_follows_the_profile_and_the_energy() -> None:
         var = float((w * k * k).sum()) - mean**2
         assert float(n.mean()) == pytest.approx(mean, rel=0.02)
         assert float(n.var()) == pytest.approx(var, rel=0.1)
+
+
+def test_a_layer_whose_quanta_all_fall_under_the_threshold_keeps_its_energy_in_one_cell() -> None:
+    m = model()
+    m.quantum.fill_(0.01)
+    e = energies(64)
+    x = m.sample(condition(e), e, threshold=0.05, seed=2)  # most quanta (mean 0.01 GeV) are lost
+    assert torch.all((x == 0) | (x >= 0.05 * (1 - 1e-6)))
+    per_layer = x.sum(dim=(2, 3))
+    hit_layers = (x > 0).sum(dim=(2, 3))
+    assert bool(((per_layer > 0) & (hit_layers == 1)).any())  # the likeliest cell took the layer

@@ -60,6 +60,9 @@ HEAVY = (
         "labkit.cli._predict",
         "labkit.cli._export",
         "labkit.cli._plot",
+        "labkit.cli._evaluate",
+        "labkit.tasks._showers",
+        "labkit.tasks._shower_io",
     ],
 )
 def test_light_imports(module: str) -> None:

@@ -36,32 +36,29 @@ SIM_TIMING_SHOWERS = 2_000
 class SurrogateTask(Task):
     """Learns showers of the ``calo`` simulator given the incident energy, and judges the copies.
 
-    Preprocessing (fitted on the training split, kept with the model): a cell of energy x (GeV)
-    in a shower of incident energy E becomes u = (x − t)/(E s) when it is above the simulator's
-    readout threshold t (x > 0), and u = 0 when it is not; s is the mean of (x − t)/E over the
-    non-zero training cells (a buffer), so that u is of order one. The model (a
-    :class:`~labkit.models.ConditionalVAE`) learns u given the normalised log E of the data module;
-    a generated u becomes x = u E s + t where u > 0 and exactly 0 elsewhere: a copy has zeros
-    where the simulator's threshold would have put them, and no cell between 0 and t.
+    Two models: a :class:`~labkit.models.TwoStageShowerModel` works on the cells in GeV (the
+    task fits its layer statistics on the training split, passes the readout's ``noise`` and
+    ``threshold`` when it samples, and sets its quantum θ from the validation cells after each
+    validation epoch); a :class:`~labkit.models.ConditionalVAE` works on the task's preprocessed
+    cells: a cell x (GeV) in a shower of incident energy E becomes u = (x − t)/(E s) above the
+    readout threshold t and 0 below, s the mean of (x − t)/E over the non-zero training cells (a
+    buffer, fitted on the training split), and a generated u goes back as x = u E s + t where
+    u > 0, exactly 0 elsewhere. Both condition on the normalised log E of the data module.
 
-    Logs ``train_loss``, ``val_loss`` and ``test_loss``: the negative evidence lower bound per
-    cell (nats). At test it generates one shower per test shower, at the same incident energy,
-    and logs (see docs/tasks.md for the formulas):
+    Logs ``train_loss``, ``val_loss`` and ``test_loss`` (the model's loss per shower). At test it
+    judges the model with :meth:`evaluate` (``evaluation_showers`` fresh simulator showers, as
+    many generated at their energies, and with ``reference`` a second simulator sample: the
+    floor) and logs (docs/tasks.md has the definitions): ``test_hl_classifier_auc``,
+    ``test_ll_classifier_auc`` (with ``low_level``), ``test_fpd``, ``test_kpd``,
+    ``test_sep_power_<feature>``, ``test_sep_power_mean``; with ``reference`` also
+    ``reference_hl_classifier_auc``, ``reference_ll_classifier_auc``, ``reference_fpd``,
+    ``reference_kpd``, ``reference_sep_power_mean`` and the gaps ``test_hl_gap``,
+    ``test_ll_gap``; and ``gen_ms_per_shower_b1``, ``gen_ms_per_shower_b10000`` (wall time per
+    generated shower, GeV cells included, at batch size 1 and 10 000, on the CPU, median of
+    ``timing_repeats``) and ``sim_ms_per_shower`` (the simulator's, same options, 2000 showers).
 
-    * ``test_sep_power_<feature>`` for each high-level feature
-      (:func:`~labkit.tasks._generative.shower_features`) and their mean ``test_sep_power_mean``;
-    * ``test_fpd``: the Fréchet distance of the high-level features (standardised with the
-      simulated showers' mean and standard deviation);
-    * ``test_classifier_auc``: a classifier two-sample test on the cells (each divided by E)
-      and log10 E;
-    * with ``reference`` the same three numbers for a second, independent simulator sample at the
-      same energies against the test showers: ``reference_classifier_auc``, ``reference_fpd``,
-      ``reference_sep_power_mean`` (what a perfect surrogate would score on this many showers);
-    * ``gen_ms_per_shower_b1`` and ``gen_ms_per_shower_b10000``: wall time per generated shower
-      (GeV cells included) at batch size 1 and 10 000, on the CPU, median of ``timing_repeats``;
-      ``sim_ms_per_shower``: the simulator's, with the same options, on 2000 showers.
-
-    Figures: the features of generated and simulated test showers, with ratio panels.
+    Figures: the high-level features of generated, simulated and second simulated showers,
+    with ratio panels, one figure per group of features.
     """
 
     monitorable: ClassVar[tuple[str, ...]] = SurrogateSpec.monitorable

@@ -231,8 +231,8 @@ class TwoStageShowerModel(nn.Module):
         b = (counts_from_energy / (1.0 - lost).clamp_min(0.5)).clamp_min(1e-6)
         smooth = self._profile(c, y).exp().double() * e_k.sum(dim=1, keepdim=True) / theta
         a = torch.minimum(torch.maximum(smooth, SHRINK_LOW * b), SHRINK_HIGH * b).clamp_min(1e-6)
-        count = _quanta(a, b)
-        count = torch.where(e_k > 0, count.clamp_min(1.0), torch.zeros_like(count))
+        count = _quanta(a, b, _lone_noise_logit(e_k, theta, self.cells, noise=noise, threshold=threshold))
+        count = torch.where(e_k > 0, count, torch.zeros_like(count))
         quanta = torch.zeros(n * self.layers, self.cells, dtype=torch.float32, device=c.device)
         rows = (count.reshape(-1) > 0).nonzero().squeeze(1)  # layers without quanta stay empty
         quanta[rows] = _multinomial(count.reshape(-1)[rows].float(), p.reshape(-1, self.cells)[rows])
@@ -251,27 +251,57 @@ class TwoStageShowerModel(nn.Module):
         excess = (total - floor).clamp_min(1e-12)
         factor = ((e_k - floor) / excess).clamp_min(0.0).float()
         x = torch.where(hit, threshold + (x - threshold) * factor[:, :, None], x)
-        empty = (total <= 0) & (e_k > 0)  # every quantum fell under the threshold: the likeliest cell
+        # a layer without a hit but with energy: every quantum fell under the threshold (the
+        # likeliest cell takes it), or it had none and its energy is a lone noise hit (any cell)
+        empty = (total <= 0) & (e_k > 0)
         if bool(empty.any()):
-            top = p.argmax(dim=-1)
-            x[empty, top[empty]] = e_k[empty].to(x.dtype)
+            cell = torch.where(count > 0, p.argmax(dim=-1), torch.randint_like(count, self.cells).long())
+            x[empty, cell[empty]] = e_k[empty].to(x.dtype)
         return x.float().reshape(n, *self.sample_shape)
 
 
-def _quanta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Quanta n >= 1 in a layer from P(n) ∝ Poisson(n; a) · Gamma(E; n, θ) with b = E/θ, i.e.
-    ∝ (ab)^n / (n! (n − 1)!): the prior of the smooth profile times the likelihood of the layer's
-    energy. Its mode is √(ab) and its variance about √(ab)/2; drawn exactly below a mode of
-    :data:`EXACT_QUANTA`, from N(√(ab), √(ab)/2) rounded above."""
+def _quanta(a: torch.Tensor, b: torch.Tensor, zero_logit: torch.Tensor | None = None) -> torch.Tensor:
+    """Quanta n in a layer from P(n) ∝ Poisson(n; a) · Gamma(E; n, θ) with b = E/θ, i.e.
+    ∝ (ab)^n / (n! (n − 1)!) for n >= 1: the prior of the smooth profile times the likelihood of
+    the layer's energy. Its mode is √(ab) and its variance about √(ab)/2; drawn exactly below a
+    mode of :data:`EXACT_QUANTA`, from N(√(ab), √(ab)/2) rounded above. ``zero_logit`` (the
+    log-weight of n = 0 on the same scale, :func:`_lone_noise_logit`) lets a small layer have
+    no quanta at all."""
     mode = torch.sqrt(a * b)
     count = torch.round(mode + torch.sqrt(0.5 * mode) * torch.randn_like(mode)).clamp_min(1.0)
     small = mode < EXACT_QUANTA
     if bool(small.any()):
         n = torch.arange(1, 5 * EXACT_QUANTA + 1, dtype=a.dtype, device=a.device)  # 13 standard deviations
         logits = n * torch.log(a[small] * b[small])[:, None] - torch.lgamma(n + 1) - torch.lgamma(n)
+        if zero_logit is not None:
+            n = torch.cat([torch.zeros(1, dtype=n.dtype, device=n.device), n])
+            logits = torch.cat([zero_logit[small][:, None], logits], dim=1)
         drawn = torch.multinomial(torch.softmax(logits, dim=1).float(), 1).squeeze(1)
         count[small] = n[drawn]
     return count
+
+
+def _lone_noise_logit(
+    e_k: torch.Tensor, theta: float, cells: int, *, noise: float, threshold: float
+) -> torch.Tensor | None:
+    """Log-weight, on the scale of :func:`_quanta`'s n >= 1 terms, that a layer's energy E is one
+    noise hit alone: (E/θ + log E) + log of the density of one noise hit above the threshold
+    among ``cells`` cells of Gaussian noise (and none in the others); −inf where E is under the
+    threshold. None without noise."""
+    if noise <= 0:
+        return None
+    over = 0.5 * math.erfc(threshold / (noise * math.sqrt(2.0)))  # one cell's noise above the threshold
+    if over <= 0:
+        return None
+    e = e_k.clamp_min(1e-12)
+    log_density = (
+        math.log(cells)
+        + (cells - 1) * math.log1p(-over)
+        - 0.5 * (e / noise) ** 2
+        - math.log(noise * math.sqrt(2.0 * math.pi))
+    )
+    logit = log_density + e / theta + torch.log(e)
+    return torch.where(e_k >= threshold, logit, torch.full_like(logit, -math.inf))
 
 
 def _multinomial(count: torch.Tensor, p: torch.Tensor) -> torch.Tensor:

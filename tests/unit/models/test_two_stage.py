@@ -79,7 +79,7 @@ def test_the_moment_estimate_recovers_the_quantum_of_its_own_showers(monkeypatch
     from labkit.models import _two_stage
 
     # the count the layer energy implies (an untrained smooth profile would pull it anywhere)
-    monkeypatch.setattr(_two_stage, "_quanta", lambda a, b: torch.round(b).clamp_min(1.0))
+    monkeypatch.setattr(_two_stage, "_quanta", lambda a, b, zero=None: torch.round(b).clamp_min(1.0))
     m = model()
     m.quantum.fill_(0.02)
     e = torch.full((400,), 50.0, dtype=torch.float64)

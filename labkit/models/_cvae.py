@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.models._common import activation as make_activation
+from labkit.models._common import dense_stack
 
 __all__ = ["ConditionalVAE", "ELBOTerms"]
 
@@ -18,15 +18,6 @@ class ELBOTerms(NamedTuple):
 
     nll: torch.Tensor
     kl: torch.Tensor
-
-
-def _mlp(width: int, hidden: Sequence[int], out: int, activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for size in hidden:
-        layers += [nn.Linear(width, size), make_activation(activation)]
-        width = size
-    layers.append(nn.Linear(width, out))
-    return nn.Sequential(*layers)
 
 
 class ConditionalVAE(nn.Module):
@@ -83,9 +74,9 @@ class ConditionalVAE(nn.Module):
         self.conditions = conditions
         self.latent = latent
         self.sum_constraint = sum_constraint
-        self.encoder = _mlp(size + conditions, hidden, 2 * latent, activation)
+        self.encoder = dense_stack(size + conditions, hidden, 2 * latent, activation)
         extra = 2 if sum_constraint else 0
-        self.decoder = _mlp(latent + conditions, tuple(reversed(hidden)), 3 * size + extra, activation)
+        self.decoder = dense_stack(latent + conditions, tuple(reversed(hidden)), 3 * size + extra, activation)
 
     # -- the two halves ----------------------------------------------------------------------
     def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from labkit.models._common import activation as make_activation
+from labkit.models._common import dense_stack
 
 __all__ = ["TwoStageShowerModel", "TwoStageTerms"]
 
@@ -32,15 +32,6 @@ class TwoStageTerms(NamedTuple):
     flow: torch.Tensor
     shape: torch.Tensor
     profile: torch.Tensor
-
-
-def _mlp(width: int, hidden: Sequence[int], out: int, activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for size in hidden:
-        layers += [nn.Linear(width, size), make_activation(activation)]
-        width = size
-    layers.append(nn.Linear(width, out))
-    return nn.Sequential(*layers)
 
 
 class TwoStageShowerModel(nn.Module):
@@ -111,9 +102,11 @@ class TwoStageShowerModel(nn.Module):
             hidden_features=list(flow_hidden),
             bins=flow_bins,
         )
-        self.shape_net = _mlp(conditions + self.layers, shape_hidden, self.layers * self.cells, activation)
-        self.profile_code = _mlp(conditions + self.layers, (64,), 2, activation)
-        self.profile_net = _mlp(conditions + 2, (64, 64), self.layers, activation)
+        self.shape_net = dense_stack(
+            conditions + self.layers, shape_hidden, self.layers * self.cells, activation
+        )
+        self.profile_code = dense_stack(conditions + self.layers, (64,), 2, activation)
+        self.profile_net = dense_stack(conditions + 2, (64, 64), self.layers, activation)
         self.register_buffer("y_mean", torch.zeros(self.layers, dtype=torch.float64))
         self.register_buffer("y_std", torch.ones(self.layers, dtype=torch.float64))
         self.register_buffer("y_min", torch.full((self.layers,), -5.0))

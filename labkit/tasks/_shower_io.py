@@ -134,7 +134,7 @@ def write_evaluation(result: ShowerEvaluation, outdir: str | os.PathLike[str]) -
     ``separation.csv`` (per feature: separation power, the floor's, and one column per energy
     bin), the feature histograms with ratio panels (one PNG per group of :data:`FIGURE_GROUPS`)
     and ``separation_power.png`` into ``outdir``; returns the paths written."""
-    from labkit.tasks._figures import feature_comparison_figure, separation_power_figure
+    from labkit.tasks._figures import separation_power_figure
 
     out = Path(outdir).expanduser()
     try:
@@ -171,24 +171,34 @@ def write_evaluation(result: ShowerEvaluation, outdir: str | os.PathLike[str]) -
             writer.writerow(row)
     written.append(path)
 
-    feats = result.features
-    sep = dict(result.generated.separation)
-    for stem, (title, prefixes) in FIGURE_GROUPS.items():
-        names = [n for n in feats["reference"] if n.startswith(prefixes)]
-        if not names:
-            continue
-        fig = feature_comparison_figure(
-            {n: feats["reference"][n] for n in names},
-            {n: feats["generated"][n] for n in names},
-            {n: result.edges[n] for n in names},
-            sep,
-            reference={n: feats["reference_2"][n] for n in names} if "reference_2" in feats else None,
-            title=title,
-        )
+    for stem, fig in evaluation_figures(result).items():
         written.append(_save(fig, out / f"{stem}.png"))
+    sep = dict(result.generated.separation)
     fig = separation_power_figure(sep, dict(result.floor.separation) if result.floor else None)
     written.append(_save(fig, out / "separation_power.png"))
     return written
+
+
+def evaluation_figures(result: ShowerEvaluation) -> dict[str, Figure]:
+    """The feature histograms of ``result`` with ratio panels (generated, reference and, with a
+    floor, reference-2), one figure per group of :data:`FIGURE_GROUPS` that has features."""
+    from labkit.tasks._figures import feature_comparison_figure
+
+    feats = result.features
+    sep = dict(result.generated.separation)
+    out = {}
+    for stem, (title, prefixes) in FIGURE_GROUPS.items():
+        names = [n for n in feats["reference"] if n.startswith(prefixes)]
+        if names:
+            out[stem] = feature_comparison_figure(
+                {n: feats["reference"][n] for n in names},
+                {n: feats["generated"][n] for n in names},
+                {n: result.edges[n] for n in names},
+                sep,
+                reference={n: feats["reference_2"][n] for n in names} if "reference_2" in feats else None,
+                title=title,
+            )
+    return out
 
 
 def _save(fig: Figure, path: Path) -> Path:

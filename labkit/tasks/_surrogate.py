@@ -383,24 +383,9 @@ class SurrogateTask(Task):
     def figures(self) -> dict[str, Figure]:
         if self._result is None:
             return {}
-        from labkit.tasks._figures import feature_comparison_figure
-        from labkit.tasks._shower_io import FIGURE_GROUPS
+        from labkit.tasks._shower_io import evaluation_figures
 
-        r = self._result
-        feats, sep = r.features, dict(r.generated.separation)
-        out = {}
-        for stem, (title, prefixes) in FIGURE_GROUPS.items():
-            names = [n for n in feats["reference"] if n.startswith(prefixes)]
-            if names:
-                out[stem] = feature_comparison_figure(
-                    {n: feats["reference"][n] for n in names},
-                    {n: feats["generated"][n] for n in names},
-                    {n: r.edges[n] for n in names},
-                    sep,
-                    reference={n: feats["reference_2"][n] for n in names} if "reference_2" in feats else None,
-                    title=title,
-                )
-        return out
+        return evaluation_figures(self._result)
 
 
 def _median_seconds(call: Any, repeats: int) -> float:

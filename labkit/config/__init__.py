@@ -47,6 +47,8 @@ __all__, _lazy_getattr = lazy_exports(
             "CheckpointConfig",
             "EarlyStoppingConfig",
             "Experiment",
+            "NOTIFY_EVENTS",
+            "NotifyConfig",
             "OptimizerConfig",
             "SchedulerConfig",
             "TrackingConfig",
@@ -98,9 +100,11 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.config._model_specs import ModelSpec as ModelSpec
     from labkit.config._model_specs import TwoStageSpec as TwoStageSpec
     from labkit.config._model_specs import UNetSpec as UNetSpec
+    from labkit.config._schema import NOTIFY_EVENTS as NOTIFY_EVENTS
     from labkit.config._schema import CheckpointConfig as CheckpointConfig
     from labkit.config._schema import EarlyStoppingConfig as EarlyStoppingConfig
     from labkit.config._schema import Experiment as Experiment
+    from labkit.config._schema import NotifyConfig as NotifyConfig
     from labkit.config._schema import OptimizerConfig as OptimizerConfig
     from labkit.config._schema import SchedulerConfig as SchedulerConfig
     from labkit.config._schema import TrackingConfig as TrackingConfig

@@ -29,6 +29,8 @@ __all__ = [
     "EarlyStoppingConfig",
     "Experiment",
     "ModelConfig",
+    "NOTIFY_EVENTS",
+    "NotifyConfig",
     "OptimizerConfig",
     "SchedulerConfig",
     "TaskConfig",
@@ -199,6 +201,13 @@ class TrackingConfig(Section):
         le=7 * 86400,
         description="seconds a finished run waits for its spool to reach the server",
     )
+    system_every: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="seconds between samples of the system metrics (CPU, memory, GPU, data wait), "
+        "logged as system/...; 0: off",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -207,6 +216,56 @@ class TrackingConfig(Section):
         if problem:
             raise ValueError(problem)
         return value
+
+
+#: what a notification can be sent for
+NotifyEvent = Literal["finished", "failed", "nan", "preempted", "study_done"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("finished", "failed", "nan", "preempted", "study_done")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class NotifyConfig(Section):
+    """Who is told when a run or study ends: a Slack/Mattermost incoming webhook (its URL a secret,
+    read from the environment variable ``webhook_env`` names) and/or SLURM's mail for batch jobs."""
+
+    on: tuple[NotifyEvent, ...] = Field(
+        default=NOTIFY_EVENTS, min_length=1, description="the events to notify: " + ", ".join(NOTIFY_EVENTS)
+    )
+    webhook_env: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the environment variable that holds the incoming-webhook URL (never the URL)",
+    )
+    email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s,]+@[^@\s,]+$",
+        max_length=320,
+        description="address SLURM mails for batch jobs (--mail-user)",
+    )
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _one_event(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # ``on: failed``
+
+    @field_validator("webhook_env")
+    @classmethod
+    def _an_environment_variable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "://" in value or not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "name the environment variable that holds the webhook URL, e.g. webhook_env: "
+                "LABKIT_WEBHOOK (export LABKIT_WEBHOOK=https://...); the URL is a secret and is "
+                "never written in the experiment file"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere_to_send(self) -> NotifyConfig:
+        if self.webhook_env is None and self.email is None:
+            raise ValueError("name webhook_env, email or both: where to send the notifications")
+        return self
 
 
 class Experiment(Section):
@@ -222,6 +281,7 @@ class Experiment(Section):
     tracking: TrackingConfig = TrackingConfig()
     runs_root: PathText = Field(default="runs", min_length=1, description="where run directories go")
     search: SearchConfig | None = Field(default=None, description="what `labkit tune` varies")
+    notify: NotifyConfig | None = Field(default=None, description="notifications when runs and studies end")
     init_from: str | None = Field(
         default=None,
         min_length=1,

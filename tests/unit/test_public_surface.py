@@ -50,6 +50,8 @@ PUBLIC: dict[str, list[str]] = {
         "MLPSpec",
         "MODEL_SPECS",
         "ModelSpec",
+        "NOTIFY_EVENTS",
+        "NotifyConfig",
         "OptimizerConfig",
         "RegressionSpec",
         "SEED_LIMIT",

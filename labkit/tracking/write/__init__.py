@@ -3,7 +3,8 @@
 A run logs to its spool (:class:`Spool`, SQLite in the run directory) through
 :class:`RunClient`; a background shipper uploads the spool to MLflow in batches; :func:`sync`
 uploads what offline or killed runs left (:func:`check_spool` refuses a planted or foreign
-spool first). :class:`Tracker` is the Lightning logger on top of :class:`RunClient`. Modules
+spool first); :class:`Follower` (``labkit sync --follow``) does so round after round while
+network-less jobs run. :class:`Tracker` is the Lightning logger on top of :class:`RunClient`. Modules
 that import mlflow or Lightning load on first use of a name.
 """
 
@@ -17,6 +18,7 @@ __all__, _lazy_getattr = lazy_exports(
     __name__,
     {
         "labkit.tracking.write._client": ("DrainReport", "RunClient", "end_abandoned_run"),
+        "labkit.tracking.write._follow": ("FollowedRun", "Follower"),
         "labkit.tracking.write._spool": ("SPOOL_FILE", "Spool", "find_spools"),
         "labkit.tracking.write._sync": (
             "SpoolRefused",
@@ -34,6 +36,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tracking.write._client import DrainReport as DrainReport
     from labkit.tracking.write._client import RunClient as RunClient
     from labkit.tracking.write._client import end_abandoned_run as end_abandoned_run
+    from labkit.tracking.write._follow import FollowedRun as FollowedRun
+    from labkit.tracking.write._follow import Follower as Follower
     from labkit.tracking.write._spool import SPOOL_FILE as SPOOL_FILE
     from labkit.tracking.write._spool import Spool as Spool
     from labkit.tracking.write._spool import find_spools as find_spools

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from labkit.errors import SpoolBusy, SpoolRefused, TrackingError
+from labkit.errors import SpoolBusy, SpoolRefused, TrackingError, Unreachable
 from labkit.tracking._provenance import redact_uri
 from labkit.tracking.write._spool import KINDS, POINTS_SUFFIX, Pending, Spool, find_spools
 
@@ -54,6 +54,8 @@ class SyncResult:
     error: str | None = None
     busy: bool = False  #: another process is shipping this spool
     refused: bool = False  #: :class:`SpoolRefused`: nothing of it was sent
+    unreachable: bool = False  #: the server did not answer (:class:`Unreachable`): try again later
+    status: str | None = None  #: the run's last status in the spool (RUNNING, FINISHED, ...)
 
 
 def configured_uri() -> str:
@@ -78,10 +80,11 @@ def sync_spool(
         return SyncResult(path, "", None, 0, 0, Pending({}), f"{path} holds no run (an empty spool)")
     spool = Spool(path)
     try:
-        check_ops(spool)
         dest = redact_uri(target)
+        check_ops(spool, after=spool.shipped_seq(dest))  # what is shipped already is not sent again
         sent = rejected = 0
         error: str | None = None
+        unreachable = False
         run_id = spool.dest_meta(dest).get("run_id")
         try:
             with spool.shipping_lock():
@@ -93,10 +96,14 @@ def sync_spool(
                     run_id = shipper.run_id
                     sent, rejected = shipper.totals.sent, shipper.totals.rejected
         except SpoolBusy as exc:
-            return SyncResult(path, dest, run_id, 0, 0, spool.pending(dest), str(exc), busy=True)
+            pending, status = spool.pending(dest), spool.last_status()
+            return SyncResult(path, dest, run_id, 0, 0, pending, str(exc), busy=True, status=status)
         except TrackingError as exc:
-            error = str(exc)
-        return SyncResult(path, dest, run_id, sent, rejected, spool.pending(dest), error)
+            error, unreachable = str(exc), isinstance(exc, Unreachable)
+        pending, status = spool.pending(dest), spool.last_status()
+        return SyncResult(
+            path, dest, run_id, sent, rejected, pending, error, unreachable=unreachable, status=status
+        )
     finally:
         spool.close()
 
@@ -167,22 +174,24 @@ def check_spool(path: str | os.PathLike[str], uri: str | None = None) -> str | N
     )
 
 
-def check_ops(spool: Spool) -> None:
-    """Every op of an (open, checked) spool is one labkit writes, and every artifact it lists
-    resolves inside the spool's run directory; raises :class:`SpoolRefused`."""
+def check_ops(spool: Spool, *, after: int = 0) -> None:
+    """Every op of an (open, checked) spool beyond ``after`` (what is shipped already is not
+    sent again) is one labkit writes, and every artifact it lists resolves inside the spool's
+    run directory; raises :class:`SpoolRefused`."""
     try:
         spool.ingest()
     except TrackingError as exc:
         raise _refused(spool.path, str(exc)) from None
     kinds = ",".join(f"'{k}'" for k in KINDS)
     bad = spool.db.execute(
-        f"""SELECT seq, kind FROM ops WHERE kind NOT IN ({kinds})
+        f"""SELECT seq, kind FROM ops WHERE seq > ? AND (kind NOT IN ({kinds})
         OR typeof(key) != 'text' OR typeof(value) NOT IN ('text', 'null')
         OR typeof(num) NOT IN ('real', 'integer', 'null')
         OR typeof(step) NOT IN ('integer', 'null') OR typeof(ts) NOT IN ('integer', 'null')
         OR (kind = 'metric' AND num IS NULL
-            AND (value IS NULL OR value NOT IN ('NaN', 'Infinity', '-Infinity')))
-        LIMIT 1"""
+            AND (value IS NULL OR value NOT IN ('NaN', 'Infinity', '-Infinity'))))
+        LIMIT 1""",
+        (after,),
     ).fetchone()
     if bad is not None:
         raise _refused(
@@ -191,7 +200,8 @@ def check_ops(spool: Spool) -> None:
             "labkit version, or edited by hand)",
         )
     run_dir = spool.path.resolve().parent
-    for key, folder in spool.db.execute("SELECT key, value FROM ops WHERE kind = 'artifact'").fetchall():
+    artifacts = spool.db.execute("SELECT key, value FROM ops WHERE kind = 'artifact' AND seq > ?", (after,))
+    for key, folder in artifacts.fetchall():
         problem = _artifact_problem(run_dir, str(key), folder)
         if problem:
             raise _refused(

@@ -15,7 +15,7 @@ from labkit.config import Experiment
 from labkit.errors import ConfigError
 from labkit.runner._progress import progress_callback
 
-__all__ = ["apply_threads", "build_trainer", "check_accelerator"]
+__all__ = ["apply_threads", "build_trainer", "check_accelerator", "system_metrics"]
 
 #: the tag naming the CPU threads a run trained with (``trainer.threads`` resolved)
 THREADS_TAG = "labkit.threads"
@@ -35,7 +35,9 @@ def build_trainer(
     """The Trainer and its checkpoint callback; ``environ``: the job's environment (None: this
     process's), where ``labkit.cluster`` sees whether this is a SLURM batch job. torch gets the
     threads ``trainer.threads`` asks for (:func:`apply_threads`, with ``job``'s CPU counts, by
-    default those of ``environ``), noted in the run's tag ``labkit.threads``."""
+    default those of ``environ``), noted in the run's tag ``labkit.threads``. A run logged by
+    labkit's Tracker samples its system metrics every ``tracking.system_every`` seconds
+    (:func:`system_metrics`)."""
     t = exp.trainer
     if job is None:  # the CPU counts of the job whose environment the CLI passed in
         job = JobOptions.from_environ(environ) if environ is not None else JobOptions()
@@ -60,6 +62,9 @@ def build_trainer(
         )
     if exp.optimizer.scheduler is not None:
         callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    system = system_metrics(exp, logger, environ)
+    if system is not None:
+        callbacks.append(system)
     bar = progress_callback(progress, stream)
     if bar is not None:
         callbacks.append(bar)
@@ -90,6 +95,21 @@ def build_trainer(
         num_sanity_val_steps=0,
     )
     return trainer, checkpoint
+
+
+def system_metrics(exp: Experiment, logger: Logger, environ: Mapping[str, str] | None) -> Callback | None:
+    """The callback logging ``system/...`` (:class:`labkit.runner._system.SystemMetrics`) when
+    ``tracking.system_every`` is above 0 and ``logger`` is labkit's Tracker (the rank that logs);
+    the GPUs it samples are those ``CUDA_VISIBLE_DEVICES`` names in the job's ``environ`` (None:
+    every GPU NVML sees)."""
+    from labkit.tracking import Tracker
+
+    every = exp.tracking.system_every
+    if every <= 0 or not isinstance(logger, Tracker):
+        return None
+    from labkit.runner._system import SystemMetrics, visible_gpus
+
+    return SystemMetrics(every, devices=visible_gpus(environ))
 
 
 def apply_threads(setting: int | str, job: JobOptions) -> int:

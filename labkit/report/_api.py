@@ -36,8 +36,10 @@ def runs(
     refresh: str = "auto",
 ) -> pd.DataFrame:
     """One row per run, with the columns of ``labkit compare`` (before grouping by seed):
-    ``run_id, experiment, user, start, status, duration_s, gpu_hours``, the parameters that vary
-    (``params.<name>``), the headline metrics of each task and ``metrics``.
+    ``run_id, experiment, user, start, status, duration_s, gpu_hours``, then ``gpu_util`` (the
+    run's mean GPU utilisation, %) and ``gpu_hours_idle`` (``gpu_hours`` x (1 - gpu_util/100))
+    when a run logged its system metrics on a GPU, the parameters that vary (``params.<name>``),
+    the headline metrics of each task and ``metrics``.
 
     ``since``: ``30d``, ``12h`` or a date; ``filter``: ``"test_acc > 0.9 and params.model.name = 'mlp'"``.
     """

@@ -31,8 +31,10 @@ def shown_value(row: Any, column: str) -> str:
             return ""
         if column == "duration_s":
             return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
-        if column == "gpu_hours":
+        if column in ("gpu_hours", "gpu_hours_idle"):
             return f"{value:.2f}"
+        if column == "gpu_util":  # the mean GPU utilisation of a run (of a group: the mean of means)
+            return f"{value:.0f} %"
         std = row.get(f"{column}_std") if hasattr(row, "get") else None
         n = int(row.get("n", 1)) if hasattr(row, "get") else 1
         if std is not None and isinstance(std, float) and not math.isnan(std) and n > 1:

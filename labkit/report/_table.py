@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADLINE",
+    "SYSTEM_COLUMNS",
     "Filter",
     "compare_frame",
+    "gpu_use",
     "higher_is_better",
     "is_study",
     "parse_filter",
@@ -43,6 +45,9 @@ HEADLINE: dict[str, tuple[str, ...]] = {
 SEED_PARAMS = ("seed", "data.sim_seed")
 #: what every row has before its parameters and metrics
 BASE_COLUMNS = ("run_id", "experiment", "user", "start", "status", "duration_s", "gpu_hours")
+#: how well the GPUs were used, shown when a selected run logged ``gpu_util`` (its mean GPU
+#: utilisation in %, from its system metrics): ``gpu_hours_idle`` = gpu_hours x (1 - gpu_util/100)
+SYSTEM_COLUMNS = ("gpu_util", "gpu_hours_idle")
 #: the lineage column, shown when a selected run was fine-tuned from another (``init_from``)
 PARENT_COLUMN = "parent"
 _PARENT_TAG = "labkit.parent_run"
@@ -229,14 +234,29 @@ def _metrics(records: Sequence[RunRecord], extra: Sequence[str]) -> list[str]:
     return wanted
 
 
+def gpu_use(rec: RunRecord) -> tuple[float, float]:
+    """A run's mean GPU utilisation (%) and its idle GPU-hours (``gpu_hours`` x (1 - that/100));
+    both NaN when it logged no ``gpu_util`` (no GPU, or system metrics off)."""
+    util = rec.metrics.get("gpu_util")
+    if util is None or math.isnan(util):
+        return math.nan, math.nan
+    return util, rec.metrics.get("gpu_hours", 0.0) * (1.0 - min(max(util, 0.0), 100.0) / 100.0)
+
+
+def _system(records: Sequence[RunRecord]) -> list[str]:
+    return list(SYSTEM_COLUMNS) if any("gpu_util" in r.metrics for r in records) else []
+
+
 def runs_frame(records: Sequence[RunRecord], metrics: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per run: :data:`BASE_COLUMNS`, ``parent`` (the ``labkit.parent_run`` tag) when a
-    run was fine-tuned from another, the parameters that vary among the runs (as
-    ``params.<name>``) and the headline metrics of their tasks plus ``metrics``."""
+    """One row per run: :data:`BASE_COLUMNS`, ``gpu_util`` and ``gpu_hours_idle``
+    (:data:`SYSTEM_COLUMNS`) when a run logged its GPU utilisation, ``parent`` (the
+    ``labkit.parent_run`` tag) when a run was fine-tuned from another, the parameters that vary
+    among the runs (as ``params.<name>``) and the headline metrics of their tasks plus ``metrics``."""
     import pandas as pd
 
     varying = _varying(records)
-    shown = _metrics(records, metrics)
+    system = _system(records)
+    shown = [m for m in _metrics(records, metrics) if m not in system]
     lineage = [PARENT_COLUMN] if any(_PARENT_TAG in r.tags for r in records) else []
     rows = []
     for rec in records:
@@ -251,12 +271,20 @@ def runs_frame(records: Sequence[RunRecord], metrics: Sequence[str] = ()) -> pd.
             "duration_s": duration,
             "gpu_hours": rec.metrics.get("gpu_hours", 0.0),
         }
+        if system:
+            row["gpu_util"], row["gpu_hours_idle"] = gpu_use(rec)
         if lineage:
             row[PARENT_COLUMN] = rec.tags.get(_PARENT_TAG, "")
         row |= {f"params.{k}": rec.params.get(k) for k in varying}
         row |= {m: rec.metrics.get(m, math.nan) for m in shown}
         rows.append(row)
-    columns = [*BASE_COLUMNS, *lineage, *shown, *(f"params.{k}" for k in varying)]  # metrics, then params
+    columns = [
+        *BASE_COLUMNS,
+        *system,
+        *lineage,
+        *shown,
+        *(f"params.{k}" for k in varying),
+    ]  # metrics, then params
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -273,8 +301,9 @@ def compare_frame(
 
     Runs that differ only by their seed (or that share the ``group_by`` parameters) become one
     row: metrics as the mean with ``<metric>_std`` and ``n`` beside them, ``run_id`` lists the
-    runs, ``gpu_hours`` is the sum, ``duration_s`` the mean. Rows are sorted by ``metric``, best
-    first (:func:`higher_is_better`); rows without a value of it (not logged, or NaN) sort last.
+    runs, ``gpu_hours`` and ``gpu_hours_idle`` are sums, ``duration_s`` and ``gpu_util`` means.
+    Rows are sorted by ``metric``, best first (:func:`higher_is_better`); rows without a value of
+    it (not logged, or NaN) sort last.
     ``strict`` (``labkit compare --metric``): a ``metric`` that no selected run logged is a
     :class:`ConfigError`; ``labkit report`` ranks by each experiment's headline metric unchecked."""
     import pandas as pd
@@ -282,7 +311,14 @@ def compare_frame(
     records = [r for r in records if not is_study(r)]
     extra = [*metrics, *([metric] if metric else [])]
     frame = runs_frame(records, extra)
-    if metric and strict and records and not any(metric in r.metrics for r in records):
+    system = _system(records)
+    if (
+        metric
+        and strict
+        and records
+        and metric not in system
+        and not any(metric in r.metrics for r in records)
+    ):
         have = sorted({k for r in records for k in r.metrics} - {metric})
         raise ConfigError(f"--metric: no selected run logged {metric!r}{did_you_mean(metric, have)}")
     params = [c for c in frame.columns if c.startswith("params.")]
@@ -300,7 +336,8 @@ def compare_frame(
     else:
         keys = ["experiment", *(p for p in params if p.removeprefix("params.") not in SEED_PARAMS)]
     lineage = [PARENT_COLUMN] if PARENT_COLUMN in frame.columns else []
-    shown = [c for c in frame.columns if c not in (*BASE_COLUMNS, *lineage) and not c.startswith("params.")]
+    fixed = (*BASE_COLUMNS, *system, *lineage)
+    shown = [c for c in frame.columns if c not in fixed and not c.startswith("params.")]
     # one vectorised pass (10 000 runs in well under a second): a group id per row, then aggregates
     group_id = frame[keys].astype(str).groupby(keys, sort=False, dropna=False).ngroup()
     g = frame.groupby(group_id, sort=False)
@@ -314,6 +351,9 @@ def compare_frame(
         "gpu_hours": g["gpu_hours"].sum(),
         "n": g.size(),
     }
+    if system:  # NaN for a group none of whose runs logged gpu_util
+        out_cols["gpu_util"] = g["gpu_util"].mean()
+        out_cols["gpu_hours_idle"] = g["gpu_hours_idle"].sum(min_count=1)
     if lineage:  # the parents of the group's runs, each once
         out_cols[PARENT_COLUMN] = g[PARENT_COLUMN].agg(lambda p: " ".join(dict.fromkeys(x for x in p if x)))
     out_cols |= {k: g[k].first() for k in keys if k.startswith("params.")}
@@ -323,7 +363,14 @@ def compare_frame(
             out_cols[m], out_cols[f"{m}_std"] = means[m], stds[m]
     groups = pd.DataFrame(out_cols)
     group_params = [k for k in keys if k.startswith("params.")]
-    columns = [*BASE_COLUMNS, "n", *lineage, *(c for m in shown for c in (m, f"{m}_std")), *group_params]
+    columns = [
+        *BASE_COLUMNS,
+        *system,
+        "n",
+        *lineage,
+        *(c for m in shown for c in (m, f"{m}_std")),
+        *group_params,
+    ]
     out = groups.reindex(columns=columns)
     if metric:
         out = out.sort_values(metric, ascending=not higher_is_better(metric), na_position="last")

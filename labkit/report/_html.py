@@ -145,6 +145,46 @@ def _curves(best: Sequence[RunRecord], sources: ReportSources) -> str:
     )
 
 
+#: the most runs the GPU-use figure shows (those with the most idle GPU-hours)
+_GPU_BARS = 30
+
+
+def _gpu_use(records: Sequence[RunRecord]) -> str:
+    """Bars per run of its mean GPU utilisation and its idle GPU-hours (``gpu_util`` from its
+    system metrics); nothing when no run logged it."""
+    from matplotlib.figure import Figure
+
+    from labkit.report._table import gpu_use
+
+    used = [(rec, *gpu_use(rec)) for rec in records if "gpu_util" in rec.metrics]
+    used = [u for u in used if not math.isnan(u[1])]
+    if not used:
+        return ""
+    used.sort(key=lambda u: -u[2])
+    shown = used[:_GPU_BARS]
+    labels = [rec.run_id[:8] for rec, _, _ in shown]
+    fig = Figure(figsize=(11.0, 0.9 + 0.25 * len(shown)))
+    util_ax, idle_ax = fig.subplots(1, 2, sharey=True)
+    rows = list(range(len(shown)))  # positions, not labels: two ids may share their first 8 characters
+    util_ax.barh(rows, [u for _, u, _ in shown], color="#4a7ab0")
+    util_ax.set_yticks(rows, labels)
+    util_ax.set_xlim(0, 100)
+    util_ax.set_xlabel("mean GPU utilisation (%)")
+    idle_ax.barh(rows, [i for _, _, i in shown], color="#c0504d")
+    idle_ax.set_xlabel("idle GPU-hours (GPU-hours x (1 - utilisation))")
+    util_ax.invert_yaxis()  # the most idle hours on top
+    for ax in (util_ax, idle_ax):
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    more = f" (the {_GPU_BARS} with the most idle hours of {len(used)})" if len(used) > _GPU_BARS else ""
+    return (
+        f'<h3>GPU use</h3><figure><img alt="GPU use" src="{_png(_figure_png(fig))}">'
+        f"<figcaption>Mean GPU utilisation and idle GPU-hours per run{_e(more)}, from the runs' "
+        "system metrics</figcaption></figure>"
+    )
+
+
 def _figures_html(figures: dict[str, bytes], caption: str) -> str:
     return "".join(
         f'<figure><img alt="{_e(stem)}" src="{_png(data)}"><figcaption>{_e(caption)}: {_e(stem)}'
@@ -295,6 +335,7 @@ def build_report(
         curves = _curves(top, sources)
         if curves:
             parts.append("<h3>Learning curves</h3>" + curves)
+        parts.append(_gpu_use(mine))
         parts.append(_physics(ranked_runs, sources, reference, best))
         for rec in top[:2]:
             figures = sources.figures(rec.run_id)

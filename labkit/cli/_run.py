@@ -56,7 +56,7 @@ def run(
         _importable_here()
         exp = load_experiment(file, overrides or [])
         _check_files(exp, scan_bytes=RUN_SCAN_BYTES)  # before torch loads and any run directory
-        from labkit.runner import JobOptions
+        from labkit.runner import JobOptions, RunOptions
         from labkit.runner import run as run_experiment
 
         command = shlex.join(["labkit", *sys.argv[1:]])
@@ -68,6 +68,7 @@ def run(
             source=source,
             run_dir=run_dir,
             job=JobOptions.from_environ(os.environ),
+            options=RunOptions(notifier=_notifier(exp)),
         )
         if _is_leader():
             _summary(result)
@@ -298,6 +299,19 @@ def reproduce(
             print(f"  {name:<28} {before:<14.6g} {after:<14.6g} {verdict}")
         if not rerun.rows:
             print("  (no test metric logged by both runs)")
+
+
+def _notifier(exp: Any) -> Any:
+    """The run's notifier: ``notify``'s webhook, its URL read here from the variable it names
+    (rank 0 only: the others send nothing, and warn of nothing)."""
+    if exp.notify is None or not _is_leader():
+        return None
+    from labkit.notify import Notifier
+    from labkit.report import HEADLINE
+
+    return Notifier.from_config(
+        exp.notify, os.environ, headline=HEADLINE.get(exp.task.kind, ()), stream=sys.stderr
+    )
 
 
 def _is_leader() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,10 @@ from labkit.tracking import SPOOL_FILE
 if TYPE_CHECKING:
     from labkit.tracking import Tracker
 
-__all__ = ["disk_problem", "record_failure", "record_preemption"]
+__all__ = ["FAILURE_TAG", "disk_problem", "first_line", "record_failure", "record_preemption"]
+
+#: the MLflow tag that says what kind of failure ended a run, where labkit knows it (``nan``)
+FAILURE_TAG = "labkit.failure"
 
 
 def record_failure(
@@ -77,10 +80,17 @@ def record_failure(
 
 
 def record_preemption(
-    tracker: Tracker | None, run_dir: RunDir, exc: Preempted, elapsed_s: float, job: JobOptions
+    tracker: Tracker | None,
+    run_dir: RunDir,
+    exc: Preempted,
+    elapsed_s: float,
+    job: JobOptions,
+    *,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     """The job stopped on a signal with a checkpoint saved: requeue it (the requeue signal) or
-    leave it to SLURM (SIGTERM: requeued by an admin or preemption, or cancelled)."""
+    leave it to SLURM (SIGTERM: requeued by an admin or preemption, or cancelled). ``announce``
+    is told what happens next once the run is marked, before the requeue (which ends the job)."""
     from labkit.cluster import current_job_id, requeue
 
     job_id = current_job_id(job.environ)
@@ -91,6 +101,13 @@ def record_preemption(
             tracker.suspend(f"{exc}; job {job_id} requeued, it resumes from there")
         else:
             tracker.fail(exc, killed=True)
+    if announce is not None:
+        announce(
+            f"{exc}; job {job_id} is requeued and resumes from there"
+            if status == "REQUEUED"
+            else f"{exc}; not requeued by labkit (SLURM may requeue or end the job); continue with "
+            f"labkit run {run_dir.config_file} --run-dir {run_dir.path}"
+        )
     if status == "REQUEUED":
         assert job_id is not None
         try:
@@ -213,6 +230,12 @@ def _inside(path: Path, run_dir: RunDir) -> bool:
         return path.resolve().is_relative_to(run_dir.path.resolve())
     except (OSError, RuntimeError, ValueError):
         return False
+
+
+def first_line(exc: BaseException) -> str:
+    """The error's type and the first line of its message: what a notification says of it."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _short(err: BaseException) -> str:

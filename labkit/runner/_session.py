@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from labkit._rundir import JobOptions, RunDir
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError, LabkitError, Preempted
-from labkit.runner._failure import disk_problem, record_failure, record_preemption
+from labkit.runner._failure import FAILURE_TAG, disk_problem, first_line, record_failure, record_preemption
 from labkit.runner._init_from import PARENT_TAG, Parent
+from labkit.runner._notice import notify_run
 from labkit.runner._record import Attempt, bound_ratios, leave_process_group, run_tags, upload
 from labkit.tracking import SPOOL_FILE, redact_uri
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
 
     from labkit.data import DataInfo
+    from labkit.notify import Notifier
+    from labkit.runner._nan import NanStop
     from labkit.runner._preempt import InterruptWatch
     from labkit.tracking import Tracker
 
@@ -68,6 +71,7 @@ class RunOptions:
     resume_from: Path | None = None  #: a checkpoint to continue training from
     parent_key: str | None = None  #: the run key of the run this one is a child of (a study's)
     failure_tags: Mapping[str, str] = field(default_factory=dict)  #: tags set when the run fails
+    notifier: Notifier | None = None  #: who is told when the run ends (``notify``; built at the CLI)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,7 @@ class RunSession:
         self._run_dir = run_dir
         self._run_id: str | None = None
         self.parent: Parent | None = None  #: the run ``init_from`` names (set by :meth:`build`)
+        self._nan: NanStop | None = None  # stops training at a non-finite loss (set by :meth:`fit`)
         self._guard = contextlib.ExitStack()  # signal handling while training, testing, uploading
         self._quiet = contextlib.ExitStack()  # Lightning's warnings and tips
         # what is written down and logged: the experiment with any password in its URI masked
@@ -366,10 +371,11 @@ class RunSession:
         """The caller's callbacks, the Ctrl-C watch and, in a batch job, the preemption callback
         (its signal is noted, not fatal, from here until the session ends)."""
         from labkit.cluster import in_slurm_job
+        from labkit.runner._nan import NanStop
         from labkit.runner._preempt import InterruptWatch, PreemptionCallback, outside_training
 
-        watch = InterruptWatch()  # Ctrl-C in fit/test: Lightning exits 1; the CLI must see the interrupt
-        callbacks: list[Callback] = [*self.options.callbacks, watch]
+        watch, self._nan = InterruptWatch(), NanStop()  # Ctrl-C in fit/test: Lightning exits 1
+        callbacks: list[Callback] = [*self.options.callbacks, watch, self._nan]
         if in_slurm_job(self.job.environ):  # a batch job: checkpoint and stop on its signal or SIGTERM
             saved = self.run_dir.checkpoints / "preempted.ckpt"
             callbacks.append(PreemptionCallback(saved, self.job.signal, requeue=self.job.requeue))
@@ -472,16 +478,21 @@ class RunSession:
                     elapsed_s=self.attempt.total_s(),
                     mlflow_run_id=self.run_id,
                 )
+                notify_run(self, "finished", metrics=self.result.metrics)
 
     def _record(self, exc: BaseException) -> None:
         """Record how the run ended; raise the error to raise instead of ``exc``, if there is one."""
         if not self.leader:
             return
         if isinstance(exc, Preempted):
-            record_preemption(self.tracker, self.run_dir, exc, self.attempt.total_s(), self.job)
+            record_preemption(
+                self.tracker, self.run_dir, exc, self.attempt.total_s(), self.job,
+                announce=lambda what: notify_run(self, "preempted", detail=what),
+            )  # fmt: skip
             return
-        instead = record_failure(
-            self.tracker, self.run_dir, exc, self.attempt.total_s(), self.options.failure_tags
-        )
+        nan = (self._nan is not None and self._nan.reason is not None) or isinstance(exc, FloatingPointError)
+        tags = {**self.options.failure_tags, **({FAILURE_TAG: "nan"} if nan else {})}
+        instead = record_failure(self.tracker, self.run_dir, exc, self.attempt.total_s(), tags)
+        notify_run(self, "nan" if nan else "failed", detail=first_line(exc))
         if instead is not None:  # a full disk, a read-only file system: the user's to fix
             raise instead from exc

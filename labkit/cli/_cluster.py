@@ -34,6 +34,7 @@ def submit(
         profile, profile_path = load_profile(cluster, slurm or [])
         exp = load_experiment(file, [*profile.overrides, *(overrides or [])])
         command = shlex.join(["labkit", *sys.argv[1:]])
+        _check_webhook(exp)
         done = submit_run(
             exp,
             profile,
@@ -52,6 +53,14 @@ def submit(
             file=sys.stderr,
         )
         print(done.job_id)
+
+
+def _check_webhook(exp: object) -> None:
+    """The job inherits this environment (sbatch passes it on): warn here if ``notify.webhook_env``
+    names a variable that is not set, as the job would in its log. The URL is never in the script."""
+    from labkit.notify import Notifier
+
+    Notifier.from_config(getattr(exp, "notify", None), os.environ, stream=sys.stderr)
 
 
 def status(

@@ -93,7 +93,10 @@ def tune_start(
         name = study or exp.name
         url = storage or default_storage(exp.runs_root)
         if profile is not None:
+            from labkit.notify import Notifier
             from labkit.tuning import submit_study
+
+            Notifier.from_config(exp.notify, os.environ, stream=sys.stderr)  # unset: warn here too
 
             done = submit_study(
                 exp,
@@ -118,6 +121,7 @@ def tune_start(
             )
             print(done.array_job)
             return
+        from labkit.notify import Notifier
         from labkit.tuning import Heartbeat, tune
 
         report = tune(
@@ -128,6 +132,7 @@ def tune_start(
             workers=workers,
             heartbeat=Heartbeat.from_environ(os.environ),
             environ=os.environ,
+            notifier=Notifier.from_config(exp.notify, os.environ, stream=sys.stderr),
         )
         _print_report(report, url)
         print(f"  next       labkit tune best --study {name} --storage {redact_uri(url)} -o best.yaml")
@@ -195,7 +200,8 @@ def tune_summarize(study: StudyNameOpt = None, storage: StorageOpt = None) -> No
         if study is None:
             raise LabkitError("--study NAME is required")
         url = storage or os.environ.get("LABKIT_STUDY_STORAGE") or default_storage()
-        summarize_study(study, url, heartbeat=Heartbeat.from_environ(os.environ))
+        # the job's environment: where notify.webhook_env's variable is looked up (study_done)
+        summarize_study(study, url, heartbeat=Heartbeat.from_environ(os.environ), environ=os.environ)
         from labkit.tuning import StudyHandle, study_report
 
         _print_report(study_report(StudyHandle.load(study, url)), url)

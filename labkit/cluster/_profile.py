@@ -11,13 +11,16 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
 from labkit.config import Section
 from labkit.errors import ConfigError, ExperimentFileError, LabkitError, did_you_mean
+
+if TYPE_CHECKING:
+    from labkit.config import NotifyConfig
 
 __all__ = ["SBATCH_FLAGS", "Apptainer", "Preemption", "Profile", "load_profile"]
 
@@ -39,6 +42,15 @@ SBATCH_FLAGS: dict[str, str] = {
     "reservation": "--reservation",
     "mail_type": "--mail-type",
     "mail_user": "--mail-user",
+}
+
+#: which ``notify.on`` events SLURM's mail types (``--mail-type``) tell of, per kind of job: a
+#: training run; a study's worker array (a trial's end is not its job's: only a crash or a
+#: requeue); the job that summarises a study once its workers ended
+MAIL_TYPES: dict[str, dict[str, str]] = {
+    "run": {"finished": "END", "failed": "FAIL", "nan": "FAIL", "preempted": "REQUEUE"},
+    "workers": {"failed": "FAIL", "preempted": "REQUEUE"},
+    "summary": {"study_done": "END", "failed": "FAIL"},
 }
 
 # one line, no quotes or shell metacharacters that could end a #SBATCH line early
@@ -219,6 +231,23 @@ class Profile(Section):
         return self
 
     # -- what it means for a job -----------------------------------------------------------------
+    def with_mail(self, notify: NotifyConfig | None, job: Literal["run", "workers", "summary"]) -> Profile:
+        """This profile with ``mail_user`` = ``notify.email`` and ``mail_type`` = the SLURM mail
+        types of the ``notify.on`` events for that kind of ``job`` (:data:`MAIL_TYPES`); itself
+        when ``notify`` names no email or none of its events is mailed for that job."""
+        if notify is None or notify.email is None:
+            return self
+        types = MAIL_TYPES[job]
+        mailed = list(dict.fromkeys(kind for event, kind in types.items() if event in notify.on))
+        if not mailed:
+            return self
+        if not re.match(_WORD, notify.email):
+            raise ConfigError(
+                f"notify.email {notify.email!r}: cannot go on an #SBATCH line; use an address of "
+                "letters, digits and . _ + - @ only"
+            )
+        return self.model_copy(update={"mail_user": notify.email, "mail_type": ",".join(mailed)})
+
     @property
     def ntasks_per_node(self) -> int:
         return self.tasks_per_node or max(1, self.gpus_per_node)

@@ -82,6 +82,7 @@ def submit_run(
 ) -> Submission:
     """Render the job for ``exp``; unless ``dry_run``, create its run directory and submit it.
     ``environ``: the environment sbatch passes on to the job (default: this process's)."""
+    profile = profile.with_mail(exp.notify, "run")  # notify.email: SLURM mails the end of the job
     executor = Executor(profile, profile_path, environ)
     executor.check(exp)
     exp = executor.adapt(exp)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -78,7 +78,7 @@ def submit_study(
     check_study_name(study)
     check_trials(trials)
     check_workers(workers, MAX_ARRAY_WORKERS, "SLURM array tasks")
-    executor = Executor(_worker_profile(profile), profile_path, environ)
+    executor = Executor(_worker_profile(profile).with_mail(exp.notify, "workers"), profile_path, environ)
     executor.check(exp)
     if exp.search is not None:
         check_grid_size(exp.search)
@@ -121,6 +121,8 @@ def submit_study(
     assert array.job_id is not None
     # the summary: one small CPU task after every worker has ended (however it ended)
     light = executor.light(time="00:15:00")
+    own = {"mail_user": profile.mail_user, "mail_type": profile.mail_type}  # not the workers' types
+    light = replace(light, profile=light.site.model_copy(update=own).with_mail(exp.notify, "summary"))
     summary_job = JobSpec(
         job_name=f"{exp.name}-tune-summary",
         command=["tune", "summarize", "--study", study],
@@ -141,9 +143,18 @@ def submit_study(
     return StudySubmission(array.job_id, summary.job_id, array.script, folder)
 
 
-def summarize_study(study: str, storage: str, *, heartbeat: Heartbeat | None = None) -> None:
+def summarize_study(
+    study: str,
+    storage: str,
+    *,
+    heartbeat: Heartbeat | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> None:
     """The summary job: fail trials of workers that died, then summarise the study onto its
-    parent run (as ``labkit tune`` does when it drives the workers itself)."""
+    parent run (as ``labkit tune`` does when it drives the workers itself) and send its
+    ``study_done`` notification. ``environ``: the job's environment, where the experiment's
+    ``notify.webhook_env`` variable is looked up (None: no webhook)."""
+    from labkit.notify import Notifier
     from labkit.tuning._study import StudyHandle
 
     handle = StudyHandle.load(study, storage, heartbeat=heartbeat)
@@ -155,4 +166,9 @@ def summarize_study(study: str, storage: str, *, heartbeat: Heartbeat | None = N
         parent.resume()
     else:
         raise ConfigError(f"study {study!r} has no MLflow parent run to summarise onto")
-    finish_study(handle, parent, exp.search.trials, study_folder(exp, study))
+    notifier = (
+        Notifier.from_config(exp.notify, environ or {}, stream=sys.stdout) if environ is not None else None
+    )
+    finish_study(
+        handle, parent, exp.search.trials, study_folder(exp, study), notifier=notifier, stream=sys.stdout
+    )

@@ -22,6 +22,7 @@ from labkit.tuning._optuna import Heartbeat, check_grid_size
 from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
 
 if TYPE_CHECKING:
+    from labkit.notify import Notifier
     from labkit.runner import JobOptions
     from labkit.tracking import RunClient
 
@@ -102,13 +103,15 @@ def tune(
     stream: TextIO | None = None,
     heartbeat: Heartbeat | None = None,
     environ: Mapping[str, str] | None = None,
+    notifier: Notifier | None = None,
 ) -> StudyReport:
     """Create (or resume) the study and run ``workers`` worker processes until it holds
     exactly ``trials`` finished trials; then log the summary to the study's parent run.
 
     ``heartbeat``: when a silent trial counts as dead (None: the defaults); ``environ``: the
     environment the worker processes start with (None: this process's; they read their own
-    options from it, as any ``labkit`` command does)."""
+    options from it, as any ``labkit`` command does); ``notifier``: who is told when the study
+    ends (``study_done``; the CLI builds it from the ``notify`` section)."""
     stream = stream or sys.stderr
     check_workers(workers)
     handle, parent, total = prepare_study(
@@ -120,7 +123,7 @@ def tune(
     except BaseException as exc:
         parent.fail(exc)
         raise
-    return finish_study(handle, parent, total, folder)
+    return finish_study(handle, parent, total, folder, notifier=notifier, stream=stream)
 
 
 def study_folder(exp: Experiment, study: str) -> Path:
@@ -234,9 +237,17 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def finish_study(handle: StudyHandle, parent: RunClient, total: int, folder: Path) -> StudyReport:
-    """Summarise the study onto its parent run (best value, parameters, Optuna's figures) and
-    end that run; raise if every trial failed."""
+def finish_study(
+    handle: StudyHandle,
+    parent: RunClient,
+    total: int,
+    folder: Path,
+    *,
+    notifier: Notifier | None = None,
+    stream: TextIO | None = None,
+) -> StudyReport:
+    """Summarise the study onto its parent run (best value, parameters, Optuna's figures), end
+    that run and tell ``notifier`` (``study_done``); raise if every trial failed."""
     study = handle.study.study_name
     try:
         report = study_report(handle, total)
@@ -245,12 +256,53 @@ def finish_study(handle: StudyHandle, parent: RunClient, total: int, folder: Pat
         parent.fail(exc)
         raise
     parent.finish()
+    if notifier is not None:
+        _notify_study(notifier, handle, parent, report, folder, stream)
     counts = report.tally.counts
     if report.tally.finished and not counts.get("COMPLETE") and not counts.get("PRUNED"):
         first = next((t for t in handle.trials() if t.user_attrs.get("labkit.fail_reason")), None)
         reason = first.user_attrs["labkit.fail_reason"] if first else "no reason recorded"
         raise LabkitError(f"every trial of study {study!r} failed; the first: {reason}")
     return report
+
+
+def _notify_study(
+    notifier: Notifier,
+    handle: StudyHandle,
+    parent: RunClient,
+    report: StudyReport,
+    folder: Path,
+    stream: TextIO | None,
+) -> None:
+    """``study_done``: the best value, the trial counts and the link to the study's parent run.
+    Never raises: a notification never fails the study."""
+    import socket
+
+    from labkit.notify import Notice, run_link
+
+    try:
+        exp = handle.experiment()
+        assert exp.search is not None
+        best = f"; best trial {report.best_trial}" if report.best_trial is not None else "; no complete trial"
+        params = ", ".join(f"{k}={v}" for k, v in report.best_params.items())
+        notice = Notice(
+            event="study_done",
+            experiment=exp.name,
+            run=report.study,
+            run_id=parent.run_id,
+            host=socket.gethostname(),
+            metric=f"best_{exp.search.metric}" if report.best_value is not None else None,
+            value=report.best_value,
+            link=run_link(exp.tracking.uri or "", parent.run_id, parent.experiment_id, folder),
+            detail=f"{_progress_line(report.tally)} of {report.total}{best}"
+            + (f" ({params})" if params else ""),
+        )
+    except Exception as exc:  # noqa: BLE001 - a notification never fails the study
+        print(
+            f"labkit: notify: no study_done message ({type(exc).__name__}: {exc})", file=stream or sys.stderr
+        )
+        return
+    notifier.send(notice, stream=stream)
 
 
 def _check_metric(exp: Experiment) -> None:

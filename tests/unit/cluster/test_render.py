@@ -103,3 +103,30 @@ def test_template_errors_name_the_file_and_line(tmp_path: Path) -> None:
     profile, path = load_profile(tmp_path / "site.yaml")
     with pytest.raises(ConfigError, match=r"template .*bad.sh.j2, line 2"):
         render_script(profile, path, JobSpec("n", ["run"], ["labkit"], tmp_path, tmp_path / "o"))
+
+
+def test_notify_email_becomes_slurm_mail_flags(tmp_path: Path) -> None:
+    """``notify.email`` and ``notify.on`` → ``--mail-type``/``--mail-user`` through the one flag
+    table, and nothing of the webhook (only its variable's name is in the experiment) in the script."""
+    from labkit.cluster import submit_run
+
+    profile, path = load_profile(REPO / "cluster" / "slurm-local.yaml")
+    notify = [
+        "notify.email=ana@example.org",
+        "notify.on=[finished,nan,preempted]",
+        "notify.webhook_env=LABKIT_WEBHOOK",
+    ]
+    exp = load_experiment(EXPERIMENTS / "digits_mlp.yaml", notify, cwd=tmp_path)
+    script = submit_run(
+        exp, profile, path, dry_run=True, environ={"LABKIT_WEBHOOK": "https://hooks.example.org/SECRET"}
+    )
+    lines = script.script.splitlines()
+    assert "#SBATCH --mail-type=END,FAIL,REQUEUE" in lines and "#SBATCH --mail-user=ana@example.org" in lines
+    assert lines.index("#SBATCH --mail-type=END,FAIL,REQUEUE") < lines.index("#SBATCH --signal=USR1@60")
+    assert "SECRET" not in script.script and "LABKIT_WEBHOOK" not in script.script
+    golden = GOLDEN / "slurm-local-mail.sh"
+    fixed = [line for line in lines if line.startswith("#SBATCH --") and "=/" not in line]  # no paths
+    shown = "\n".join(fixed) + "\n"
+    if os.environ.get("LABKIT_UPDATE_GOLDEN"):
+        golden.write_text(shown)
+    assert shown == golden.read_text(), f"{golden} differs; LABKIT_UPDATE_GOLDEN=1 rewrites it after review"

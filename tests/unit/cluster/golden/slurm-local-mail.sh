@@ -1,0 +1,12 @@
+#SBATCH --job-name=digits_mlp
+#SBATCH --partition=debug
+#SBATCH --time=00:20:00
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=1
+#SBATCH --mem-per-cpu=2G
+#SBATCH --mail-type=END,FAIL,REQUEUE
+#SBATCH --mail-user=ana@example.org
+#SBATCH --signal=USR1@60
+#SBATCH --requeue
+#SBATCH --open-mode=append

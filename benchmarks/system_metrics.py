@@ -1,0 +1,194 @@
+"""What the system-metrics sampler (``tracking.system_every``) costs a training step.
+
+1. **End to end** — a small Lightning model (64-256-10 MLP, batch 32, one torch thread: about a
+   millisecond a step, so a fixed per-step cost weighs as much as it can) trains ``--steps``
+   steps logging ``train_loss`` to labkit's ``Tracker`` (offline: into its spool, as on a node
+   without network), three ways in the same process: without the sampler, with it every 15 s
+   (the default) and every 0.1 s (stressful). Rounds interleave the three in a rotated order; the
+   time per step is the fit's wall time over its steps; the cost is the median over rounds of
+   the paired ratio with/without, minus 1.
+2. **By parts** — what the sampler adds, timed directly (steadier than (1) on a shared machine):
+   the two hooks per training batch (data-wait bookkeeping), one sample of every probe (psutil,
+   NVML when there is a GPU; in the sampler's thread, so a cost to the step only as much as it
+   holds the GIL), and one log of a sample into the spool (in the training thread). The cost
+   per step is ``hooks + (sample + log) x step / every``.
+
+Run from the repository root (about a minute of CPU on a 2-core machine)::
+
+    .venv/bin/python benchmarks/system_metrics.py
+    .venv/bin/python benchmarks/system_metrics.py --steps 3000 --rounds 9
+
+Exit status 0 when the by-parts cost at both intervals is below ``--target`` (1 %), else 2.
+The end-to-end ratios are printed beside it: on a quiet machine they agree within their noise;
+on a shared one the noise (other processes) is larger than the cost and says little.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning threads on a shared machine
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, TensorDataset
+
+from labkit.runner._system import GpuProbe, ProcessProbe, SystemMetrics, SystemSampler
+from labkit.tracking import Tracker
+
+VARIANTS = ("off", "15s", "0.1s")
+EVERY = {"15s": 15.0, "0.1s": 0.1}
+
+
+class Net(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), 1e-3)
+
+
+def tracker(folder: Path) -> Tracker:
+    t = Tracker("http://127.0.0.1:1", "bench-system", folder, mode="offline", notify=lambda line: None)
+    t.start(folder.name, {}, {})
+    return t
+
+
+def fit(variant: str, folder: Path, data: TensorDataset, steps: int) -> float:
+    """Seconds per training step of one fit."""
+    logger = tracker(folder)
+    callbacks: list[Callback] = [SystemMetrics(EVERY[variant])] if variant in EVERY else []
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=steps, logger=logger, log_every_n_steps=1, callbacks=callbacks,
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        accelerator="cpu", num_sanity_val_steps=0,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(Net(), DataLoader(data, batch_size=32))
+    elapsed = time.perf_counter() - start
+    logger.finish()
+    return elapsed / steps
+
+
+def end_to_end(
+    folder: Path, steps: int, rounds: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+    """Median seconds per step of each variant, the median paired ratio of each to ``off``, and
+    every round's seconds per step."""
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(
+        torch.randn(steps * 32, 64, generator=g), torch.randint(0, 10, (steps * 32,), generator=g)
+    )
+    for v in VARIANTS:  # warm-up: imports, first allocations, the spool's tables
+        fit(v, folder / f"warm-{v}", data, min(steps, 200))
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for r in range(rounds):
+        order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]
+        for v in order:
+            times[v].append(fit(v, folder / f"r{r}-{v}", data, steps))
+    medians = {v: statistics.median(t) for v, t in times.items()}
+    ratios = {v: statistics.median(a / b for a, b in zip(times[v], times["off"], strict=True)) for v in EVERY}
+    return medians, ratios, times
+
+
+def by_parts(folder: Path, n: int = 2000) -> dict[str, float]:
+    """Seconds per call: the batch hooks, one sample of every probe, one log of a sample."""
+    cb = SystemMetrics(3600.0)
+    fake: Any = type("T", (), {"world_size": 1, "global_step": 0, "logger": None})()
+    start = time.perf_counter()
+    for i in range(n):
+        cb.on_train_batch_start(fake, None, None, i)  # type: ignore[arg-type]
+        cb.on_train_batch_end(fake, None, None, None, i)  # type: ignore[arg-type]
+    hooks = (time.perf_counter() - start) / n
+
+    process, gpus = ProcessProbe(), GpuProbe(None)
+    probes: list[Any] = [process, *([gpus] if gpus.devices else [])]
+    sampler = SystemSampler(1.0, lambda: probes)
+    samples = 200
+    start = time.perf_counter()
+    for _ in range(samples):
+        sampler.sample_now(probes)
+    sample = (time.perf_counter() - start) / samples
+    one = sampler.take() | {"data_wait_fraction": 0.1}
+    gpus.close()
+
+    logger = tracker(folder / "parts")
+    metrics = {f"system/{k}": v for k, v in one.items()}
+    logs = 200
+    start = time.perf_counter()
+    for step in range(logs):
+        logger.log_metrics(metrics, step=step)
+    log = (time.perf_counter() - start) / logs
+    logger.finish()
+    return {
+        "hooks": hooks,
+        "sample": sample,
+        "log": log,
+        "keys": float(len(metrics)),
+        "gpus": float(gpus.devices),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per fit")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the three variants")
+    parser.add_argument("--target", type=float, default=0.01, help="the most the sampler may cost (fraction)")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*The `srun` command is available.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-system-") as tmp:
+        folder = Path(tmp)
+        parts = by_parts(folder)
+        medians, ratios, times = end_to_end(folder, args.steps, args.rounds)
+
+    step = medians["off"]
+    print(f"end to end: {args.steps} steps per fit, {args.rounds} interleaved rounds, torch threads 1")
+    for v in VARIANTS:
+        extra = f"  ratio to off {ratios[v]:.4f} (cost {100 * (ratios[v] - 1):+.2f} %)" if v in EVERY else ""
+        print(f"  sampler {v:>4}  {1000 * medians[v]:.4f} ms/step{extra}")
+        print("    rounds: " + " ".join(f"{1000 * t:.3f}" for t in times[v]))
+    print(
+        f"by parts: hooks {1e6 * parts['hooks']:.2f} us/step; one sample {1e3 * parts['sample']:.3f} ms "
+        f"({int(parts['gpus'])} GPUs); one log of {int(parts['keys'])} keys {1e3 * parts['log']:.3f} ms"
+    )
+    worst = 0.0
+    for every in EVERY.values():
+        cost = (parts["hooks"] + (parts["sample"] + parts["log"]) * step / every) / step
+        worst = max(worst, cost)
+        print(f"  every {every:>4g} s: {100 * cost:.3f} % of a {1000 * step:.3f} ms step")
+    paired = [a / b for v in EVERY for a, b in zip(times[v], times["off"], strict=True)]
+    print(
+        f"end-to-end paired ratios range {min(paired):.3f}-{max(paired):.3f}: on a shared machine the "
+        "noise; the verdict is by parts"
+    )
+    met = worst < args.target
+    print(f"goal < {100 * args.target:g} % of a step at both intervals: {'met' if met else 'MISSED'}")
+    return 0 if met else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,9 +45,9 @@ def render(notice: Notice) -> str:
     if notice.job_id:
         where += f" (SLURM job {notice.job_id})"
     verb = _VERB.get(notice.event, notice.event)
-    line = f"labkit: {notice.kind} {notice.run} of {notice.experiment} {verb}{where}"
+    line = f"labkit: {notice.kind} {notice.run} of {notice.experiment}{where} {verb}"
     if notice.metric is not None and notice.value is not None:
-        line += f": {notice.metric} = {notice.value:.6g}"
+        line += ("; " if ":" in verb else ": ") + f"{notice.metric} = {notice.value:.6g}"
     lines = [line]
     if notice.detail:
         lines.append(_one_line(notice.detail))

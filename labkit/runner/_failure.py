@@ -233,8 +233,11 @@ def _inside(path: Path, run_dir: RunDir) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
-    """The error's type and the first line of its message: what a notification says of it."""
+    """The first line of the error's message (after its type, unless it is labkit's own error
+    for the user): what a notification says of it."""
     lines = str(exc).strip().splitlines()
+    if isinstance(exc, LabkitError) and lines:
+        return lines[0]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 

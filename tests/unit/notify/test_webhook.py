@@ -39,7 +39,7 @@ def test_render_says_what_where_metric_and_link() -> None:
     first, link = text.splitlines()
     assert (
         first
-        == "labkit: run digits_mlp-7 of digits_mlp finished on node12 (SLURM job 4242): test_acc = 0.981235"
+        == "labkit: run digits_mlp-7 of digits_mlp on node12 (SLURM job 4242) finished: test_acc = 0.981235"
     )
     assert link == "http://mlflow.example.org/#/experiments/3/runs/abc123"
 
@@ -50,7 +50,7 @@ def test_render_of_a_failure_has_its_reason_on_one_line() -> None:
     )
     assert (
         text.splitlines()[0]
-        == "labkit: run digits_mlp-7 of digits_mlp stopped: the training loss is not finite on node12"
+        == "labkit: run digits_mlp-7 of digits_mlp on node12 stopped: the training loss is not finite"
     )
     assert text.splitlines()[1] == "training loss nan at step 12"
     study = render(

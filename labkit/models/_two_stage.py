@@ -194,18 +194,22 @@ class TwoStageShowerModel(nn.Module):
                 torch.manual_seed(seed)
             return self._sample(condition, energy, noise=noise, threshold=threshold)
 
+    def _layer_energies(self, c: torch.Tensor, e: torch.Tensor, threshold: float) -> torch.Tensor:
+        """The flow's layer energies (N, layers) in GeV, float64: 0 under the threshold."""
+        y = self.flow(c).sample()
+        y = torch.maximum(torch.minimum(y, self.y_max), self.y_min)  # type: ignore[arg-type]
+        mean, std = self.y_mean, self.y_std
+        assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
+        e_k = torch.exp(y.double() * std + mean) * e[:, None] - 0.5 * DEQUANTIZATION
+        return torch.where(e_k >= max(threshold, 1e-9), e_k, torch.zeros_like(e_k))
+
     def _sample(
         self, condition: torch.Tensor, energy: torch.Tensor, *, noise: float, threshold: float
     ) -> torch.Tensor:
         n = len(condition)
         c = condition.reshape(n, -1).float()
         e = energy.to(c.device).double()
-        y = self.flow(c).sample()
-        y = torch.maximum(torch.minimum(y, self.y_max), self.y_min)  # type: ignore[arg-type]
-        mean, std = self.y_mean, self.y_std
-        assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
-        e_k = torch.exp(y.double() * std + mean) * e[:, None] - 0.5 * DEQUANTIZATION
-        e_k = torch.where(e_k >= max(threshold, 1e-9), e_k, torch.zeros_like(e_k))
+        e_k = self._layer_energies(c, e, threshold)
         y = self.layer_code(e_k, e, dequantize=False)
         p = self._shape_probabilities(c, y).exp()
         quantum = self.quantum
@@ -235,7 +239,8 @@ class TwoStageShowerModel(nn.Module):
         x[hit] = torch._standard_gamma(quanta[hit]) * theta
         if noise > 0:
             x = x + noise * torch.randn_like(x)
-        x = torch.where(x >= threshold, x, torch.zeros_like(x)).clamp_min(0.0)
+        # an empty layer (E_k = 0) stays empty: its lack of noise hits is part of what E_k says
+        x = torch.where((x >= threshold) & (e_k > 0)[:, :, None], x, torch.zeros_like(x)).clamp_min(0.0)
         # each layer to its E_k, by scaling the cells' excess over the threshold: every hit cell
         # stays hit and >= threshold, so the rescaling changes no cell count
         hit = x > 0
@@ -245,11 +250,12 @@ class TwoStageShowerModel(nn.Module):
         factor = ((e_k - floor) / excess).clamp_min(0.0).float()
         x = torch.where(hit, threshold + (x - threshold) * factor[:, :, None], x)
         # a layer without a hit but with energy: every quantum fell under the threshold (the
-        # likeliest cell takes it), or it had none and its energy is a lone noise hit (any cell)
+        # cell it is drawn in takes it), or it had none and its energy is a lone noise hit (any cell)
         empty = (total <= 0) & (e_k > 0)
         if bool(empty.any()):
-            cell = torch.where(count > 0, p.argmax(dim=-1), torch.randint_like(count, self.cells).long())
-            x[empty, cell[empty]] = e_k[empty].to(x.dtype)
+            cell = torch.multinomial(p[empty].float(), 1).squeeze(1)
+            cell = torch.where(count[empty] > 0, cell, torch.randint_like(cell, self.cells))
+            x[empty, cell] = e_k[empty].to(x.dtype)
         return x.float().reshape(n, *self.sample_shape)
 
 

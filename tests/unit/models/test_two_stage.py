@@ -115,3 +115,15 @@ def test_a_layer_whose_quanta_all_fall_under_the_threshold_keeps_its_energy_in_o
     per_layer = x.sum(dim=(2, 3))
     hit_layers = (x > 0).sum(dim=(2, 3))
     assert bool(((per_layer > 0) & (hit_layers == 1)).any())  # the likeliest cell took the layer
+
+
+def test_a_layer_the_flow_leaves_empty_gets_no_noise_hits(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = model()
+    e = energies(400)
+    layers = torch.zeros(400, 12, dtype=torch.float64)
+    layers[:, :6] = 0.02 * e[:, None]  # the deep half empty: noise alone must not light it up
+    monkeypatch.setattr(m, "_layer_energies", lambda c, energy, threshold: layers.clone())
+    x = m.sample(condition(e), e, noise=0.002, threshold=0.003, seed=5)  # noise hits in ~1 % of cells
+    per_layer = x.double().sum(dim=(2, 3))
+    assert torch.all(per_layer[:, 6:] == 0)
+    assert torch.all(per_layer[:, :6] >= layers[:, :6] * (1 - 1e-5))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from labkit.cli._app import RunsRootOpt, TrackingUriOpt, _errors, _write_output
+from labkit.cli._app import TrackingUriOpt, _errors, _write_output
 from labkit.config import redact_uri
 
 if TYPE_CHECKING:
@@ -63,13 +63,32 @@ def sync(
         ),
     ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every run under --runs-root.")] = False,
-    runs_root: RunsRootOpt = Path("runs"),
+    runs_roots: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--runs-root",
+            help="Where labkit keeps its runs (repeatable with --follow; default: ./runs).",
+            show_default=False,
+        ),
+    ] = None,
     uri: Annotated[
         str | None,
         typer.Option(
             help="Upload to this tracking URI (default: the configured one, $MLFLOW_TRACKING_URI or "
             "./mlflow.db; a run started with another URI is uploaded only where --uri names it)."
         ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep running: every --interval seconds upload what the runs under --runs-root "
+            "logged since (a relay for jobs with no network), until Ctrl-C.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between two rounds of --follow (default: 30).", show_default=False),
     ] = None,
 ) -> None:
     """Upload what runs left in their spools (offline runs, killed jobs) to MLflow.
@@ -79,12 +98,32 @@ def sync(
     A spool is refused, nothing of it sent, when it or its run directory is not yours or is
     writable by others, when it lists a file outside its run directory, or when its run was
     started with a tracking URI other than the configured one and --uri does not name it.
+
+    With --follow it is a relay for a login node: it watches the runs roots on the shared file
+    system and uploads each run as its job logs (tracking.mode=offline), so the runs of jobs
+    with no route to the server are live in MLflow; one line per run when something changes. A
+    run shipped by a live process itself is left to it (busy); a run is no longer followed once
+    it ended and all of it is uploaded. Stopped or killed, it goes on where it was when started
+    again (nothing twice). Runs until Ctrl-C or SIGTERM (exit 0).
     """
     with _errors():
         from labkit.errors import TrackingError
         from labkit.tracking import SpoolRefused, configured_uri, find_spools, sync_spool
 
-        targets = list(paths or []) + ([runs_root] if all_runs else [])
+        roots = runs_roots or [Path("runs")]
+        if follow:
+            if paths:
+                raise TrackingError(
+                    f"--follow watches folders of runs: give {paths[0]} as --runs-root {paths[0]}, "
+                    "not as a RUN_DIR"
+                )
+            _follow(roots, uri, 30.0 if interval is None else interval)
+            return
+        if interval is not None:
+            raise TrackingError(f"--interval {interval:g} is for --follow (the seconds between its rounds)")
+        if len(roots) > 1 and not all_runs:
+            raise TrackingError("several --runs-root are for --all or --follow")
+        targets = list(paths or []) + (roots if all_runs else [])
         if not targets:
             raise TrackingError("name run directories to sync, or use --all (every run under --runs-root)")
         for target in targets:
@@ -132,6 +171,34 @@ def sync(
             raise TrackingError(
                 f"{left} run{'s' * (left != 1)} not fully uploaded (see above); run labkit sync again"
             )
+
+
+def _follow(roots: list[Path], uri: str | None, interval: float) -> None:
+    """``labkit sync --follow``: rounds until Ctrl-C or SIGTERM, then a last line (exit 0)."""
+    import signal
+
+    from labkit.tracking import configured_uri
+    from labkit.tracking.write import Follower
+
+    follower = Follower(roots=roots, uri=uri, interval=interval)  # checks the roots and interval
+    dest = redact_uri(uri or configured_uri())
+    print(
+        f"labkit sync --follow: following the runs under {', '.join(map(str, roots))} every "
+        f"{interval:g} s, to {dest} (Ctrl-C to stop)",
+        flush=True,
+    )
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # a systemd stop, kill: as Ctrl-C
+    try:
+        follower.run()
+    except KeyboardInterrupt:  # between two requests: the marks say what the next start sends
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(follower.summary(), flush=True)
 
 
 class TableFormat(str, Enum):

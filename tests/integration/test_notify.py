@@ -155,3 +155,34 @@ def test_a_webhook_that_fails_never_fails_the_run(tmp_path: Path) -> None:
         f"labkit: notify: the webhook in ${VAR} failed (connection refused); the message was not sent"
     ]
     assert secret not in done.stdout + done.stderr
+
+
+def test_a_study_tells_its_end_once(load: Any, tmp_path: Path, hook: Hook) -> None:
+    """``study_done`` from the step that summarises a study (``labkit tune`` and the cluster's
+    summary job both end with it): the best value, the trial counts, the parent run."""
+    import io
+
+    from labkit.notify import Notifier
+    from labkit.tuning import StudyHandle
+    from labkit.tuning._objective import run_trial
+    from labkit.tuning._tune import finish_study, prepare_study, study_folder
+    from tests.unit.tuning.test_tune import _fast
+
+    exp = _fast(load, "search.trials=1", f"notify.webhook_env={VAR}", "notify.on=[study_done]")
+    out = io.StringIO()
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    handle, parent, total = prepare_study(exp, study="s1", storage=url, trials=1, stream=out)
+    while (claimed := handle.claim()) is not None:
+        run_trial(handle, *claimed, progress="none")
+    notifier = Notifier.from_config(exp.notify, {VAR: hook.url}, stream=out)
+    report = finish_study(handle, parent, total, study_folder(exp, "s1"), notifier=notifier, stream=out)
+    assert report.tally.finished == 1
+    (message,) = (m["text"] for m in hook.messages)  # the trial itself sent nothing
+    first, counts, link = message.splitlines()
+    assert first.startswith("labkit: study s1 of digits_mlp_search on ")
+    assert first.endswith(f" ended: best_val_loss = {report.best_value:.6g}")
+    assert counts.startswith(
+        "1 finished (1 complete, 0 pruned, 0 failed), 0 running, 0 waiting of 1; best trial 0"
+    )
+    assert link.startswith(f"MLflow run {parent.run_id} in sqlite:///")
+    assert hook.secret not in out.getvalue() and StudyHandle.load("s1", url).tally().finished == 1

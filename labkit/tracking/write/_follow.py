@@ -12,8 +12,9 @@ for every round:
 * **no duplicate, no loss.** What has been shipped is the spool's per-server high-water mark,
   moved after each request the server accepts: a follower killed (even ``kill -9``) and started
   again, or a server restarted, goes on from the marks; a request sent twice is harmless;
-* **a run ends.** Once a spool records a final status (FINISHED, FAILED, KILLED) and holds
-  nothing unshipped, the run is no longer followed (SCHEDULED, a requeued job, still is);
+* **a run ends.** Once a spool records a final status (FINISHED, FAILED, KILLED) and a round
+  finds nothing new in it, the run is no longer followed (SCHEDULED, a requeued job, still is;
+  a follower started again looks at every run once more);
 * **a spool is data.** A spool :func:`~labkit.tracking.write._sync.check_spool` refuses (someone
   else's, writable by others, listing files outside its run directory, started with another
   server than the one configured or named) is reported once and never shipped.
@@ -155,7 +156,9 @@ class Follower:
         if result.busy:
             self._report(run, f"busy     {run.name} {_where(run.spool)}: {result.error}")
             return
-        if ended and not result.pending.total and not result.error:
+        if ended and not result.pending.total and not result.error and not result.sent:
+            # a round that found nothing new after the end: what a run writes right after its
+            # final status (its last tags, a requeue's resume) is not left behind
             run.done = True
             shipped = f"{run.sent} items sent" if run.sent else "in sync"
             self._report(

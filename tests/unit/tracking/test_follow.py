@@ -85,18 +85,22 @@ def test_a_running_run_gets_one_line_per_change_then_stops_being_followed(tmp_pa
                 result,  # nothing new: no line
                 lambda path: result(path, sent=5),
                 lambda path: result(path, sent=2, status="FINISHED"),
+                lambda path: result(path, sent=1, status="FINISHED"),  # a tag after the end
+                lambda path: result(path, status="FINISHED"),  # a round with nothing new
             ]
         }
     )
     f, out = follower(tmp_path, ship)
-    for _ in range(5):
+    for _ in range(7):
         f.round()
     shown = lines(out)
-    assert len(shown) == 3, shown
+    assert len(shown) == 5, shown
     assert shown[0].startswith("RUNNING  a ") and "10 items sent, pending nothing → run r1" in shown[0]
     assert "15 items sent" in shown[1]
-    assert shown[2].startswith("FINISHED a ") and "17 items sent → run r1; no longer followed" in shown[2]
-    assert ship.calls == ["a"] * 4  # the fifth round does not touch the ended run
+    assert shown[2].startswith("FINISHED a ") and "17 items sent, pending nothing" in shown[2]
+    assert shown[3].startswith("FINISHED a ") and "18 items sent, pending nothing" in shown[3]
+    assert shown[4].startswith("FINISHED a ") and "18 items sent → run r1; no longer followed" in shown[4]
+    assert ship.calls == ["a"] * 6  # the seventh round does not touch the ended run
     assert f.runs[next(iter(f.runs))].done
 
 
@@ -107,21 +111,18 @@ def test_an_ended_run_with_something_pending_is_still_followed(tmp_path: Path) -
             "a": [
                 lambda path: result(path, sent=3, pending=7, status="FAILED"),  # its shipping deadline
                 lambda path: result(path, sent=7, status="FAILED"),
+                lambda path: result(path, status="FAILED"),
             ]
         }
     )
     f, out = follower(tmp_path, ship)
-    f.round()
-    f.round()
-    f.round()
+    for _ in range(4):
+        f.round()
     shown = lines(out)
     assert "pending 7 metric points" in shown[0]
-    assert (
-        shown[1].startswith("FAILED   a ")
-        and "10 items sent" in shown[1]
-        and "no longer followed" in shown[1]
-    )
-    assert ship.calls == ["a", "a"]
+    assert shown[-1].startswith("FAILED   a ") and "10 items sent" in shown[-1]
+    assert "no longer followed" in shown[-1]
+    assert ship.calls == ["a", "a", "a"]
 
 
 def test_a_requeued_run_scheduled_is_still_followed(tmp_path: Path) -> None:
@@ -276,12 +277,12 @@ def test_real_spools_the_follower_holds_the_claim_ships_the_growth_and_stops_at_
     assert job.pending(URI).total == 0
     job.set_status("FINISHED")
     job.close()
-    f.round()
-    f.round()
+    for _ in range(3):
+        f.round()
     shown = lines(out)
     assert "RUNNING  job" in shown[0] and "→ run run-1" in shown[0]
     assert shown[-1].startswith("FINISHED job ") and "no longer followed" in shown[-1]
-    assert len(RecordingShipper.seen_locked) == 3  # the fourth round left the ended run alone
+    assert len(RecordingShipper.seen_locked) == 4  # the fifth round left the ended run alone
     assert f.runs[next(iter(f.runs))].sent == 1 + 1 + 3 + 1 + 1  # lr, RUNNING, 3 points, 1 more, FINISHED
 
 

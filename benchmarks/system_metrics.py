@@ -71,8 +71,9 @@ def tracker(folder: Path) -> Tracker:
     return t
 
 
-def fit(variant: str, folder: Path, data: TensorDataset, steps: int) -> float:
-    """Seconds per training step of one fit."""
+def fit(variant: str, folder: Path, data: TensorDataset, steps: int) -> tuple[float, float]:
+    """Seconds per training step of one fit: wall time, and CPU time of the process (all its
+    threads: the sampler's included)."""
     logger = tracker(folder)
     callbacks: list[Callback] = [SystemMetrics(EVERY[variant])] if variant in EVERY else []
     trainer = pl.Trainer(
@@ -80,43 +81,57 @@ def fit(variant: str, folder: Path, data: TensorDataset, steps: int) -> float:
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
         accelerator="cpu", num_sanity_val_steps=0,
     )  # fmt: skip
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trainer.fit(Net(), DataLoader(data, batch_size=32))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     logger.finish()
-    return elapsed / steps
+    return elapsed / steps, cpu / steps
 
 
-def end_to_end(
-    folder: Path, steps: int, rounds: int
-) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
-    """Median seconds per step of each variant, the median paired ratio of each to ``off``, and
-    every round's seconds per step."""
+#: what the end-to-end part measures: each variant's per-round seconds per step
+Rounds = dict[str, list[float]]
+
+
+def end_to_end(folder: Path, steps: int, rounds: int) -> tuple[Rounds, Rounds]:
+    """Every round's wall and CPU seconds per step of each variant."""
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(
         torch.randn(steps * 32, 64, generator=g), torch.randint(0, 10, (steps * 32,), generator=g)
     )
     for v in VARIANTS:  # warm-up: imports, first allocations, the spool's tables
         fit(v, folder / f"warm-{v}", data, min(steps, 200))
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    wall: Rounds = {v: [] for v in VARIANTS}
+    cpu: Rounds = {v: [] for v in VARIANTS}
     for r in range(rounds):
         order = VARIANTS[r % 3 :] + VARIANTS[: r % 3]
         for v in order:
-            times[v].append(fit(v, folder / f"r{r}-{v}", data, steps))
-    medians = {v: statistics.median(t) for v, t in times.items()}
-    ratios = {v: statistics.median(a / b for a, b in zip(times[v], times["off"], strict=True)) for v in EVERY}
-    return medians, ratios, times
+            w, c = fit(v, folder / f"r{r}-{v}", data, steps)
+            wall[v].append(w)
+            cpu[v].append(c)
+    return wall, cpu
+
+
+def paired(times: Rounds, variant: str) -> float:
+    """The median over rounds of the ratio ``variant`` / ``off``."""
+    return statistics.median(a / b for a, b in zip(times[variant], times["off"], strict=True))
 
 
 def by_parts(folder: Path, n: int = 2000) -> dict[str, float]:
     """Seconds per call: the batch hooks, one sample of every probe, one log of a sample."""
     cb = SystemMetrics(3600.0)
-    fake: Any = type("T", (), {"world_size": 1, "global_step": 0, "logger": None})()
+    fake: Any = type("T", (), {"world_size": 1, "global_step": 0, "logger": None})()  # logs nothing
     start = time.perf_counter()
     for i in range(n):
         cb.on_train_batch_start(fake, None, None, i)  # type: ignore[arg-type]
         cb.on_train_batch_end(fake, None, None, None, i)  # type: ignore[arg-type]
     hooks = (time.perf_counter() - start) / n
+    starts = 20
+    start = time.perf_counter()
+    for _ in range(starts):  # the thread's start and stop (its probes, its last sample) per fit
+        cb = SystemMetrics(3600.0)
+        cb.on_fit_start(fake, None)  # type: ignore[arg-type]
+        cb.on_fit_end(fake, None)  # type: ignore[arg-type]
+    start_stop = (time.perf_counter() - start) / starts
 
     process, gpus = ProcessProbe(), GpuProbe(None)
     probes: list[Any] = [process, *([gpus] if gpus.devices else [])]
@@ -139,6 +154,7 @@ def by_parts(folder: Path, n: int = 2000) -> dict[str, float]:
     logger.finish()
     return {
         "hooks": hooks,
+        "start_stop": start_stop,
         "sample": sample,
         "log": log,
         "keys": float(len(metrics)),
@@ -163,28 +179,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-system-") as tmp:
         folder = Path(tmp)
         parts = by_parts(folder)
-        medians, ratios, times = end_to_end(folder, args.steps, args.rounds)
+        wall, cpu = end_to_end(folder, args.steps, args.rounds)
 
-    step = medians["off"]
+    step = statistics.median(wall["off"])
     print(f"end to end: {args.steps} steps per fit, {args.rounds} interleaved rounds, torch threads 1")
     for v in VARIANTS:
-        extra = f"  ratio to off {ratios[v]:.4f} (cost {100 * (ratios[v] - 1):+.2f} %)" if v in EVERY else ""
-        print(f"  sampler {v:>4}  {1000 * medians[v]:.4f} ms/step{extra}")
-        print("    rounds: " + " ".join(f"{1000 * t:.3f}" for t in times[v]))
+        extra = ""
+        if v in EVERY:
+            w, c = paired(wall, v), paired(cpu, v)
+            extra = f"  paired ratio to off: wall {w:.4f} ({100 * (w - 1):+.2f} %)"
+            extra += f", CPU {c:.4f} ({100 * (c - 1):+.2f} %)"
+        print(f"  sampler {v:>4}  {1000 * statistics.median(wall[v]):.4f} ms/step{extra}")
+        print("    wall per round: " + " ".join(f"{1000 * t:.3f}" for t in wall[v]))
+    spread = [a / b for v in EVERY for a, b in zip(wall[v], wall["off"], strict=True)]
+    print(f"  wall ratios of single rounds range {min(spread):.3f}-{max(spread):.3f} (the machine's noise)")
     print(
-        f"by parts: hooks {1e6 * parts['hooks']:.2f} us/step; one sample {1e3 * parts['sample']:.3f} ms "
-        f"({int(parts['gpus'])} GPUs); one log of {int(parts['keys'])} keys {1e3 * parts['log']:.3f} ms"
+        f"by parts: hooks {1e6 * parts['hooks']:.2f} us/step; "
+        f"start+stop {1e3 * parts['start_stop']:.2f} ms/fit; "
+        f"one sample {1e3 * parts['sample']:.3f} ms ({int(parts['gpus'])} GPUs); "
+        f"one log of {int(parts['keys'])} keys {1e3 * parts['log']:.3f} ms"
     )
     worst = 0.0
     for every in EVERY.values():
         cost = (parts["hooks"] + (parts["sample"] + parts["log"]) * step / every) / step
         worst = max(worst, cost)
         print(f"  every {every:>4g} s: {100 * cost:.3f} % of a {1000 * step:.3f} ms step")
-    paired = [a / b for v in EVERY for a, b in zip(times[v], times["off"], strict=True)]
-    print(
-        f"end-to-end paired ratios range {min(paired):.3f}-{max(paired):.3f}: on a shared machine the "
-        "noise; the verdict is by parts"
-    )
     met = worst < args.target
     print(f"goal < {100 * args.target:g} % of a step at both intervals: {'met' if met else 'MISSED'}")
     return 0 if met else 2

@@ -18,7 +18,8 @@ Load = Callable[..., Experiment]
 pytestmark = [pytest.mark.slow]
 
 
-def _metrics(store: str, run_id: str) -> dict[str, list[float]]:
+def _metrics(store: str, run_id: str | None) -> dict[str, list[float]]:
+    assert run_id is not None
     client = MlflowClient(store)
     keys = client.get_run(run_id).data.metrics
     return {k: [m.value for m in client.get_metric_history(run_id, k)] for k in keys}
@@ -44,6 +45,18 @@ def test_a_run_logs_cpu_memory_and_data_wait(load: Load, store: str) -> None:
     assert all(0.0 <= v <= 1.0 for v in metrics["system/data_wait_fraction"])
     assert all(0.0 <= v <= 100.0 for v in metrics["system/host_memory_percent"])
     assert not _sampler_threads()  # stopped at the end of fit
+
+
+def test_a_failing_run_stops_the_sampler_and_keeps_its_last_sample(load: Load, store: str) -> None:
+    model = "model={class_path: tests.user_models.Exploding, init_args: {after: 3}}"
+    exp = load("digits_mlp", *SMOKE, model, "tracking.system_every=0.05")
+    with pytest.raises(RuntimeError, match="exploded after 3 batches"):
+        labkit.run(exp, progress="none")
+    assert not _sampler_threads()
+    client = MlflowClient(store)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED"
+    assert "system/rss_mb" in run.data.metrics  # the sample taken as the thread stopped
 
 
 def test_system_every_0_logs_none(load: Load, store: str) -> None:

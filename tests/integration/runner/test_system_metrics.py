@@ -59,12 +59,6 @@ def test_a_failing_run_stops_the_sampler_and_keeps_its_last_sample(load: Load, s
     assert "system/rss_mb" in run.data.metrics  # the sample taken as the thread stopped
 
 
-def test_system_every_0_logs_none(load: Load, store: str) -> None:
-    exp = load("digits_mlp", "trainer.max_epochs=1", "trainer.early_stopping=null", "tracking.system_every=0")
-    result = labkit.run(exp, progress="none")
-    assert not [k for k in _metrics(store, result.run_id) if k.startswith("system/")]
-
-
 @pytest.mark.gpu
 def test_a_gpu_run_logs_its_gpu(load: Load, store: str) -> None:
     import torch

@@ -113,8 +113,9 @@ class Follower:
         for path in spools:
             run = self.runs.get(path) or self.runs.setdefault(path, FollowedRun(path, _run_name(path)))
             try:
-                # a bounded share of the round per run: one run's backlog does not starve the others
-                result = self._ship(path, self.uri, timeout=max(self.interval, 10.0))
+                # what the run logged so far, in a bounded share of the round: a run that keeps
+                # logging, or one with a large backlog, does not hold up the others
+                result = self._ship(path, self.uri, timeout=max(self.interval, 30.0), logged_so_far=True)
             except SpoolRefused as exc:  # checked before anything was sent: never shipped
                 run.done = True
                 self._report(run, f"refused  {_where(path)}: {exc}")

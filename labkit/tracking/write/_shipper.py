@@ -169,13 +169,16 @@ class Shipper:
             return str(found.experiment_id)
 
     # ------------------------------------------------------------------ shipping
-    def ship(self, deadline: float | None = None) -> ShipResult:
-        """Send everything pending (until ``deadline``, a ``time.monotonic()``). Raises
+    def ship(self, deadline: float | None = None, *, upto: int | None = None) -> ShipResult:
+        """Send everything pending (until ``deadline``, a ``time.monotonic()``; only ops up to
+        the sequence number ``upto``: a run that keeps logging is not chased). Raises
         :class:`Unreachable` or :class:`Denied`; what was sent before stays sent."""
         result = self.totals
         self.ensure_run()
         while deadline is None or time.monotonic() < deadline:
             ops = self.spool.pending_ops(self.dest)
+            if upto is not None:
+                ops = [op for op in ops if op.seq <= upto]
             if not ops:
                 break
             for chunk in _chunks(ops):

@@ -66,10 +66,16 @@ def configured_uri() -> str:
 
 
 def sync_spool(
-    path: str | os.PathLike[str], uri: str | None = None, *, timeout: float | None = None
+    path: str | os.PathLike[str],
+    uri: str | None = None,
+    *,
+    timeout: float | None = None,
+    logged_so_far: bool = False,
 ) -> SyncResult:
     """Ship one spool to ``uri``, a tracking URI the user named; by default to the configured one
     (:func:`configured_uri`), and then only a spool whose run was started with that URI.
+    ``logged_so_far``: only what the spool holds when the sync starts (a run that goes on
+    logging is not chased: the relay's next round sends the rest).
 
     Raises :class:`SpoolRefused` (nothing sent) for a spool :func:`check_spool` refuses."""
     from labkit.tracking.write._shipper import Shipper
@@ -91,7 +97,7 @@ def sync_spool(
                 shipper = Shipper(spool, target)
                 deadline = None if timeout is None else time.monotonic() + timeout
                 try:
-                    shipper.ship(deadline)
+                    shipper.ship(deadline, upto=spool.last_seq() if logged_so_far else None)
                 finally:
                     run_id = shipper.run_id
                     sent, rejected = shipper.totals.sent, shipper.totals.rejected

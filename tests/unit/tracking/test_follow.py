@@ -40,7 +40,10 @@ class FakeShip:
         self.script = script
         self.calls: list[str] = []
 
-    def __call__(self, path: Path, uri: str | None, *, timeout: float | None = None) -> SyncResult:
+    def __call__(
+        self, path: Path, uri: str | None, *, timeout: float | None = None, logged_so_far: bool = False
+    ) -> SyncResult:
+        assert logged_so_far  # a round does not chase a run that keeps logging
         name = path.parent.name
         self.calls.append(name)
         steps = self.script[name]
@@ -245,7 +248,7 @@ class RecordingShipper:
         self.run_id: str | None = "run-1"
         self.totals = _shipper.ShipResult()
 
-    def ship(self, deadline: float | None = None) -> _shipper.ShipResult:
+    def ship(self, deadline: float | None = None, *, upto: int | None = None) -> _shipper.ShipResult:
         other = Spool(self.spool.path)
         try:
             with other.shipping_lock():
@@ -254,7 +257,7 @@ class RecordingShipper:
             RecordingShipper.seen_locked.append(True)
         finally:
             other.close()
-        ops = self.spool.pending_ops(self.dest)
+        ops = [op for op in self.spool.pending_ops(self.dest) if upto is None or op.seq <= upto]
         if ops:
             self.spool.mark_shipped(self.dest, ops[-1].seq)
             self.totals.sent += len(ops)
@@ -300,4 +303,26 @@ def test_real_spools_a_spool_shipped_by_its_own_process_is_busy(
     assert spool.pending(URI).total > 0  # nothing was sent meanwhile
     f.round()
     assert spool.pending(URI).total == 0
+    spool.close()
+
+
+def test_a_round_ships_what_was_logged_when_it_started_not_what_comes_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = make_spool(tmp_path, "job", points=4)  # lr, RUNNING, 4 points: seq 1..6
+    assert spool.last_seq() == 6
+    spool.set_dest_meta(URI, run_id="r1", experiment_id="1")  # the run exists there: no request
+    shipper = _shipper.Shipper(spool, URI)
+    sent: list[int] = []
+    requests = []
+
+    def send(chunk: list[Any]) -> None:  # the job logs one more point during each request
+        sent.extend(op.seq for op in chunk)
+        requests.append(chunk)
+        spool.log_metrics({"loss": 0.5}, 100 + len(sent))
+
+    monkeypatch.setattr(shipper, "_send", send)
+    shipper.ship(upto=spool.last_seq())
+    assert sent == [1, 2, 3, 4, 5, 6] and spool.shipped_seq(URI) == 6
+    assert spool.pending(URI).total == len(requests)  # logged meanwhile: the next round's
     spool.close()

@@ -326,3 +326,47 @@ def test_a_round_ships_what_was_logged_when_it_started_not_what_comes_after(
     assert sent == [1, 2, 3, 4, 5, 6] and spool.shipped_seq(URI) == 6
     assert spool.pending(URI).total == len(requests)  # logged meanwhile: the next round's
     spool.close()
+
+
+def test_the_job_writing_while_the_relay_ships_never_waits_long_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(_shipper, "Shipper", RecordingShipper)
+    make_spool(tmp_path, "job", points=0).close()
+    waits: list[float] = []
+    errors: list[BaseException] = []
+
+    def job() -> None:  # the training process: its own connection, as in another process
+        spool = Spool(tmp_path / "job" / "spool.db")
+        try:
+            for step in range(300):
+                spool.log_metrics({"loss": 1.0, "acc": 0.5}, step)
+                if step % 10 == 0:
+                    start = time.perf_counter()
+                    spool.set_tags({"progress": str(step)})  # an SQLite commit, as params and status
+                    waits.append(time.perf_counter() - start)
+                time.sleep(0.001)
+            spool.set_status("FINISHED")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            spool.close()
+
+    out = io.StringIO()
+    f = Follower(roots=[tmp_path], uri=URI, interval=0.01, out=out)
+    writer = threading.Thread(target=job)
+    writer.start()
+    while writer.is_alive():
+        f.round()
+    writer.join()
+    for _ in range(3):
+        f.round()
+    assert errors == []
+    assert max(waits) < 1.0, f"the job waited {max(waits):.2f} s for the spool"
+    run = f.runs[next(iter(f.runs))]
+    assert run.done and run.sent == 2 + 600 + 30 + 1  # lr and RUNNING, the points, the tags, FINISHED
+    spool = Spool(tmp_path / "job" / "spool.db")
+    assert spool.pending(URI).total == 0
+    spool.close()

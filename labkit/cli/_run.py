@@ -24,6 +24,8 @@ from labkit.cli._app import (
 from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
+    from labkit.config import Experiment
+    from labkit.notify import Notifier
     from labkit.runner import RunResult
 
 
@@ -301,7 +303,7 @@ def reproduce(
             print("  (no test metric logged by both runs)")
 
 
-def _notifier(exp: Any) -> Any:
+def _notifier(exp: Experiment) -> Notifier | None:
     """The run's notifier: ``notify``'s webhook, its URL read here from the variable it names
     (rank 0 only: the others send nothing, and warn of nothing)."""
     if exp.notify is None or not _is_leader():

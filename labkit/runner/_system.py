@@ -157,7 +157,8 @@ class SystemSampler:
         self._counts: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._closers: list[Callable[[], None]] = []
+        self._gpu_sum = 0.0  # the GPU utilisation of each sample (mean over its GPUs), summed
+        self._gpu_count = 0
 
     def start(self) -> None:
         if self._thread is not None:
@@ -189,7 +190,11 @@ class SystemSampler:
         self._add(sample)
 
     def _add(self, sample: Sample) -> None:
+        gpus = [v for k, v in sample.items() if k.startswith("gpu") and k.endswith("_util")]
         with self._lock:
+            if gpus:
+                self._gpu_sum += sum(gpus) / len(gpus)
+                self._gpu_count += 1
             for key, value in sample.items():
                 self._sums[key] = self._sums.get(key, 0.0) + value
                 self._counts[key] = self._counts.get(key, 0) + 1
@@ -202,6 +207,12 @@ class SystemSampler:
             sums, counts = self._sums, self._counts
             self._sums, self._counts = {}, {}
         return {key: sums[key] / counts[key] for key in sums}
+
+    def gpu_util_totals(self) -> tuple[float, int]:
+        """The GPU utilisation of every sample so far (each the mean over its GPUs), summed, and
+        how many samples had one."""
+        with self._lock:
+            return self._gpu_sum, self._gpu_count
 
     def stop(self, timeout: float = 5.0) -> None:
         thread, self._thread = self._thread, None
@@ -276,23 +287,33 @@ class SystemMetrics(Callback):
         self.sampler = SystemSampler(every_s, probes or self._probes)
         self.wait = DataWait(clock=clock)
         self.prefix = "system/"
-        self.gpu_util_sum = 0.0
-        self.gpu_util_count = 0
+        self._gpu_before = (0.0, 0)  # the GPU totals of earlier attempts (the checkpoint's)
 
     def _probes(self) -> list[Probe]:
-        probes: list[Probe] = [ProcessProbe()]
+        probes: list[Probe] = []
+        with contextlib.suppress(Exception):  # no psutil reading here: the GPUs alone
+            probes.append(ProcessProbe())
         gpus = GpuProbe(self.devices)
         if gpus.devices:
             probes.append(gpus)
         return probes
 
     # -- the checkpoint carries the GPU mean across a requeue --------------------------------
+    def gpu_util_totals(self) -> tuple[float, int]:
+        """The summed GPU utilisation of the run's samples (earlier attempts included) and their
+        count."""
+        total, count = self.sampler.gpu_util_totals()
+        return total + self._gpu_before[0], count + self._gpu_before[1]
+
     def state_dict(self) -> dict[str, Any]:
-        return {"gpu_util_sum": self.gpu_util_sum, "gpu_util_count": self.gpu_util_count}
+        total, count = self.gpu_util_totals()
+        return {"gpu_util_sum": total, "gpu_util_count": count}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.gpu_util_sum = float(state_dict.get("gpu_util_sum", 0.0))
-        self.gpu_util_count = int(state_dict.get("gpu_util_count", 0))
+        self._gpu_before = (
+            float(state_dict.get("gpu_util_sum", 0.0)),
+            int(state_dict.get("gpu_util_count", 0)),
+        )
 
     # -- Lightning's hooks ---------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -336,13 +357,9 @@ class SystemMetrics(Callback):
 
     # -- logging (in the training thread) ------------------------------------------------------
     def metrics(self) -> Sample:
-        """What the sampler collected since the last call, and the data-wait fraction, as keys
-        with their prefix; adds the GPU utilisation to the run's mean."""
+        """What the sampler collected since the last call (each key's mean) and the data-wait
+        fraction, as keys with their prefix."""
         sample = self.sampler.take()
-        gpus = [v for k, v in sample.items() if k.startswith("gpu") and k.endswith("_util")]
-        if gpus:
-            self.gpu_util_sum += sum(gpus) / len(gpus)
-            self.gpu_util_count += 1
         fraction = self.wait.take()
         if fraction is not None:
             sample["data_wait_fraction"] = fraction
@@ -359,6 +376,6 @@ class SystemMetrics(Callback):
             return
         self.sampler.stop()
         self.flush(trainer)
-        if self.gpu_util_count and trainer.logger is not None:
-            mean = self.gpu_util_sum / self.gpu_util_count
-            trainer.logger.log_metrics({GPU_UTIL: mean}, step=trainer.global_step)
+        total, count = self.gpu_util_totals()
+        if count and trainer.logger is not None:
+            trainer.logger.log_metrics({GPU_UTIL: total / count}, step=trainer.global_step)

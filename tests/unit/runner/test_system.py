@@ -343,8 +343,11 @@ def test_an_exception_while_logging_is_not_raised_from_on_exception() -> None:
 
 
 def test_the_gpu_mean_survives_a_requeue_in_the_checkpoint() -> None:
-    cb, _ = _callback([{"gpu0_util": 100.0}])
-    cb.gpu_util_sum, cb.gpu_util_count = 0.0, 1  # one sample at 0 % before the requeue
+    cb, _ = _callback([{"gpu0_util": 0.0}])  # one sample at 0 % before the requeue
+    trainer = _trainer()
+    cb.on_fit_start(trainer, FAKE)
+    cb.sampler.stop()  # its last sample
+    assert cb.state_dict() == {"gpu_util_sum": 0.0, "gpu_util_count": 1}
     again, _ = _callback([{"gpu0_util": 100.0}])
     again.load_state_dict(cb.state_dict())
     trainer = _trainer()
@@ -371,3 +374,23 @@ def test_system_metrics_only_for_labkits_tracker_and_a_positive_interval(tmp_pat
     assert isinstance(made, SystemMetrics) and made.every_s == 2.0 and made.devices == ("1",)
     assert system_metrics(_exp(0.0, tmp_path), tracker, env) is None
     assert system_metrics(_exp(2.0, tmp_path), DummyLogger(), env) is None  # the ranks that do not log
+
+
+def test_the_gpu_mean_weighs_every_sample_alike() -> None:
+    values = iter(
+        [{"gpu0_util": 0.0, "gpu1_util": 0.0}, {"gpu0_util": 100.0, "gpu1_util": 50.0}, {"cpu_percent": 1.0}]
+    )
+
+    class Scripted:
+        def read(self) -> dict[str, float]:
+            return next(values)
+
+        def close(self) -> None:
+            pass
+
+    sampler = SystemSampler(3600.0, lambda: [Scripted()])
+    probes: list[Any] = [Scripted()]
+    for _ in range(3):  # pooled in one window (a long validation), yet three samples
+        sampler.sample_now(probes)
+    assert sampler.gpu_util_totals() == (75.0, 2)  # a sample without GPUs does not count
+    assert sampler.take() == {"gpu0_util": 50.0, "gpu1_util": 25.0, "cpu_percent": 1.0}

@@ -100,7 +100,13 @@ class Follower:
         """Follow until ``stop`` is set (or after ``max_rounds`` rounds)."""
         stop = stop or threading.Event()
         while not stop.is_set():
-            self.round()
+            try:
+                self.round()
+            except Exception as exc:  # noqa: BLE001 - a runs root gone unreadable: say so, go on
+                self._say(
+                    f"labkit sync --follow: this round failed ({type(exc).__name__}: {exc}); "
+                    f"trying again in {self.interval:g} s"
+                )
             if max_rounds is not None and self.rounds >= max_rounds:
                 return
             stop.wait(self.interval)
@@ -150,6 +156,8 @@ class Follower:
     def _update(self, run: FollowedRun, result: SyncResult) -> None:
         if not result.dest:  # a spool that holds no run yet (the job is starting): next round
             return
+        if run.name == run.spool.parent.name:  # first seen before its run was in it
+            run.name = _run_name(run.spool)
         run.sent += result.sent
         run.run_id = result.run_id or run.run_id
         run.status = result.status

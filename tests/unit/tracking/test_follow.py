@@ -370,3 +370,32 @@ def test_the_job_writing_while_the_relay_ships_never_waits_long_and_nothing_is_l
     spool = Spool(tmp_path / "job" / "spool.db")
     assert spool.pending(URI).total == 0
     spool.close()
+
+
+def test_a_round_that_fails_as_a_whole_is_one_line_and_the_relay_goes_on(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def discover(paths: Any) -> list[Path]:
+        calls.append(1)
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    make_spool(tmp_path, "a").close()
+    f, out = follower(tmp_path, FakeShip({}), discover=discover)
+    f.run(max_rounds=2)
+    shown = lines(out)
+    assert len(shown) == 2 and f.rounds == 2 and len(calls) == 2
+    assert shown[0].startswith("labkit sync --follow: this round failed (PermissionError: ")
+    assert shown[0].endswith("trying again in 0.01 s")
+
+
+def test_a_run_first_seen_before_its_run_started_gets_its_name(tmp_path: Path) -> None:
+    Spool(tmp_path / "20261207-1200-abcd" / "spool.db").close()  # the job is starting
+    ship = FakeShip({"20261207-1200-abcd": [lambda path: result(path, sent=1)]})
+    f, out = follower(tmp_path, ship)
+    f.round()
+    Spool.create(
+        tmp_path / "20261207-1200-abcd" / "spool.db", uri=URI, experiment="unit", run_name="digits"
+    ).close()
+    f.round()
+    first, last = lines(out)
+    assert first.startswith("RUNNING  20261207-1200-abcd ") and last.startswith("RUNNING  digits ")

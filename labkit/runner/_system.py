@@ -287,6 +287,7 @@ class SystemMetrics(Callback):
         self.sampler = SystemSampler(every_s, probes or self._probes)
         self.wait = DataWait(clock=clock)
         self.prefix = "system/"
+        self._logged_step: int | None = None  # one point per key and step, as every labkit metric
         self._gpu_before = (0.0, 0)  # the GPU totals of earlier attempts (the checkpoint's)
 
     def _probes(self) -> list[Probe]:
@@ -366,9 +367,16 @@ class SystemMetrics(Callback):
         return {self.prefix + key: value for key, value in sample.items()}
 
     def flush(self, trainer: pl.Trainer) -> None:
+        """Log what waits, unless this step has its point already (gradient accumulation, the
+        end of fit right after a batch that logged): then it waits for the next step, or is
+        dropped at the end."""
+        step = trainer.global_step
+        if step == self._logged_step or trainer.logger is None:
+            return
         metrics = self.metrics()
-        if metrics and trainer.logger is not None:
-            trainer.logger.log_metrics(metrics, step=trainer.global_step)
+        if metrics:
+            trainer.logger.log_metrics(metrics, step=step)
+            self._logged_step = step
 
     def close(self, trainer: pl.Trainer) -> None:
         """Stop the thread (it takes a last sample), log what is left and the run's GPU mean."""

@@ -45,6 +45,10 @@ def test_a_run_logs_cpu_memory_and_data_wait(load: Load, store: str) -> None:
     assert all(0.0 <= v <= 1.0 for v in metrics["system/data_wait_fraction"])
     assert all(0.0 <= v <= 100.0 for v in metrics["system/host_memory_percent"])
     assert not _sampler_threads()  # stopped at the end of fit
+    client = MlflowClient(store)
+    for key in metrics:  # one point per key and step, as every labkit metric
+        steps = [m.step for m in client.get_metric_history(result.run_id or "", key)]
+        assert len(steps) == len(set(steps)), (key, steps)
 
 
 def test_a_failing_run_stops_the_sampler_and_keeps_its_last_sample(load: Load, store: str) -> None:

@@ -394,3 +394,21 @@ def test_the_gpu_mean_weighs_every_sample_alike() -> None:
         sampler.sample_now(probes)
     assert sampler.gpu_util_totals() == (75.0, 2)  # a sample without GPUs does not count
     assert sampler.take() == {"gpu0_util": 50.0, "gpu1_util": 25.0, "cpu_percent": 1.0}
+
+
+def test_one_point_per_key_and_step() -> None:
+    cb, _ = _callback([{"gpu0_util": 40.0}])
+    trainer = _trainer()
+    cb.sampler.every_s = 0.005
+    cb.on_fit_start(trainer, FAKE)
+    _until(cb.sampler.pending)
+    cb.on_train_batch_end(trainer, FAKE, None, None, 0)  # logs at step 5
+    _until(cb.sampler.pending)
+    cb.on_train_batch_end(trainer, FAKE, None, None, 1)  # still step 5 (gradient accumulation): waits
+    assert len(trainer.logger.calls) == 1
+    trainer.global_step = 6
+    _until(cb.sampler.pending)
+    cb.on_train_batch_end(trainer, FAKE, None, None, 2)
+    cb.on_fit_end(trainer, FAKE)  # step 6 has its point: only the mean is added
+    steps = [(sorted(m), s) for m, s in trainer.logger.calls]
+    assert steps == [(["system/gpu0_util"], 5), (["system/gpu0_util"], 6), (["gpu_util"], 6)]

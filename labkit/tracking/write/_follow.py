@@ -17,7 +17,8 @@ for every round:
   a follower started again looks at every run once more);
 * **a spool is data.** A spool :func:`~labkit.tracking.write._sync.check_spool` refuses (someone
   else's, writable by others, listing files outside its run directory, started with another
-  server than the one configured or named) is reported once and never shipped.
+  server than the one configured or named) is reported once and nothing of it is shipped while
+  it is refused (it is checked again each round: one its owner has made private is followed).
 
 It prints one line per run when something about it changes, one line when the server cannot be
 reached (the round stops there, nothing is lost, the next round tries again) and one when it
@@ -56,7 +57,8 @@ class FollowedRun:
     sent: int = 0  #: items this follower shipped
     run_id: str | None = None
     status: str | None = None  #: the run's last status in the spool
-    done: bool = False  #: ended and fully shipped, or refused: no longer followed
+    done: bool = False  #: ended and fully shipped: no longer followed
+    refused: bool = False  #: refused by :func:`check_spool` in the last round (nothing sent)
     line: str = ""  #: the last status line printed (a line is printed when it changes)
 
 
@@ -122,8 +124,10 @@ class Follower:
                 # what the run logged so far, in a bounded share of the round: a run that keeps
                 # logging, or one with a large backlog, does not hold up the others
                 result = self._ship(path, self.uri, timeout=max(self.interval, 30.0), logged_so_far=True)
-            except SpoolRefused as exc:  # checked before anything was sent: never shipped
-                run.done = True
+            except SpoolRefused as exc:  # checked before anything was sent: nothing is
+                # checked again each round, said once: a spool seen while its job was creating
+                # it, or one its owner has since made private (chmod go-w), is shipped then
+                run.refused = True
                 self._report(run, f"refused  {_where(path)}: {exc}")
                 continue
             except Exception as exc:  # noqa: BLE001 - one damaged spool never stops the relay
@@ -154,6 +158,7 @@ class Follower:
 
     # ------------------------------------------------------------------ reporting
     def _update(self, run: FollowedRun, result: SyncResult) -> None:
+        run.refused = False
         if not result.dest:  # a spool that holds no run yet (the job is starting): next round
             return
         if run.name == run.spool.parent.name:  # first seen before its run was in it
@@ -201,7 +206,7 @@ class Follower:
     def summary(self) -> str:
         """The last line: what this follower did."""
         sent = sum(r.sent for r in self.runs.values())
-        following = sum(not r.done for r in self.runs.values())
+        following = sum(not (r.done or r.refused) for r in self.runs.values())
         return (
             f"labkit sync --follow: stopped after {self.rounds} round{'s' * (self.rounds != 1)}; "
             f"{sent} items sent, {following} run{'s' * (following != 1)} still being followed"

@@ -149,7 +149,7 @@ def test_runs_ended_and_shipped_before_the_start_are_reported_once(tmp_path: Pat
     assert ship.calls == ["old"]
 
 
-def test_a_refused_spool_is_reported_once_and_never_shipped(tmp_path: Path) -> None:
+def test_a_refused_spool_is_reported_once_and_nothing_of_it_shipped(tmp_path: Path) -> None:
     make_spool(tmp_path, "planted").close()
     make_spool(tmp_path, "mine").close()
     refusal = SpoolRefused(
@@ -161,7 +161,19 @@ def test_a_refused_spool_is_reported_once_and_never_shipped(tmp_path: Path) -> N
         f.round()
     refused = [line for line in lines(out) if line.startswith("refused")]
     assert len(refused) == 1 and "writable by every user" in refused[0]
-    assert ship.calls.count("planted") == 1 and ship.calls.count("mine") == 3
+    assert ship.calls.count("mine") == 3
+    assert f.summary().endswith("1 run still being followed")  # mine, not the refused one
+
+
+def test_a_refused_spool_made_private_later_is_followed(tmp_path: Path) -> None:
+    make_spool(tmp_path, "shared").close()
+    refusal = SpoolRefused("refusing to sync shared/spool.db: writable by group users (nothing was sent)")
+    ship = FakeShip({"shared": [refusal, refusal, lambda path: result(path, sent=5)]})
+    f, out = follower(tmp_path, ship)
+    for _ in range(3):
+        f.round()
+    first, second = lines(out)
+    assert first.startswith("refused") and second.startswith("RUNNING  shared ") and "5 items sent" in second
 
 
 def test_a_busy_spool_is_skipped_this_round_and_followed(tmp_path: Path) -> None:
@@ -399,3 +411,22 @@ def test_a_run_first_seen_before_its_run_started_gets_its_name(tmp_path: Path) -
     f.round()
     first, last = lines(out)
     assert first.startswith("RUNNING  20261207-1200-abcd ") and last.startswith("RUNNING  digits ")
+
+
+def test_real_spools_a_spool_writable_by_others_is_refused_until_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_shipper, "Shipper", RecordingShipper)
+    spool = make_spool(tmp_path, "shared")
+    spool.path.chmod(0o666)
+    out = io.StringIO()
+    f = Follower(roots=[tmp_path], uri=URI, interval=0.01, out=out)
+    f.round()
+    f.round()
+    (line,) = lines(out)
+    assert line.startswith("refused  ") and "is writable by every user (mode 0666)" in line
+    assert spool.pending(URI).total > 0  # nothing of it was sent
+    spool.path.chmod(0o644)  # its owner trusts it
+    f.round()
+    assert lines(out)[-1].startswith("RUNNING  shared ") and spool.pending(URI).total == 0
+    spool.close()

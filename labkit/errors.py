@@ -33,6 +33,7 @@ __all__ = [
     "SpoolBusy",
     "SpoolRefused",
     "TrackingError",
+    "TrainingDiverged",
     "Unreachable",
     "did_you_mean",
 ]
@@ -91,6 +92,11 @@ class SpoolRefused(TrackingError):
 
 class ServerError(TrackingError):
     """The tracking server cannot be started or administered as asked."""
+
+
+class TrainingDiverged(LabkitError, FloatingPointError):
+    """The training loss became NaN or infinite: training stopped (the run ends FAILED, tagged
+    ``labkit.failure=nan``); a lower learning rate, gradient clipping or cleaner inputs fix it."""
 
 
 class SlurmError(LabkitError, RuntimeError):

@@ -315,9 +315,11 @@ def _at_most(lines: list[str], limit: int = MAX_PROBLEMS) -> list[str]:
 def _problem_lines(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     groups: dict[str, list[tuple[Any, type[BaseModel] | None]]] = {}
     errors = exc.errors(include_url=False)
-    for err in errors:
-        if _follows_from_items(err, errors):
+    for raw in errors:
+        if _follows_from_items(raw, errors):
             continue
+        secret = bool(raw["loc"]) and raw["loc"][-1] in _SECRET_KEYS
+        err = {**raw, "input": _NOT_SHOWN} if secret else raw  # never echo what may be a secret
         loc, section = _walk(err["loc"], root)
         where = ".".join(_shorten(part, _MAX_KEY) for part in loc) or "top level"
         groups.setdefault(_shorten(where, _MAX_KEY * 2), []).append((err, section))
@@ -392,6 +394,11 @@ def _union_key(ctx: dict[str, Any], where: str) -> str:
     if found:
         return found.group(1) or found.group(2)
     return "kind" if where == "task" else "name"
+
+
+#: fields whose refused value is not echoed: a webhook URL written where its variable's name goes
+_SECRET_KEYS = frozenset({"webhook_env"})
+_NOT_SHOWN = "<not shown: it may be a secret>"
 
 
 def _show(value: Any) -> str:

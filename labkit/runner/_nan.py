@@ -17,13 +17,13 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from labkit.errors import LabkitError
+from labkit.errors import TrainingDiverged
 
 __all__ = ["NanStop"]
 
 
 class NanStop(Callback):
-    """Raises a :class:`~labkit.errors.LabkitError` at the first training step whose loss is NaN or
+    """Raises a :class:`~labkit.errors.TrainingDiverged` at the first training step whose loss is NaN or
     infinite; :attr:`reason` then says where (step, epoch, batch) and which checkpoint is the
     last good one."""
 
@@ -54,7 +54,7 @@ class NanStop(Callback):
             f"the training loss is {shown} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
             f"batch {batch_idx}): training stopped, the run is marked FAILED; {_last_good(trainer)}"
         )
-        raise LabkitError(self.reason)
+        raise TrainingDiverged(self.reason)
 
 
 def _last_good(trainer: pl.Trainer) -> str:

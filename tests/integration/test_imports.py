@@ -63,6 +63,10 @@ HEAVY = (
         "labkit.cli._evaluate",
         "labkit.tasks._showers",
         "labkit.tasks._shower_io",
+        "labkit.notify",
+        "labkit.notify._send",
+        "labkit.notify._message",
+        "labkit.tracking.write._follow",
     ],
 )
 def test_light_imports(module: str) -> None:

@@ -48,3 +48,10 @@ def test_one_event_needs_no_brackets_and_email_alone_is_enough(tmp_path: Path) -
 def test_refused(tmp_path: Path, overrides: list[str], pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         load_experiment(MLP, overrides, cwd=tmp_path)
+
+
+def test_a_url_given_as_webhook_env_is_refused_without_being_echoed(tmp_path: Path) -> None:
+    secret = "https://hooks.slack.com/services/T000/B000/XyZsecret"
+    with pytest.raises(ConfigError, match=r"webhook_env: name the environment variable") as info:
+        load_experiment(MLP, [f"notify.webhook_env={secret}"], cwd=tmp_path)
+    assert "XyZsecret" not in str(info.value) and "not shown" in str(info.value)

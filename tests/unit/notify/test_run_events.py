@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from labkit.errors import LabkitError, Preempted
+from labkit.errors import LabkitError, Preempted, TrainingDiverged
 from labkit.runner import JobOptions, RunDir
 from labkit.runner._failure import first_line, record_preemption
 from labkit.runner._nan import NanStop
@@ -43,12 +43,13 @@ def test_a_non_finite_loss_stops_and_names_the_step_and_the_last_good_checkpoint
 ) -> None:
     stop = NanStop()
     with pytest.raises(
-        LabkitError, match=r"the training loss is (nan|inf) at step 12 \(epoch 3, batch 7\): training stopped"
+        TrainingDiverged,
+        match=r"the training loss is (nan|inf) at step 12 \(epoch 3, batch 7\): training stopped",
     ) as caught:
         stop.on_train_batch_end(_trainer(tmp_path, True), None, outputs, None, 7)  # type: ignore[arg-type]
     assert str(caught.value) == stop.reason
     assert stop.reason.endswith(f"the last good checkpoint is {tmp_path / 'last.ckpt'}")
-    with pytest.raises(LabkitError, match="no checkpoint was saved before"):
+    with pytest.raises(TrainingDiverged, match="no checkpoint was saved before"):
         NanStop().on_train_batch_end(_trainer(tmp_path / "none", False), None, outputs, None, 7)  # type: ignore[arg-type]
 
 

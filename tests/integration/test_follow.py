@@ -27,7 +27,7 @@ from tests.conftest import EXPERIMENTS, REPO
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.slow]
 
 PROFILE = "cluster/slurm-local.yaml"
-TRAIN_S = 50  # trainer.max_time: the job trains this long (1 CPU), then tests and finishes
+TRAIN_S = 60  # trainer.max_time: the job trains this long (1 CPU), then tests and finishes
 
 
 @pytest.fixture
@@ -107,10 +107,10 @@ def test_offline_job_is_live_through_the_relay_across_restarts(site: Path, labki
 
         # the server restarted (same port, same store) while the job trains
         seen = points_on_server(client, run_id)
+        assert state(job) == "RUNNING", "the job ended before the server's restart: train longer"
         server.stop()
         time.sleep(3)
         server.start()
-        assert state(job) == "RUNNING", "the job ended before the server came back: train longer"
         until("more points after the restart", lambda: points_on_server(client, run_id) > seen, timeout=60)
 
         until("the job's end", lambda: state(job) in ("COMPLETED", "FAILED", "CANCELLED"), timeout=240)

@@ -7,7 +7,10 @@
    (the default) and every 0.1 s (stressful). Rounds interleave the three in a rotated order; the
    time per step is the fit's wall time over its steps; the cost is the median over rounds of
    the paired ratio with/without, minus 1.
-2. **By parts** — what the sampler adds, timed directly (steadier than (1) on a shared machine):
+2. **In one fit** — the same three, switched every ``--segment`` steps inside one long fit (a
+   fresh sampler per segment, its start and stop counted against it): load from other
+   processes, which changes over seconds, hits neighbouring segments alike.
+3. **By parts** — what the sampler adds, timed directly (steadier than (1) on a shared machine):
    the two hooks per training batch (data-wait bookkeeping), one sample of every probe (psutil,
    NVML when there is a GPU; in the sampler's thread, so a cost to the step only as much as it
    holds the GIL), and one log of a sample into the spool (in the training thread). The cost
@@ -116,6 +119,75 @@ def paired(times: Rounds, variant: str) -> float:
     return statistics.median(a / b for a, b in zip(times[variant], times["off"], strict=True))
 
 
+class Segments(Callback):
+    """Inside one fit, switches between the variants every ``segment`` steps (off, 15 s, 0.1 s,
+    off, ...; a fresh sampler each time: its start and stop count against it) and records each
+    segment's wall seconds per step. Background load that changes over seconds hits neighbouring
+    segments alike, so their ratios are steadier than those of whole fits."""
+
+    def __init__(self, segment: int) -> None:
+        self.segment = segment
+        self.times: Rounds = {v: [] for v in VARIANTS}
+        self.active: SystemMetrics | None = None
+        self.variant = ""
+        self.start = 0.0
+        self.index = 0
+
+    def _switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.active is not None:  # its stop (a last sample, a log) counts against it
+            self.active.on_fit_end(trainer, pl_module)
+        now = time.perf_counter()
+        if self.variant:
+            self.times[self.variant].append((now - self.start) / self.segment)
+        self.variant = VARIANTS[self.index % len(VARIANTS)]
+        self.index += 1
+        self.start = now
+        self.active = SystemMetrics(EVERY[self.variant]) if self.variant in EVERY else None
+        if self.active is not None:  # and so does its start
+            self.active.on_fit_start(trainer, pl_module)
+            self.active.on_train_epoch_start(trainer, pl_module)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, i: int
+    ) -> None:
+        if i % self.segment == 0:
+            self._switch(trainer, pl_module)
+        if self.active is not None:
+            self.active.on_train_batch_start(trainer, pl_module, batch, i)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        if self.active is not None:
+            self.active.on_train_batch_end(trainer, pl_module, outputs, batch, i)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.active is not None:
+            self.active.on_fit_end(trainer, pl_module)
+            self.active = None
+        self.variant = ""  # the last, possibly short, segment is not counted
+
+
+def segments(folder: Path, cycles: int, segment: int) -> Rounds:
+    """Wall seconds per step of each variant's segments in one fit of ``cycles`` x 3 segments
+    (the first cycle left out)."""
+    steps = cycles * len(VARIANTS) * segment + 1
+    g = torch.Generator().manual_seed(1)
+    data = TensorDataset(
+        torch.randn(steps * 32, 64, generator=g), torch.randint(0, 10, (steps * 32,), generator=g)
+    )
+    meter = Segments(segment)
+    logger = tracker(folder / "segments")
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=steps, logger=logger, log_every_n_steps=1, callbacks=[meter],
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        accelerator="cpu", num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(Net(), DataLoader(data, batch_size=32))
+    logger.finish()
+    return {v: t[1:] for v, t in meter.times.items()}  # the first cycle warms up
+
+
 def by_parts(folder: Path, n: int = 2000) -> dict[str, float]:
     """Seconds per call: the batch hooks, one sample of every probe, one log of a sample."""
     cb = SystemMetrics(3600.0)
@@ -168,6 +240,8 @@ def main() -> int:
     )
     parser.add_argument("--steps", type=int, default=2000, help="training steps per fit")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the three variants")
+    parser.add_argument("--cycles", type=int, default=20, help="off/15 s/0.1 s cycles in the one-fit part")
+    parser.add_argument("--segment", type=int, default=200, help="steps per segment in the one-fit part")
     parser.add_argument("--target", type=float, default=0.01, help="the most the sampler may cost (fraction)")
     args = parser.parse_args()
 
@@ -180,6 +254,7 @@ def main() -> int:
         folder = Path(tmp)
         parts = by_parts(folder)
         wall, cpu = end_to_end(folder, args.steps, args.rounds)
+        segs = segments(folder, args.cycles, args.segment)
 
     step = statistics.median(wall["off"])
     print(f"end to end: {args.steps} steps per fit, {args.rounds} interleaved rounds, torch threads 1")
@@ -193,6 +268,13 @@ def main() -> int:
         print("    wall per round: " + " ".join(f"{1000 * t:.3f}" for t in wall[v]))
     spread = [a / b for v in EVERY for a, b in zip(wall[v], wall["off"], strict=True)]
     print(f"  wall ratios of single rounds range {min(spread):.3f}-{max(spread):.3f} (the machine's noise)")
+    print(f"one fit, {args.cycles} cycles of {args.segment}-step segments (off, 15 s, 0.1 s):")
+    for v in VARIANTS:
+        extra = ""
+        if v in EVERY:
+            r = paired(segs, v)
+            extra = f"  paired ratio to the off segment before it: {r:.4f} ({100 * (r - 1):+.2f} %)"
+        print(f"  sampler {v:>4}  {1000 * statistics.median(segs[v]):.4f} ms/step{extra}")
     print(
         f"by parts: hooks {1e6 * parts['hooks']:.2f} us/step; "
         f"start+stop {1e3 * parts['start_stop']:.2f} ms/fit; "

@@ -123,7 +123,7 @@ class Follower:
             try:
                 # what the run logged so far, in a bounded share of the round: a run that keeps
                 # logging, or one with a large backlog, does not hold up the others
-                result = self._ship(path, self.uri, timeout=max(self.interval, 30.0), logged_so_far=True)
+                result = self._ship(path, self.uri, timeout=max(self.interval, 30.0))
             except SpoolRefused as exc:  # checked before anything was sent: nothing is
                 # checked again each round, said once: a spool seen while its job was creating
                 # it, or one its owner has since made private (chmod go-w), is shipped then

@@ -280,12 +280,6 @@ class Spool:
         rows = self.db.execute("SELECT key, MAX(step) FROM ops WHERE kind='metric' GROUP BY key")
         return {k: int(s) for k, s in rows.fetchall()}
 
-    def last_seq(self) -> int:
-        """The sequence number of the last op (points ingested first)."""
-        self.ingest()
-        row = self.db.execute("SELECT MAX(seq) FROM ops").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
     def last_status(self) -> str | None:
         row = self.db.execute("SELECT key FROM ops WHERE kind='status' ORDER BY seq DESC LIMIT 1").fetchone()
         return str(row[0]) if row else None

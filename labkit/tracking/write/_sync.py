@@ -70,12 +70,11 @@ def sync_spool(
     uri: str | None = None,
     *,
     timeout: float | None = None,
-    logged_so_far: bool = False,
 ) -> SyncResult:
     """Ship one spool to ``uri``, a tracking URI the user named; by default to the configured one
-    (:func:`configured_uri`), and then only a spool whose run was started with that URI.
-    ``logged_so_far``: only what the spool holds when the sync starts (a run that goes on
-    logging is not chased: the relay's next round sends the rest).
+    (:func:`configured_uri`), and then only a spool whose run was started with that URI. What
+    is shipped is what the spool held when it was checked: a run that goes on logging meanwhile
+    is not chased (the next sync, or the relay's next round, sends the rest).
 
     Raises :class:`SpoolRefused` (nothing sent) for a spool :func:`check_spool` refuses."""
     from labkit.tracking.write._shipper import Shipper
@@ -87,7 +86,7 @@ def sync_spool(
     spool = Spool(path)
     try:
         dest = redact_uri(target)
-        check_ops(spool, after=spool.shipped_seq(dest))  # what is shipped already is not sent again
+        checked = check_ops(spool, after=spool.shipped_seq(dest))  # shipped already: not again
         sent = rejected = 0
         error: str | None = None
         unreachable = False
@@ -97,7 +96,7 @@ def sync_spool(
                 shipper = Shipper(spool, target)
                 deadline = None if timeout is None else time.monotonic() + timeout
                 try:
-                    shipper.ship(deadline, upto=spool.last_seq() if logged_so_far else None)
+                    shipper.ship(deadline, upto=checked)
                 finally:
                     run_id = shipper.run_id
                     sent, rejected = shipper.totals.sent, shipper.totals.rejected
@@ -180,24 +179,26 @@ def check_spool(path: str | os.PathLike[str], uri: str | None = None) -> str | N
     )
 
 
-def check_ops(spool: Spool, *, after: int = 0) -> None:
+def check_ops(spool: Spool, *, after: int = 0) -> int:
     """Every op of an (open, checked) spool beyond ``after`` (what is shipped already is not
     sent again) is one labkit writes, and every artifact it lists resolves inside the spool's
-    run directory; raises :class:`SpoolRefused`."""
+    run directory; returns the sequence number of the last op checked (ship no further: a live
+    run may have logged more since). Raises :class:`SpoolRefused`."""
     try:
         spool.ingest()
     except TrackingError as exc:
         raise _refused(spool.path, str(exc)) from None
+    last = int(spool.db.execute("SELECT COALESCE(MAX(seq), 0) FROM ops").fetchone()[0])
     kinds = ",".join(f"'{k}'" for k in KINDS)
     bad = spool.db.execute(
-        f"""SELECT seq, kind FROM ops WHERE seq > ? AND (kind NOT IN ({kinds})
+        f"""SELECT seq, kind FROM ops WHERE seq > ? AND seq <= ? AND (kind NOT IN ({kinds})
         OR typeof(key) != 'text' OR typeof(value) NOT IN ('text', 'null')
         OR typeof(num) NOT IN ('real', 'integer', 'null')
         OR typeof(step) NOT IN ('integer', 'null') OR typeof(ts) NOT IN ('integer', 'null')
         OR (kind = 'metric' AND num IS NULL
             AND (value IS NULL OR value NOT IN ('NaN', 'Infinity', '-Infinity'))))
         LIMIT 1""",
-        (after,),
+        (after, last),
     ).fetchone()
     if bad is not None:
         raise _refused(
@@ -206,7 +207,9 @@ def check_ops(spool: Spool, *, after: int = 0) -> None:
             "labkit version, or edited by hand)",
         )
     run_dir = spool.path.resolve().parent
-    artifacts = spool.db.execute("SELECT key, value FROM ops WHERE kind = 'artifact' AND seq > ?", (after,))
+    artifacts = spool.db.execute(
+        "SELECT key, value FROM ops WHERE kind = 'artifact' AND seq > ? AND seq <= ?", (after, last)
+    )
     for key, folder in artifacts.fetchall():
         problem = _artifact_problem(run_dir, str(key), folder)
         if problem:
@@ -215,6 +218,7 @@ def check_ops(spool: Spool, *, after: int = 0) -> None:
                 f"artifact {_shown(str(key))} {problem}; a spool uploads only files inside its own "
                 f"run directory {_shown(run_dir)}",
             )
+    return last
 
 
 def artifact_inside(run_dir: Path, key: str) -> bool:

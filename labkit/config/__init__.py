@@ -54,7 +54,15 @@ __all__, _lazy_getattr = lazy_exports(
             "TrackingConfig",
             "TrainerConfig",
         ),
-        "labkit.config._search": ("CategoricalParam", "FloatParam", "IntParam", "MAX_GRID", "SearchConfig"),
+        "labkit.config._search": (
+            "BudgetConfig",
+            "CategoricalParam",
+            "FloatParam",
+            "IntParam",
+            "MAX_GRID",
+            "ObjectiveConfig",
+            "SearchConfig",
+        ),
         "labkit.config._task_specs": (
             "AnomalySpec",
             "ClassificationSpec",
@@ -110,9 +118,11 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.config._schema import TrackingConfig as TrackingConfig
     from labkit.config._schema import TrainerConfig as TrainerConfig
     from labkit.config._search import MAX_GRID as MAX_GRID
+    from labkit.config._search import BudgetConfig as BudgetConfig
     from labkit.config._search import CategoricalParam as CategoricalParam
     from labkit.config._search import FloatParam as FloatParam
     from labkit.config._search import IntParam as IntParam
+    from labkit.config._search import ObjectiveConfig as ObjectiveConfig
     from labkit.config._search import SearchConfig as SearchConfig
     from labkit.config._task_specs import TASK_SPECS as TASK_SPECS
     from labkit.config._task_specs import AnomalySpec as AnomalySpec

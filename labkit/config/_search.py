@@ -10,7 +10,16 @@ from pydantic import Field, PositiveInt, model_validator
 
 from labkit.config._base import Section, component_union
 
-__all__ = ["MAX_GRID", "CategoricalParam", "FloatParam", "IntParam", "SearchConfig", "SearchParam"]
+__all__ = [
+    "MAX_GRID",
+    "BudgetConfig",
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "ObjectiveConfig",
+    "SearchConfig",
+    "SearchParam",
+]
 
 #: most points a grid search may have (each one is a training run)
 MAX_GRID = 10**6
@@ -69,15 +78,75 @@ else:  # chosen by ``type`` (a function, not Field(discriminator=...): Section c
     SearchParam = component_union(FloatParam, IntParam, CategoricalParam, key="type", class_path=False)
 
 
+class BudgetConfig(Section):
+    """When a study stops claiming new trials: once the GPU-hours (counted like a run's
+    ``gpu_hours``) or the wall-clock hours of its finished and running trials reach these."""
+
+    gpu_hours: float | None = Field(default=None, gt=0, le=1e7, description="GPU-hours of all trials")
+    wall_hours: float | None = Field(default=None, gt=0, le=1e5, description="hours since the study began")
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> BudgetConfig:
+        if self.gpu_hours is None and self.wall_hours is None:
+            raise ValueError("name gpu_hours, wall_hours or both")
+        return self
+
+
+class ObjectiveConfig(Section):
+    """One objective of a multi-objective study: a metric the run logs and its direction
+    (``inference_ms`` and ``parameters`` are measured by labkit at test time)."""
+
+    metric: str = Field(min_length=1)
+    direction: Literal["minimize", "maximize"]
+
+
+#: samplers that handle several objectives
+MULTI_OBJECTIVE_SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "qmc", "grid", "gp")
+
+
 class SearchConfig(Section):
     """How ``labkit tune`` searches: the metric, the budget, the sampler and pruner, the space."""
 
     metric: str = Field(default="val_loss", description="a metric the task logs every validation")
     direction: Literal["minimize", "maximize"] = "minimize"
     trials: int = Field(default=20, gt=0, le=MAX_GRID, description="finished trials the study ends with")
-    sampler: Literal["tpe", "random", "cmaes", "gp", "grid", "qmc"] = "tpe"
+    sampler: Literal["tpe", "random", "cmaes", "gp", "grid", "qmc", "nsga2", "nsga3"] = "tpe"
     pruner: Literal["hyperband", "median", "asha", "none"] = "median"
     params: dict[str, SearchParam] = Field(min_length=1, description="dotted experiment key → range")
+    budget: BudgetConfig | None = Field(default=None, description="stop claiming trials at this spend")
+    objectives: tuple[ObjectiveConfig, ...] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=4,
+        description="several objectives (a Pareto front) instead of metric/direction",
+    )
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SearchConfig:
+        if self.objectives is None:
+            if self.sampler in ("nsga2", "nsga3"):
+                raise ValueError(f"sampler {self.sampler} is for several objectives: name search.objectives")
+            return self
+        given = self.model_fields_set
+        if (self.metric, self.direction) != ("val_loss", "minimize"):  # a dumped file holds the defaults
+            raise ValueError(
+                "give either metric and direction (one objective) or objectives (several), not both"
+            )
+        if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+            raise ValueError(
+                f"sampler {self.sampler} handles one objective; for objectives use one of "
+                + ", ".join(MULTI_OBJECTIVE_SAMPLERS)
+            )
+        if "pruner" in given and self.pruner != "none":
+            raise ValueError(
+                f"pruner {self.pruner}: Optuna cannot prune a study of several objectives; "
+                "leave pruner out or set pruner: none"
+            )
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objectives name a metric twice: {metrics}")
+        object.__setattr__(self, "pruner", "none")  # no pruning with several objectives
+        return self
 
     @model_validator(mode="after")
     def _grid_needs_a_grid(self) -> SearchConfig:

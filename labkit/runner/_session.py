@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from labkit._rundir import JobOptions, RunDir
 from labkit.config import Experiment, dump_experiment, flatten
 from labkit.errors import ConfigError, LabkitError, Preempted
+from labkit.runner._cost import inference_cost
 from labkit.runner._failure import FAILURE_TAG, disk_problem, first_line, record_failure, record_preemption
 from labkit.runner._init_from import PARENT_TAG, Parent
 from labkit.runner._notice import notify_run
@@ -408,15 +409,14 @@ class RunSession:
             return self._result(fitted, metrics, None)
         datamodule, trainer = fitted.built.datamodule, fitted.trainer
         reference = getattr(getattr(datamodule, "info", None), "reference_metrics", None) or {}
-        ratios = bound_ratios(reference, metrics)
+        ratios = bound_ratios(reference, metrics)  # and the cost: inference_ms, parameters
+        ratios |= inference_cost(
+            fitted.built.task, datamodule, trainer.strategy.root_device, stream=self.stream
+        )
         metrics |= ratios | {k: float(v) for k, v in reference.items()}
         tracker.log_values(
-            {
-                "fit_time_s": fitted.fit_seconds,
-                "epochs_trained": trainer.current_epoch,
-                "gpu_hours": self.attempt.gpu_hours(),
-                **ratios,
-            },
+            {"fit_time_s": fitted.fit_seconds, "epochs_trained": trainer.current_epoch, **ratios}
+            | {"gpu_hours": self.attempt.gpu_hours()},
             step=trainer.global_step,
         )
         self._save_figures(fitted.built.task)

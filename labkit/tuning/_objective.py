@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,14 @@ from labkit.tuning._optuna import suggest
 from labkit.tuning._study import SLURM_JOB, StudyHandle
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from labkit.runner import RunOptions, RunSession
 
-__all__ = ["TrialCallback", "run_trial"]
+__all__ = ["ObjectivesCallback", "TrialCallback", "run_trial"]
 
 _RUN_ID, _RUN_DIR, _FAIL_REASON = "labkit.mlflow_run_id", "labkit.run_dir", "labkit.fail_reason"
+_VALIDATION = "labkit.validation"  # trial user attr (several objectives): the rows logged so far
 _TRIAL_STATE = "labkit.trial_state"  # MLflow tag: how the trial ended
 
 
@@ -62,6 +66,61 @@ class TrialCallback(Callback):
     def best(self) -> float:
         return min(self.history) if self.direction == "minimize" else max(self.history)
 
+    def done(self) -> bool:
+        """Whether the trial has what its value is made of (else it failed: the metric was never
+        logged)."""
+        return bool(self.history)
+
+
+class ObjectivesCallback(TrialCallback):
+    """A trial of several objectives: no pruning and no intermediate reports (Optuna supports
+    neither); each validation's values of the objective metrics (and of the checkpoint's
+    ``monitor``) are kept as one row, so that a metric logged at validation is taken at the epoch
+    of the best checkpoint, the one that is tested (the last row without a monitored value)."""
+
+    def __init__(self, trial: optuna.Trial, objectives: list[str], monitor: str, mode: str) -> None:
+        super().__init__(trial, objectives[0], "minimize")
+        self.objectives, self.monitor, self.mode = objectives, monitor, mode
+        self.rows: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        logged = trainer.callback_metrics
+        row = {m: float(logged[m]) for m in {*self.objectives, self.monitor} if m in logged}
+        for metric in self.objectives:
+            if metric in row and not math.isfinite(row[metric]):
+                raise FloatingPointError(f"{metric} became {row[metric]} at epoch {trainer.current_epoch}")
+        self.rows.append(row)
+        self.trial.set_user_attr(_VALIDATION, json.dumps(self.rows))
+
+    def tested_row(self) -> dict[str, float]:
+        """The validation row of the tested checkpoint: the first best monitored value, as
+        Lightning's ModelCheckpoint keeps it (it replaces its file only on improvement)."""
+        seen = [r for r in self.rows if self.monitor in r and math.isfinite(r[self.monitor])]
+        if not seen:
+            return self.rows[-1] if self.rows else {}
+        pick = min if self.mode == "min" else max
+        return pick(seen, key=lambda r: r[self.monitor])
+
+    def values(self, final: Mapping[str, float]) -> tuple[list[float], str | None]:
+        """The objective values: a metric of the finished run (test metrics, ``inference_ms``,
+        ``parameters``) as it ended, a validation metric at the tested checkpoint; and the reason
+        the trial fails instead (a metric never logged, or not finite), or None."""
+        row = self.tested_row()
+        out: list[float] = []
+        for metric in self.objectives:
+            value = final.get(metric, row.get(metric))
+            if value is None:
+                return [], f"the run never logged {metric!r}"
+            if not math.isfinite(value):
+                return [], f"{metric} is {value}"
+            out.append(float(value))
+        return out, None
+
+    def done(self) -> bool:
+        return bool(self.rows)
+
 
 @contextmanager
 def _heartbeat(handle: StudyHandle, trial_id: int) -> Iterator[None]:
@@ -82,7 +141,9 @@ def _heartbeat(handle: StudyHandle, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-def _tell(handle: StudyHandle, trial: optuna.Trial, value: float | None = None, state: Any = None) -> None:
+def _tell(
+    handle: StudyHandle, trial: optuna.Trial, value: float | list[float] | None = None, state: Any = None
+) -> None:
     """``study.tell``; the grid sampler calls ``study.stop()`` after the last grid point, which
     Optuna refuses outside ``optimize`` with a RuntimeError although the trial is already saved."""
     try:
@@ -127,7 +188,7 @@ def run_trial(
     assert base.search is not None
     search = base.search
     study_name = handle.study.study_name
-    callback = TrialCallback(trial, search.metric, search.direction)
+    callback = _callback(trial, base)
     resume_dir, resume_from = _continue_from(handle, trial_id, callback, reclaimed=reclaimed)
     tags = {"labkit.study": study_name, "labkit.trial": str(trial.number)}
     if resume_from is not None:
@@ -142,7 +203,7 @@ def run_trial(
     with _heartbeat(handle, trial_id):
         try:
             exp = trial_experiment(base, suggest(trial, search), trial.number)
-            _train(
+            final = _train(
                 exp,
                 trial,
                 callback,
@@ -158,13 +219,37 @@ def run_trial(
             _tell(handle, trial, state=optuna.trial.TrialState.FAIL)
             print(f"labkit tune: trial {trial.number} FAILED: {reason}", flush=True)
             return
-    if callback.pruned:
+    if isinstance(callback, ObjectivesCallback):
+        values, why = callback.values(final)
+        if why is not None:
+            trial.set_user_attr(_FAIL_REASON, why)
+            print(f"labkit tune: trial {trial.number} FAILED: {why}", flush=True)
+        _tell(handle, trial, values or None, state=optuna.trial.TrialState.FAIL if why else None)
+    elif callback.pruned:
         _tell(handle, trial, state=optuna.trial.TrialState.PRUNED)
     elif not callback.history:
         trial.set_user_attr(_FAIL_REASON, f"the task never logged {search.metric!r}")
         _tell(handle, trial, state=optuna.trial.TrialState.FAIL)
     else:
         _tell(handle, trial, callback.best())
+
+
+def _callback(trial: optuna.Trial, exp: Experiment) -> TrialCallback:
+    """The trial's callback: one metric reported each validation (pruning), or several kept."""
+    assert exp.search is not None
+    if exp.search.objectives is None:
+        return TrialCallback(trial, exp.search.metric, exp.search.direction)
+    checkpoint = exp.trainer.checkpoint
+    metrics = [o.metric for o in exp.search.objectives]
+    return ObjectivesCallback(trial, metrics, checkpoint.monitor, checkpoint.mode)
+
+
+def _restore(callback: TrialCallback, frozen: FrozenTrial) -> None:
+    """The values an earlier attempt at this trial reported, when its epochs count."""
+    if isinstance(callback, ObjectivesCallback):
+        callback.rows = json.loads(str(frozen.user_attrs.get(_VALIDATION) or "[]"))
+    else:
+        callback.history = [v for _, v in sorted(frozen.intermediate_values.items())]
 
 
 def _continue_from(
@@ -179,7 +264,7 @@ def _continue_from(
 
     frozen = handle.storage.get_trial(trial_id)
     if reclaimed and frozen.user_attrs.get(_RUN_DIR):
-        callback.history = [v for _, v in sorted(frozen.intermediate_values.items())]
+        _restore(callback, frozen)
         return Path(str(frozen.user_attrs[_RUN_DIR])), None
     previous = handle.previous_attempt(trial_id)
     if previous is None:
@@ -187,7 +272,7 @@ def _continue_from(
     old_dir = previous.user_attrs.get(_RUN_DIR)
     resume_from = RunDir(Path(str(old_dir)), "").resume_checkpoint() if old_dir else None
     if resume_from is not None:  # its epochs count towards the trial's value
-        callback.history = [v for _, v in sorted(previous.intermediate_values.items())]
+        _restore(callback, previous)
     if old_dir:
         uri = handle.experiment().tracking.uri
         end_abandoned_run(str(old_dir), f"worker died during trial {previous.number}", uri)
@@ -204,8 +289,9 @@ def _train(
     job: JobOptions,
     progress: str,
     command: str,
-) -> None:
-    """The trial's run: fit; test unless pruned; its state as the tag ``labkit.trial_state``."""
+) -> dict[str, float]:
+    """The trial's run: fit; test unless pruned; its state as the tag ``labkit.trial_state``; the
+    run's final metrics (test metrics, ``inference_ms``, ``parameters``, ...)."""
     from labkit.runner import RunSession
 
     session = RunSession(exp, run_dir=run_dir, command=command, progress=progress, job=job, options=options)
@@ -215,7 +301,7 @@ def _train(
         _note_run(trial, session, job)
         fitted = session.fit(built)
         metrics = {} if callback.pruned else session.test(fitted)
-        session.finish(fitted, metrics, tags={_TRIAL_STATE: _trial_state(callback)})
+        return session.finish(fitted, metrics, tags={_TRIAL_STATE: _trial_state(callback)}).metrics
 
 
 def _note_run(trial: optuna.Trial, session: RunSession, job: JobOptions) -> None:
@@ -235,4 +321,4 @@ def _trial_state(callback: TrialCallback) -> str:
     """PRUNED, COMPLETE, or FAIL when the study metric was never logged."""
     if callback.pruned:
         return "PRUNED"
-    return "COMPLETE" if callback.history else "FAIL"
+    return "COMPLETE" if callback.done() else "FAIL"

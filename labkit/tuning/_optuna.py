@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -20,6 +20,7 @@ __all__ = [
     "Heartbeat",
     "MAX_GRID_POINTS",
     "check_grid_size",
+    "directions",
     "make_pruner",
     "make_sampler",
     "open_storage",
@@ -103,6 +104,8 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
 
 
 def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    """The search's sampler, seeded. With several objectives ``tpe`` (MOTPE), ``random``,
+    ``qmc``, ``grid`` and ``gp`` work as they are; ``nsga2``/``nsga3`` are made for them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if search.sampler == "tpe":
@@ -115,6 +118,10 @@ def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler
             return optuna.samplers.GPSampler(seed=seed)
         if search.sampler == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        if search.sampler == "nsga2":  # several objectives; the first generation is random
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if search.sampler == "nsga3":
+            return optuna.samplers.NSGAIIISampler(seed=seed)
         check_grid_size(search)  # before a single value is listed
         grid = {k: [_hashable(v) for v in vs] for k, vs in search.grid().items()}
         return optuna.samplers.GridSampler(grid, seed=seed)
@@ -141,6 +148,13 @@ def check_grid_size(search: SearchConfig) -> None:
             f"{MAX_GRID_POINTS:,}: use a larger step, fewer choices, or another sampler "
             "(search.sampler: tpe, random, qmc)"
         )
+
+
+def directions(search: SearchConfig) -> list[Literal["minimize", "maximize"]]:
+    """The study's directions: one per objective, or the one of ``metric``."""
+    if search.objectives is None:
+        return [search.direction]
+    return [o.direction for o in search.objectives]
 
 
 def make_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:

@@ -221,5 +221,14 @@ def _print_report(report: Any, url: str) -> None:
         print(f"  best       trial {report.best_trial}: {report.best_value:.6g}")
         for key, value in report.best_params.items():
             print(f"             {key} = {value}")
-    if report.eta_seconds:
+    if report.eta_seconds and not report.stopped:
         print(f"  time left  about {report.eta_seconds / 60:.1f} min")
+    _print_budget(report)
+
+
+def _print_budget(report: Any) -> None:
+    """``search.budget``: spent and left of each limit, and why the study stopped claiming."""
+    for i, line in enumerate(report.budget_lines()):
+        print(f"  {'budget' if i == 0 else '':10s} {line}")
+    if report.stopped:
+        print(f"  stopped    {report.stopped}; the waiting trials stay queued (raise search.budget to go on)")

@@ -5,6 +5,12 @@ Exactly N trials: the coordinator enqueues N WAITING trials once (``ensure_slots
 workers cannot overshoot. A trial whose worker died (no heartbeat for GRACE_SECONDS) is failed
 and retried by Optuna's RetryHeartbeatStaleTrialCallback as a new WAITING trial that *supersedes* it:
 the budget counts the retry, not the dead attempt.
+
+A claim takes the head of the WAITING queue in one transaction that reads and locks only that
+row (``SELECT ... ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED`` on PostgreSQL: a worker skips
+the rows other workers are taking instead of racing them for the same one); SQLite, which has no
+row locks, serialises claims with a lock file beside the database. With ``search.budget`` a
+worker first sums what the study has spent (``_budget.py``) and claims nothing once it is spent.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import fcntl
 import json
 import random
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
+from labkit.tuning._budget import DEVICES, STARTED, STOPPED, Spent, spent, stop_reason
 from labkit.tuning._optuna import Heartbeat, make_pruner, make_sampler, open_storage
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
@@ -34,6 +43,7 @@ MAX_STUDY_NAME = 200
 _EXPERIMENT = "labkit.experiment"  # study user attr: the resolved experiment (JSON)
 _PARENT = "labkit.parent_run_key"  # study user attr: the run key of the study's MLflow run
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_MAY_CHANGE = ("trials", "budget")  # search fields a resumed study may change
 SLURM_JOB = "labkit.slurm_job"  # trial user attr: the SLURM job (array task) running it
 
 
@@ -81,6 +91,7 @@ class StudyHandle:
         self.timing = heartbeat or Heartbeat()  #: how often a trial beats, how long it may be silent
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self._experiment: Experiment | None = None
+        self._stale_checked = float("-inf")  # when claim() last failed stale trials (monotonic)
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -107,9 +118,9 @@ class StudyHandle:
             )
         stored = study.user_attrs.get(_EXPERIMENT)
         resolved = exp.model_dump(mode="json")
-        if stored is not None:
-            before = {k: v for k, v in json.loads(stored)["search"].items() if k != "trials"}
-            now = {k: v for k, v in resolved["search"].items() if k != "trials"}
+        if stored is not None:  # the number of trials and the budget may change, the search not
+            before = {k: v for k, v in json.loads(stored)["search"].items() if k not in _MAY_CHANGE}
+            now = {k: v for k, v in resolved["search"].items() if k not in _MAY_CHANGE}
             if before != now:
                 changed = sorted(k for k in now if before.get(k) != now[k])
                 raise ConfigError(
@@ -117,6 +128,11 @@ class StudyHandle:
                     "differ): use another --study name"
                 )
         study.set_user_attr(_EXPERIMENT, json.dumps(resolved))
+        attrs = study.user_attrs
+        if attrs.get(STARTED) is None:  # wall_hours count from here
+            study.set_user_attr(STARTED, time.time())
+        if attrs.get(STOPPED):  # a new session (perhaps a larger budget): the workers look again
+            study.set_user_attr(STOPPED, "")
         return cls(study, storage, heartbeat)
 
     @classmethod
@@ -193,22 +209,98 @@ class StudyHandle:
             self.study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
         return missing
 
-    def claim(self) -> tuple[optuna.Trial, int] | None:
-        """Take one WAITING trial for this process: (trial, its storage id), or None if none is left."""
-        self.fail_stale()
+    def claim(self, *, devices: int | None = None) -> tuple[optuna.Trial, int] | None:
+        """Take the head of the WAITING queue for this process: (trial, its storage id); None if
+        no trial is waiting or ``search.budget`` is spent. ``devices``: the GPUs this worker
+        trains on, recorded on the trial for the budget (None: not recorded, counted as one)."""
+        if time.monotonic() - self._stale_checked >= self.timing.interval:  # no trial is stale sooner
+            self.fail_stale()
+            self._stale_checked = time.monotonic()
+        if self.check_budget() is not None:
+            return None
         with self._claim_lock():
-            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            random.shuffle(waiting)  # workers that all tried the lowest number first kept colliding
-            for frozen in waiting:
-                trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
-                try:
-                    if not self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                        continue
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    continue  # another worker took it (and finished it) first
-                self._seed_for(frozen.number)
-                return optuna.Trial(self.study, trial_id), trial_id
+            if isinstance(self.storage, optuna.storages.RDBStorage):
+                head = self._take_head(self.storage, devices)
+            else:
+                head = self._compare_and_set()
+        if head is None:
+            return None
+        trial_id, number = head
+        self._seed_for(number)
+        trial = optuna.Trial(self.study, trial_id)
+        self._note_in_cache(trial)
+        return trial, trial_id
+
+    def _note_in_cache(self, trial: optuna.Trial) -> None:
+        """Optuna's cache in front of the study's storage knows a trial from its own reads or its
+        own ``create_new_trial`` (``set_trial_param`` looks the trial's study up there); a trial
+        claimed in SQL it has not read yet is added as ``create_new_trial`` adds one, and marked
+        unfinished, so its next read of the study fetches the trial's later states."""
+        cached: Any = self.study._storage
+        if cached is self.storage:
+            return
+        info = getattr(cached, "_studies", {}).get(self.study_id)
+        frozen = getattr(trial, "_cached_frozen_trial", None)
+        if info is None or frozen is None or not hasattr(cached, "_add_trials_to_cache"):
+            cached.get_all_trials(self.study_id, deepcopy=False)  # reads (and caches) every trial
+            return
+        with cached._lock:
+            cached._add_trials_to_cache(self.study_id, [frozen])
+            info.unfinished_trial_ids.add(frozen._trial_id)
+
+    def _take_head(self, storage: optuna.storages.RDBStorage, devices: int | None) -> tuple[int, int] | None:
+        """One transaction: lock the lowest-numbered WAITING trial that no other worker holds,
+        switch it to RUNNING (with Optuna's start time) and record ``devices``. Another worker's
+        claim that has not committed yet is skipped, not waited for; if it rolls back, its row is
+        waiting again, and this worker looks once more."""
+        for _ in range(50):
+            head = _lock_head(storage, self.study_id, devices)
+            if head is not None:
+                return head
+            if not self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            time.sleep(0.02)  # rows locked by claims in flight
         return None
+
+    def _compare_and_set(self) -> tuple[int, int] | None:
+        """Another storage than Optuna's RDB: try the WAITING trials in turn."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        random.shuffle(waiting)
+        for frozen in waiting:
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
+            try:
+                if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                    return trial_id, frozen.number
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker took it (and finished it) first
+        return None
+
+    # -- search.budget -------------------------------------------------------------------------
+    @property
+    def started_at(self) -> float | None:
+        """When the study began (Unix time; None for a study made before labkit recorded it)."""
+        value = self.study.user_attrs.get(STARTED)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the workers stopped claiming trials (``search.budget``), or None."""
+        return str(self.study.user_attrs.get(STOPPED) or "") or None
+
+    def spent(self) -> Spent:
+        """GPU-hours of the finished and running trials, wall hours since the study began."""
+        return spent(self.trials(), self.started_at)
+
+    def check_budget(self) -> str | None:
+        """Why no trial may be claimed any more, or None; recorded on the study (once) when it
+        leaves trials unclaimed."""
+        search = self.experiment().search
+        if search is None or search.budget is None:
+            return None
+        reason = stop_reason(search.budget, self.spent())
+        if reason is not None and not self.stopped and self.tally().counts.get("WAITING"):
+            self.study.set_user_attr(STOPPED, reason)
+        return reason
 
     def reclaim(self, job: str) -> tuple[optuna.Trial, int] | None:
         """The RUNNING trial that SLURM job ``job`` (``A_T`` for an array task) was running when
@@ -274,3 +366,61 @@ class StudyHandle:
         return {
             k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in trial.params.items()
         }
+
+
+def _lock_head(
+    storage: optuna.storages.RDBStorage, study_id: int, devices: int | None
+) -> tuple[int, int] | None:
+    """``SELECT ... WHERE state = 'WAITING' ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED``, then
+    ``UPDATE`` it to RUNNING in the same transaction; (trial id, number), or None if every WAITING
+    trial is taken or being taken. Optuna's cache re-reads unfinished trials, so it sees the change."""
+    from optuna.storages._rdb import models
+
+    session = storage.scoped_session()
+    try:
+        row = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study_id, models.TrialModel.state == TrialState.WAITING)
+            .order_by(models.TrialModel.number)
+            .limit(1)
+            .with_for_update(skip_locked=True)  # SQLite: no FOR UPDATE (the lock file serialises)
+            .one_or_none()
+        )
+        if row is None:
+            session.rollback()
+            return None
+        head = (int(row.trial_id), int(row.number))
+        row.state = TrialState.RUNNING
+        row.datetime_start = datetime.now()  # as Optuna's set_trial_state_values does
+        if devices is not None:
+            _upsert_user_attr(session, storage.engine.name, head[0], DEVICES, devices)
+        session.commit()
+        return head
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _upsert_user_attr(session: Any, dialect: str, trial_id: int, key: str, value: Any) -> None:
+    """Set a trial user attr inside ``session`` (a retried trial already holds its attempt's)."""
+    from optuna.storages._rdb import models
+
+    model = models.TrialUserAttributeModel
+    values = {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+    keys = [model.trial_id, model.key]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg = pg_insert(model).values(**values)
+        session.execute(
+            pg.on_conflict_do_update(index_elements=keys, set_={"value_json": pg.excluded.value_json})
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+        lite = lite_insert(model).values(**values)
+        session.execute(
+            lite.on_conflict_do_update(index_elements=keys, set_={"value_json": lite.excluded.value_json})
+        )

@@ -6,22 +6,21 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import optuna
-from optuna.trial import TrialState
-
 from labkit._services import log_tail
 from labkit.config import MAX_GRID, Experiment, dump_experiment
 from labkit.errors import ConfigError, LabkitError
+from labkit.tuning._budget import Spent, budget_lines
+from labkit.tuning._figures import study_figures
 from labkit.tuning._optuna import Heartbeat, check_grid_size
 from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
 
 if TYPE_CHECKING:
+    from labkit.config import BudgetConfig
     from labkit.notify import Notifier
     from labkit.runner import JobOptions
     from labkit.tracking import RunClient
@@ -68,12 +67,14 @@ def worker_loop(
     job: JobOptions | None = None,
     heartbeat: Heartbeat | None = None,
 ) -> int:
-    """Claim and run WAITING trials until none is left; return how many this worker ran.
+    """Claim and run WAITING trials until none is left (or ``search.budget`` is spent); return
+    how many this worker ran.
 
     ``job``: the options of the batch job this worker runs in; ``heartbeat``: how often its trials
     beat (the CLI reads both from the environment; None: the defaults)."""
     from labkit.cluster import current_job_id
     from labkit.runner import JobOptions
+    from labkit.tuning._budget import trial_devices
     from labkit.tuning._objective import run_trial
 
     job = job or JobOptions()
@@ -85,11 +86,14 @@ def worker_loop(
         print(f"labkit tune: job {job_id} resumes trial {mine[0].number}", flush=True)
         run_trial(handle, *mine, progress=progress, reclaimed=True, job=job)
         done += 1
-    while (claimed := handle.claim()) is not None:
+    devices = trial_devices(handle.experiment())  # recorded on each trial it claims (the budget)
+    while (claimed := handle.claim(devices=devices)) is not None:
         trial, trial_id = claimed
         print(f"labkit tune: worker {os.getpid()} runs trial {trial.number}", flush=True)
         run_trial(handle, trial, trial_id, progress=progress, job=job)
         done += 1
+    if handle.stopped:
+        print(f"labkit tune: worker {os.getpid()} claims no more trials: {handle.stopped}", flush=True)
     return done
 
 
@@ -332,8 +336,9 @@ def _drive(
     command: list[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING; they
-    start with ``environ`` (None: this process's environment, inherited as any child's)."""
+    """Keep up to ``workers`` worker processes busy until no trial is WAITING or RUNNING (or,
+    once ``search.budget`` is spent, none is RUNNING); they start with ``environ`` (None: this
+    process's environment, inherited as any child's)."""
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
@@ -356,13 +361,15 @@ def _drive(
         tally = handle.tally()
         if tally.finished > finished:
             finished, crashes = tally.finished, 0  # progress: earlier crashes were not systematic
-        line = _progress_line(tally)
+        stopped = handle.check_budget() if tally.counts.get("WAITING") else None
+        line = _progress_line(tally) + (f"; no more trials ({stopped})" if stopped else "")
         if line != last_report:
             print(f"labkit tune: {line}", file=stream, flush=True)
             last_report = line
         waiting, running = tally.counts.get("WAITING", 0), tally.counts.get("RUNNING", 0)
-        if waiting == 0 and running == 0:
+        if running == 0 and (waiting == 0 or stopped):
             break
+        waiting = 0 if stopped else waiting
         for _ in range(min(waiting, workers - len(live))):
             log = logs / f"worker-{os.getpid()}-{started}.log"
             with log.open("ab") as out:
@@ -390,6 +397,13 @@ class StudyReport:
     best_params: dict[str, Any]
     best_trial: int | None
     eta_seconds: float | None
+    budget: BudgetConfig | None = None  #: the study's search.budget
+    spent: Spent | None = None  #: with a budget: GPU-hours and wall hours used so far
+    stopped: str | None = None  #: why the workers stopped claiming trials (the budget), or None
+
+    def budget_lines(self) -> list[str]:
+        """Spent and left of each limit of the budget (none without one)."""
+        return budget_lines(self.budget, self.spent)
 
 
 def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
@@ -410,6 +424,9 @@ def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
         best_params=handle.values(best) if best else {},
         best_trial=best.number if best else None,
         eta_seconds=eta,
+        budget=exp.search.budget,
+        spent=handle.spent() if exp.search.budget is not None else None,
+        stopped=handle.stopped,
     )
 
 
@@ -425,41 +442,9 @@ def _summarise(handle: StudyHandle, parent: RunClient, report: StudyReport, fold
     if report.best_trial is not None:
         tags["labkit.best_trial"] = str(report.best_trial)
     parent.set_tags(tags)
-    figures = _figures(handle.study, folder)
+    figures = study_figures(handle.study, folder)
     if figures:
         parent.log_artifact(folder / "figures", "figures")
-
-
-def _figures(study: optuna.Study, folder: Path) -> list[Path]:
-    """Optuna's matplotlib figures: history, parameter importances, parallel coordinates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history}
-    if len(complete) >= 2:
-        plots |= {
-            "param_importances": ovm.plot_param_importances,
-            "parallel_coordinate": ovm.plot_parallel_coordinate,
-        }
-    out = []
-    (folder / "figures").mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna marks these plots experimental
-        for name, plot in plots.items():
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError):  # e.g. importances of a single distinct value
-                continue
-            fig: Any = axes.flat[0].figure if hasattr(axes, "flat") else axes.figure
-            path = folder / "figures" / f"{name}.png"
-            fig.savefig(path, dpi=110, bbox_inches="tight")
-            plt.close(fig)
-            out.append(path)
-    return out
 
 
 def best_experiment(handle: StudyHandle) -> str:

@@ -34,10 +34,11 @@ Two measurements, run side by side in one invocation:
     integration tests' fixture does, and stopped at the end; needs root) and, for comparison,
     with the same number of processes on a SQLite file. On each storage the same N trials are
     then run by a single worker process as a reference without contention (``--no-reference``
-    skips it); the goal applies to the ``--coord-workers`` rows. It also counts the
-    compare-and-set attempts of each claim (attempts beyond the first lost a race) and compares
-    the claim time of the first and last tenth of the trials (``claim`` reads every WAITING
-    trial, so its cost falls as the queue empties).
+    skips it); the goal applies to the ``--coord-workers`` rows. It also counts the claim
+    transactions of each claim (``SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1`` on the head of the
+    WAITING queue, then ``UPDATE`` to RUNNING; one beyond the first means every WAITING row was
+    being taken by other workers at that instant) and compares the claim time of the first and
+    last tenth of the trials (a claim reads one row, so it should not depend on the queue's length).
 
 Run it from the repository root with the project's virtualenv::
 
@@ -330,18 +331,19 @@ def report_pruning(pruned: StudyRun, unpruned: StudyRun, epochs: int, warm: floa
 def coord_worker(url: str, study: str, index: int, barrier: Barrier, out: str) -> None:
     """One worker process: claim and tell until no WAITING trial is left; results to ``out``."""
     quiet()
+    from labkit.tuning import _study
     from labkit.tuning._study import StudyHandle
 
     handle = StudyHandle.load(study, url)
-    # count claim()'s compare-and-set attempts (WAITING -> RUNNING) on the raw RDB storage it uses
+    # count claim()'s transactions on the head of the WAITING queue (WAITING -> RUNNING)
     attempts = [0]
-    cas = handle.storage.set_trial_state_values
+    lock_head = _study._lock_head
 
-    def counted(*args: Any, **kwargs: Any) -> bool:
+    def counted(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
         attempts[0] += 1
-        return cas(*args, **kwargs)
+        return lock_head(*args, **kwargs)
 
-    handle.storage.set_trial_state_values = counted  # type: ignore[method-assign]
+    _study._lock_head = counted
     rng = random.Random(index)
     records: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -405,7 +407,7 @@ class CoordResult:
     per_trial: list[float] = field(default_factory=list)  #: claim + tell
     claims: list[float] = field(default_factory=list)
     claims_by_number: dict[int, float] = field(default_factory=dict)  #: trial number -> claim s
-    attempts: list[int] = field(default_factory=list)  #: compare-and-set attempts per claim
+    attempts: list[int] = field(default_factory=list)  #: claim transactions per claim
     tells: list[float] = field(default_factory=list)
     per_worker: list[int] = field(default_factory=list)
     duplicates: dict[int, int] = field(default_factory=dict)  #: trial number -> times claimed
@@ -515,8 +517,8 @@ def report_coordination(results: list[CoordResult], goal_workers: int) -> tuple[
         )
         if r.attempts:
             print(
-                f"    compare-and-set attempts per claim: mean {statistics.mean(r.attempts):.2f}, "
-                f"max {max(r.attempts)} (each one beyond the first lost a race to another worker)"
+                f"    claim transactions per claim: mean {statistics.mean(r.attempts):.2f}, "
+                f"max {max(r.attempts)} (one beyond the first: every WAITING row was being taken)"
             )
         if len(r.claims_by_number) >= 20:
             ordered = [r.claims_by_number[n] for n in sorted(r.claims_by_number)]

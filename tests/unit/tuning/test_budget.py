@@ -143,3 +143,22 @@ def test_no_budget_means_no_limit_and_no_record(load: Load, tmp_path: Path) -> N
     assert handle.claim() is None and handle.stopped is None
     assert study_report(handle).budget_lines() == []
     assert all(t.state == TrialState.COMPLETE for t in optuna.load_study(study_name="n", storage=url).trials)
+
+
+def test_the_coordinator_starts_no_worker_once_the_budget_is_spent(load: Load, tmp_path: Path) -> None:
+    import io
+
+    from labkit.tuning._tune import _drive
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    handle = StudyHandle.create(_fast(load, "search.budget={wall_hours: 1}"), "d", url)
+    handle.ensure_slots(3)
+    handle.study.set_user_attr(STARTED, time.time() - 2 * 3600)
+    out = io.StringIO()
+    never = ["/nonexistent/labkit-worker"]  # starting it would fail the test
+    _drive(handle, "d", url, 2, tmp_path / "logs", out, command=never)
+    assert out.getvalue().splitlines() == [
+        "labkit tune: 0 finished (0 complete, 0 pruned, 0 failed), 0 running, 3 waiting; "
+        f"no more trials ({handle.stopped})"
+    ]
+    assert handle.stopped is not None and handle.stopped.startswith("budget: 2 of 1 wall hours")

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -87,6 +87,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     fit_seconds: float = 0.0
     best_checkpoint: Path | None = None
+    cost: dict[str, float] = field(default_factory=dict)  #: parameters, inference_ms...: not in metrics
 
     def how_to_open(self) -> list[str]:
         """Lines telling a user how to see this run in the MLflow UI."""
@@ -409,20 +410,17 @@ class RunSession:
             return self._result(fitted, metrics, None)
         datamodule, trainer = fitted.built.datamodule, fitted.trainer
         reference = getattr(getattr(datamodule, "info", None), "reference_metrics", None) or {}
-        ratios = bound_ratios(reference, metrics)  # and the cost: inference_ms, parameters
-        ratios |= inference_cost(
-            fitted.built.task, datamodule, trainer.strategy.root_device, stream=self.stream
-        )
+        ratios, built = bound_ratios(reference, metrics), fitted.built
+        cost = inference_cost(built.task, datamodule, trainer.strategy.root_device, stream=self.stream)
         metrics |= ratios | {k: float(v) for k, v in reference.items()}
         tracker.log_values(
-            {"fit_time_s": fitted.fit_seconds, "epochs_trained": trainer.current_epoch, **ratios}
+            {"fit_time_s": fitted.fit_seconds, "epochs_trained": trainer.current_epoch, **ratios, **cost}
             | {"gpu_hours": self.attempt.gpu_hours()},
             step=trainer.global_step,
         )
         self._save_figures(fitted.built.task)
         from labkit.runner._outputs import save_test_outputs  # numpy: loaded once the run is tested
 
-        built = fitted.built
         save_test_outputs(
             task=built.task, info=built.info, kind=self.exp.task.kind, world=trainer.world_size,
             run_dir=self.run_dir, tracker=tracker, stream=self.stream,
@@ -432,7 +430,8 @@ class RunSession:
             tracker.set_tags(dict(tags))
         tracker.finish()
         leave_process_group()
-        return self._result(fitted, metrics, tracker)
+        self.result = replace(self._result(fitted, metrics, tracker), cost=cost)
+        return self.result
 
     def _save_figures(self, task: pl.LightningModule) -> None:
         draw = getattr(task, "figures", None)  # labkit tasks draw figures; a user's own module may not

@@ -301,7 +301,8 @@ def _train(
         _note_run(trial, session, job)
         fitted = session.fit(built)
         metrics = {} if callback.pruned else session.test(fitted)
-        return session.finish(fitted, metrics, tags={_TRIAL_STATE: _trial_state(callback)}).metrics
+        result = session.finish(fitted, metrics, tags={_TRIAL_STATE: _trial_state(callback)})
+        return {**result.metrics, **result.cost}
 
 
 def _note_run(trial: optuna.Trial, session: RunSession, job: JobOptions) -> None:

@@ -158,15 +158,60 @@ def tune_best(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
     ] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(
+            "--trial", min=0, help="This complete trial instead of the best (a point of the front)."
+        ),
+    ] = None,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write", help="Several objectives: one file per point of the front (or --trial) in this folder."
+        ),
+    ] = None,
 ) -> None:
-    """Write the best trial as a runnable experiment file."""
+    """Write the best trial as a runnable experiment file; for several objectives, list the Pareto front."""
     with _errors():
-        from labkit.tuning import Heartbeat, StudyHandle, best_experiment, default_storage
+        from labkit.tuning import (
+            Heartbeat,
+            StudyHandle,
+            best_experiment,
+            default_storage,
+            format_front,
+            is_multi_objective,
+            pareto_front,
+            point_experiment,
+            write_front,
+        )
 
         if study is None:
             raise LabkitError("--study NAME is required")
         heartbeat = Heartbeat.from_environ(os.environ)
-        text = best_experiment(StudyHandle.load(study, storage or default_storage(), heartbeat=heartbeat))
+        handle = StudyHandle.load(study, storage or default_storage(), heartbeat=heartbeat)
+        multi = is_multi_objective(handle)
+        if write is not None and not multi:
+            raise LabkitError(
+                "--write is for a study of several objectives; write its best trial with -o FILE"
+            )
+        if write is not None and output is not None:
+            raise LabkitError("--write DIR and -o FILE: give one of them")
+        if multi and trial is None and output is not None:
+            raise LabkitError(
+                f"study {study!r} has several objectives: choose a point with --trial N -o {output}, "
+                "or write every point with --write DIR"
+            )
+        if multi and (trial is None or write is not None):
+            print("\n".join(format_front(handle, pareto_front(handle))))
+        if write is not None:
+            paths = write_front(handle, write, trial=trial)
+            print(f"labkit: wrote {len(paths)} file{'s' * (len(paths) != 1)} in {write}; train one with: "
+                  f"labkit run {paths[0]}")  # fmt: skip
+            return
+        if multi and trial is None:
+            print(f"  next       labkit tune best --study {study} --write DIR, or --trial N -o FILE")
+            return
+        text = best_experiment(handle) if trial is None else point_experiment(handle, trial)
         if output is None:
             print(text, end="")
         else:

@@ -22,6 +22,7 @@ from labkit.errors import (
     SpoolBusy,
     SpoolRefused,
     TrackingError,
+    TrainingDiverged,
     Unreachable,
 )
 
@@ -38,6 +39,7 @@ BUILTIN = {
     SpoolRefused: RuntimeError,
     ServerError: RuntimeError,
     SlurmError: RuntimeError,
+    TrainingDiverged: FloatingPointError,
 }
 
 

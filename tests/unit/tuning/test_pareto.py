@@ -164,3 +164,19 @@ def test_values_come_from_the_tested_checkpoint_and_the_final_metrics() -> None:
     cb.monitor = "val_nothing"  # no monitored value: the last validation
     assert cb.values({"parameters": 1.0, "test_acc": 0.6})[0][0] == 0.8
     assert cb.done()
+
+
+class _Trainer:
+    def __init__(self, logged: dict[str, float], epoch: int = 0, sanity: bool = False) -> None:
+        self.callback_metrics, self.current_epoch, self.sanity_checking = logged, epoch, sanity
+
+
+def test_each_validation_is_a_row_kept_with_the_trial() -> None:
+    trial = _Trial()
+    cb = ObjectivesCallback(trial, ["val_acc", "parameters"], "val_loss", "min")  # type: ignore[arg-type]
+    cb.on_validation_end(_Trainer({"val_acc": 0.1}, sanity=True), None)  # type: ignore[arg-type]
+    cb.on_validation_end(_Trainer({"val_acc": 0.5, "val_loss": 0.9, "train_loss": 1.0}), None)  # type: ignore[arg-type]
+    assert cb.rows == [{"val_acc": 0.5, "val_loss": 0.9}]
+    assert json.loads(str(trial.attrs["labkit.validation"])) == cb.rows  # a retry continues from them
+    with pytest.raises(FloatingPointError, match=r"^val_acc became nan at epoch 3$"):
+        cb.on_validation_end(_Trainer({"val_acc": float("nan")}, epoch=3), None)  # type: ignore[arg-type]

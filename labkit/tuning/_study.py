@@ -239,14 +239,16 @@ class StudyHandle:
         cached: Any = self.study._storage
         if cached is self.storage:
             return
-        info = getattr(cached, "_studies", {}).get(self.study_id)
-        frozen = getattr(trial, "_cached_frozen_trial", None)
-        if info is None or frozen is None or not hasattr(cached, "_add_trials_to_cache"):
-            cached.get_all_trials(self.study_id, deepcopy=False)  # reads (and caches) every trial
-            return
-        with cached._lock:
-            cached._add_trials_to_cache(self.study_id, [frozen])
-            info.unfinished_trial_ids.add(frozen._trial_id)
+        frozen: Any = getattr(trial, "_cached_frozen_trial", None)  # what Trial() just read
+        try:
+            from optuna.storages._cached_storage import _StudyInfo
+
+            with cached._lock:
+                info = cached._studies.setdefault(self.study_id, _StudyInfo())  # not read yet: empty
+                cached._add_trials_to_cache(self.study_id, [frozen])
+                info.unfinished_trial_ids.add(frozen._trial_id)
+        except (ImportError, AttributeError):  # another Optuna: read (and cache) every trial
+            cached.get_all_trials(self.study_id, deepcopy=False)
 
     def _take_head(self, storage: optuna.storages.RDBStorage, devices: int | None) -> tuple[int, int] | None:
         """One transaction: lock the lowest-numbered WAITING trial that no other worker holds,

@@ -44,3 +44,21 @@ def test_a_retried_trial_is_claimed_with_this_workers_devices(load: Load, tmp_pa
     assert claimed is not None
     assert handle.storage.get_trial(claimed[1]).user_attrs[DEVICES] == 1
     assert handle.claim() is None
+
+
+def test_a_worker_that_has_read_nothing_yet_claims_and_then_sees_everything(
+    load: Load, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    StudyHandle.create(_fast(load, "search.sampler=random"), "fresh", url).ensure_slots(3)
+    other = StudyHandle.load("fresh", url)
+    done = other.claim()
+    assert done is not None
+    other.study.tell(done[0], 1.0)
+    worker = StudyHandle.load("fresh", url)  # its Optuna cache is empty: claim() adds one trial
+    claimed = worker.claim()
+    assert claimed is not None and claimed[0].number == 1
+    assert 1e-4 <= claimed[0].suggest_float("optimizer.lr", 1e-4, 1e-1, log=True) <= 1e-1
+    assert [t.state for t in worker.trials()] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING]
+    worker.study.tell(claimed[0], 2.0)
+    assert [t.state for t in worker.trials()][1] == TrialState.COMPLETE

@@ -18,6 +18,13 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.tuning._cluster": ("submit_study", "summarize_study"),
         "labkit.tuning._dashboard": ("dashboard_ui",),
         "labkit.tuning._optuna": ("Heartbeat",),
+        "labkit.tuning._pareto": (
+            "format_front",
+            "is_multi_objective",
+            "pareto_front",
+            "point_experiment",
+            "write_front",
+        ),
         "labkit.tuning._study": ("StudyHandle",),
         "labkit.tuning._tune": ("StudyReport", "best_experiment", "study_report", "tune", "worker_loop"),
     },
@@ -29,6 +36,11 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.tuning._cluster import summarize_study as summarize_study
     from labkit.tuning._dashboard import dashboard_ui as dashboard_ui
     from labkit.tuning._optuna import Heartbeat as Heartbeat
+    from labkit.tuning._pareto import format_front as format_front
+    from labkit.tuning._pareto import is_multi_objective as is_multi_objective
+    from labkit.tuning._pareto import pareto_front as pareto_front
+    from labkit.tuning._pareto import point_experiment as point_experiment
+    from labkit.tuning._pareto import write_front as write_front
     from labkit.tuning._study import StudyHandle as StudyHandle
     from labkit.tuning._tune import StudyReport as StudyReport
     from labkit.tuning._tune import best_experiment as best_experiment

@@ -8,15 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import labkit.tuning
 from labkit.cli._tune import tune_app
 from labkit.config import Experiment, load_experiment
 from tests.unit.tuning.test_pareto import _study, _two
 
 Load = Callable[..., Experiment]
-
-if "write_front" not in labkit.tuning.__all__:  # the lead exports labkit.tuning._pareto's names
-    pytest.skip("labkit.tuning does not export the Pareto-front names yet", allow_module_level=True)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from labkit.tuning._pareto import plot_front
+
 __all__ = ["study_figures"]
 
 
@@ -22,7 +24,9 @@ def study_figures(study: optuna.Study, folder: Path) -> list[Path]:
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history}
-    if len(complete) >= 2:
+    if len(study.directions) > 1:  # several objectives: the plots above would each need a target
+        plots = {"pareto_front": plot_front} if complete and len(study.directions) <= 3 else {}
+    elif len(complete) >= 2:
         plots |= {
             "param_importances": ovm.plot_param_importances,
             "parallel_coordinate": ovm.plot_parallel_coordinate,

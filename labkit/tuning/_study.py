@@ -33,7 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
 from labkit.tuning._budget import DEVICES, STARTED, STOPPED, Spent, spent, stop_reason
-from labkit.tuning._optuna import Heartbeat, make_pruner, make_sampler, open_storage
+from labkit.tuning._optuna import Heartbeat, directions, make_pruner, make_sampler, open_storage
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
 
@@ -102,19 +102,21 @@ class StudyHandle:
         assert exp.search is not None
         check_study_name(name)
         storage = open_storage(storage_url, heartbeat)
-        direction = exp.search.direction
+        wanted = directions(exp.search)  # one per objective (several: a Pareto front)
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction=direction,
+            directions=wanted,
             sampler=make_sampler(exp.search, exp.seed),
             pruner=make_pruner(exp.search),
             load_if_exists=True,
         )
-        if study.direction.name.lower() != direction:
+        have = [d.name.lower() for d in study.directions]
+        if have != wanted:
+            field = "search.direction is" if len(wanted) == 1 else "search.objectives ask for"
             raise ConfigError(
-                f"study {name!r} exists with direction {study.direction.name.lower()}, but search.direction "
-                f"is {direction}: use another --study name"
+                f"study {name!r} exists with direction {', '.join(have)}, but {field} "
+                f"{', '.join(wanted)}: use another --study name"
             )
         stored = study.user_attrs.get(_EXPERIMENT)
         resolved = exp.model_dump(mode="json")
@@ -350,6 +352,8 @@ class StudyHandle:
             record(trial_id)
 
     def best(self) -> FrozenTrial | None:
+        if len(self.study.directions) > 1:  # several objectives: no single best (the front)
+            return None
         try:
             return self.study.best_trial
         except ValueError:  # no COMPLETE trial yet

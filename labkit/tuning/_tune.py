@@ -17,6 +17,7 @@ from labkit.errors import ConfigError, LabkitError
 from labkit.tuning._budget import Spent, budget_lines
 from labkit.tuning._figures import study_figures
 from labkit.tuning._optuna import Heartbeat, check_grid_size
+from labkit.tuning._pareto import check_objectives
 from labkit.tuning._study import MAX_STUDY_NAME, StudyHandle, Tally, check_study_name
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ def prepare_study(
         raise ConfigError("the experiment has no search section: nothing to tune (see docs/tuning.md)")
     search = exp.search
     _check_metric(exp)
+    check_objectives(exp)
     check_grid_size(search)
     total = trials or search.trials
     if trials is not None:

@@ -154,6 +154,7 @@ def test_tune_best_output_that_cannot_be_written(
 
     monkeypatch.setattr(labkit.tuning.StudyHandle, "load", lambda *args, **kwargs: None)
     monkeypatch.setattr(labkit.tuning, "best_experiment", lambda handle: "name: best\n")
+    monkeypatch.setattr(labkit.tuning, "is_multi_objective", lambda handle: False)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     output = tmp_path if where == "dir" else blocker / "best.yaml"

@@ -65,14 +65,9 @@ def run_link(
     """The MLflow page of the run for an http(s) tracking server (any user name and password in
     the URI left out); otherwise the run id and the store (and the run directory, whose spool
     ``labkit sync`` uploads)."""
-    parts = urlsplit(tracking_uri)
+    parts = urlsplit(_without_credentials(tracking_uri))
     if parts.scheme in ("http", "https") and run_id and experiment_id:
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        netloc = (parts.hostname or "") + (f":{port}" if port else "")
-        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
     store = _without_credentials(tracking_uri)
     text = f"MLflow run {run_id} in {store}" if run_id else f"not yet in MLflow ({store})"
@@ -94,15 +89,14 @@ def headline_metric(
 
 
 def _without_credentials(uri: str) -> str:
+    """``uri`` with any ``user:password@`` left out (also where its port does not parse)."""
     try:
         parts = urlsplit(uri)
-        if "@" not in parts.netloc:
-            return uri
-        port = parts.port
-    except ValueError:
-        return uri
-    netloc = (parts.hostname or "") + (f":{port}" if port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:  # e.g. an unclosed IPv6 bracket: keep only what follows the credentials
+        return uri.rpartition("@")[2]
+    if "@" not in parts.netloc:
+        return uri  # as written (urlunsplit would shorten sqlite:/// to sqlite:/)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -147,7 +147,7 @@ def _tell(
     """``study.tell``; the grid sampler calls ``study.stop()`` after the last grid point, which
     Optuna refuses outside ``optimize`` with a RuntimeError although the trial is already saved."""
     try:
-        handle.study.tell(trial, value, state=state)
+        handle.tell(trial, value, state=state)
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise

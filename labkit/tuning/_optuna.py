@@ -13,6 +13,7 @@ import optuna
 
 from labkit.config import MAX_GRID, CategoricalParam, FloatParam, SearchConfig
 from labkit.errors import ConfigError
+from labkit.tuning._rdb import FastTrialStorage, ping_when_idle
 
 __all__ = [
     "GRACE_SECONDS",
@@ -85,11 +86,11 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
     if url.startswith("sqlite"):  # wait for another worker's write instead of failing at once
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
-        engine_kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
+        engine_kwargs = {"pool_size": 2, "max_overflow": 2}  # pinged when idle: ping_when_idle below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return optuna.storages.RDBStorage(
+            storage = FastTrialStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat.interval,
@@ -101,6 +102,9 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> optuna.storage
         except Exception as exc:  # noqa: BLE001 - any connection/driver problem
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"--storage: cannot open the study storage: {first}") from None
+    if not url.startswith("sqlite"):  # a file has no connection to lose
+        ping_when_idle(storage.engine)
+    return storage
 
 
 def make_sampler(search: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:

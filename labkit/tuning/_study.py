@@ -34,6 +34,7 @@ from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
 from labkit.tuning._budget import DEVICES, STARTED, STOPPED, Spent, spent, stop_reason
 from labkit.tuning._optuna import Heartbeat, directions, make_pruner, make_sampler, open_storage
+from labkit.tuning._rdb import FastTrialStorage, read_in
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
 
@@ -227,11 +228,31 @@ class StudyHandle:
                 head = self._compare_and_set()
         if head is None:
             return None
-        trial_id, number = head
+        trial_id, number, frozen = head
         self._seed_for(number)
-        trial = optuna.Trial(self.study, trial_id)
+        if frozen is not None and isinstance(self.storage, FastTrialStorage):
+            with self.storage.claimed(frozen):  # Trial() reads the trial: the claim has it
+                trial = optuna.Trial(self.study, trial_id)
+        else:
+            trial = optuna.Trial(self.study, trial_id)
         self._note_in_cache(trial)
         return trial, trial_id
+
+    def tell(
+        self,
+        trial: optuna.Trial,
+        values: float | list[float] | None = None,
+        *,
+        state: TrialState | None = None,
+    ) -> None:
+        """``study.tell`` without the read of the trial it returns (unused here: a round trip per
+        trial saved for every worker)."""
+        try:
+            from optuna.study._tell import _tell_with_warning
+        except ImportError:  # another Optuna
+            self.study.tell(trial, values, state=state)
+            return
+        _tell_with_warning(study=self.study, trial=trial, value_or_values=values, state=state)
 
     def _note_in_cache(self, trial: optuna.Trial) -> None:
         """Optuna's cache in front of the study's storage knows a trial from its own reads or its
@@ -252,7 +273,9 @@ class StudyHandle:
         except (ImportError, AttributeError):  # another Optuna: read (and cache) every trial
             cached.get_all_trials(self.study_id, deepcopy=False)
 
-    def _take_head(self, storage: optuna.storages.RDBStorage, devices: int | None) -> tuple[int, int] | None:
+    def _take_head(
+        self, storage: optuna.storages.RDBStorage, devices: int | None
+    ) -> tuple[int, int, FrozenTrial | None] | None:
         """One transaction: lock the lowest-numbered WAITING trial that no other worker holds,
         switch it to RUNNING (with Optuna's start time) and record ``devices``. Another worker's
         claim that has not committed yet is skipped, not waited for; if it rolls back, its row is
@@ -266,7 +289,7 @@ class StudyHandle:
             time.sleep(0.02)  # rows locked by claims in flight
         return None
 
-    def _compare_and_set(self) -> tuple[int, int] | None:
+    def _compare_and_set(self) -> tuple[int, int, FrozenTrial | None] | None:
         """Another storage than Optuna's RDB: try the WAITING trials in turn."""
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         random.shuffle(waiting)
@@ -274,7 +297,7 @@ class StudyHandle:
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
             try:
                 if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    return trial_id, frozen.number
+                    return trial_id, frozen.number, None
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker took it (and finished it) first
         return None
@@ -376,10 +399,11 @@ class StudyHandle:
 
 def _lock_head(
     storage: optuna.storages.RDBStorage, study_id: int, devices: int | None
-) -> tuple[int, int] | None:
+) -> tuple[int, int, FrozenTrial | None] | None:
     """``SELECT ... WHERE state = 'WAITING' ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED``, then
-    ``UPDATE`` it to RUNNING in the same transaction; (trial id, number), or None if every WAITING
-    trial is taken or being taken. Optuna's cache re-reads unfinished trials, so it sees the change."""
+    ``UPDATE`` it to RUNNING and read it back in the same transaction; (trial id, number, the trial
+    as read), or None if every WAITING trial is taken or being taken. Optuna's cache re-reads
+    unfinished trials, so it sees the change."""
     from optuna.storages._rdb import models
 
     session = storage.scoped_session()
@@ -400,8 +424,14 @@ def _lock_head(
         row.datetime_start = datetime.now()  # as Optuna's set_trial_state_values does
         if devices is not None:
             _upsert_user_attr(session, storage.engine.name, head[0], DEVICES, devices)
+        frozen = None
+        if isinstance(storage, FastTrialStorage):
+            try:
+                frozen = read_in(session, head[0])  # what Trial() would read next, in one statement
+            except (ImportError, AttributeError):  # another Optuna's tables: Trial() reads it
+                frozen = None
         session.commit()
-        return head
+        return (*head, frozen)
     except BaseException:
         session.rollback()
         raise

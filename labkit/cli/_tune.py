@@ -266,6 +266,11 @@ def _print_report(report: Any, url: str) -> None:
         print(f"  best       trial {report.best_trial}: {report.best_value:.6g}")
         for key, value in report.best_params.items():
             print(f"             {key} = {value}")
+    if report.front_size is not None:
+        print(
+            f"  front      {report.front_size} complete trial(s) on the Pareto front of "
+            f"{', '.join(report.objectives)}; labkit tune best --study {report.study} lists them"
+        )
     if report.eta_seconds and not report.stopped:
         print(f"  time left  about {report.eta_seconds / 60:.1f} min")
     _print_budget(report)

@@ -402,6 +402,8 @@ class StudyReport:
     budget: BudgetConfig | None = None  #: the study's search.budget
     spent: Spent | None = None  #: with a budget: GPU-hours and wall hours used so far
     stopped: str | None = None  #: why the workers stopped claiming trials (the budget), or None
+    objectives: tuple[str, ...] = ()  #: several objectives: their metrics (empty for one)
+    front_size: int | None = None  #: several objectives: complete trials on the Pareto front
 
     def budget_lines(self) -> list[str]:
         """Spent and left of each limit of the budget (none without one)."""
@@ -414,6 +416,13 @@ def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
     total = total or exp.search.trials
     tally = handle.tally()
     best = handle.best()
+    objectives: tuple[str, ...] = ()
+    front_size = None
+    if exp.search.objectives is not None:
+        from labkit.tuning._pareto import pareto_front
+
+        objectives = tuple(o.metric for o in exp.search.objectives)
+        front_size = len(pareto_front(handle)) if tally.counts.get("COMPLETE") else 0
     durations = [t.duration.total_seconds() for t in handle.trials() if t.state.is_finished() and t.duration]
     remaining = max(0, total - tally.finished)
     parallel = max(1, tally.counts.get("RUNNING", 0))
@@ -429,6 +438,8 @@ def study_report(handle: StudyHandle, total: int | None = None) -> StudyReport:
         budget=exp.search.budget,
         spent=handle.spent() if exp.search.budget is not None else None,
         stopped=handle.stopped,
+        objectives=objectives,
+        front_size=front_size,
     )
 
 

@@ -52,6 +52,14 @@ def test_two_objectives_on_calo_pid(load: Load, tmp_path: Path, store: str) -> N
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert figures == {"figures/pareto_front.png"}
 
+    status = CliRunner().invoke(tune_app, ["status", "--study", "pid2", "--storage", url])
+    assert status.exit_code == 0, status.output
+    assert report.front_size is not None and report.front_size >= 3
+    assert (
+        f"front      {report.front_size} complete trial(s) on the Pareto front of val_loss, parameters"
+        in status.output
+    ), status.output
+
     out = tmp_path / "front"
     result = CliRunner().invoke(tune_app, ["best", "--study", "pid2", "--storage", url, "--write", str(out)])
     assert result.exit_code == 0, result.output

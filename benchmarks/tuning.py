@@ -2,30 +2,22 @@
 
 Two measurements, run side by side in one invocation:
 
-(a) **Pruning savings.** Two studies of the same search, run in this process with
-    ``StudyHandle`` and ``run_trial`` (``progress="none"``) as ``labkit tune worker`` runs them:
-    the digits MLP of ``experiments/digits_mlp_search.yaml`` with ``optimizer.lr`` log-uniform
-    in [1e-4, 1e-1] and ``model.hidden`` one of [16, 16], [64, 64], [128, 64]; the number of
-    epochs is fixed (``--epochs``, 10 by default) instead of searched. Both use TPE with the
-    same seed and the same number of trials (``--trials``, 20); one uses labkit's ``median``
-    pruner, the other ``none``. Trials of the two studies alternate (one of each in turn) after
-    one uncounted warm-up run, so load on the machine hits both alike. Runs are tracked in a
-    temporary SQLite MLflow store; run directories go to a temporary folder.
-
-    The epochs a trial trained are the number of validation values it reported
-    (``len(trial.intermediate_values)``). The key figure is *epochs to target*: the target is
-    the worse of the two studies' best values (the larger ``val_loss``), which both studies
-    reached; for each study, count the epochs of all trials from the first one up to and
-    including the first trial that finished COMPLETE with a value at least as good as the
-    target. The ratio pruned / unpruned is the share of training the pruned study needed to get
-    as good a result. Goal: at most 40 %.
+(a) **Pruning savings** on a physics search, described in ``benchmarks/tuning_pruning.py``:
+    calo_pid with a search where bad configurations are common, 60 trials of 30 epochs, an
+    unpruned study and one per pruner for each of 3 seeds, run as ``labkit tune worker`` runs
+    them; the figure is the epochs a study needed to reach the unpruned study's best
+    ``val_loss`` within 1 %, pruned / unpruned, median over the seeds (goal: at most 40 %). A
+    replay of the unpruned studies' recorded curves through Optuna's pruners, over their
+    settings, shows how labkit's defaults were chosen. It takes about an hour of CPU on two
+    cores; ``--save DIR`` keeps every study (a rerun with the same DIR trains only what is
+    missing) and ``--load DIR`` reports saved studies without training.
 
 (b) **Coordination overhead.** A study is created with ``StudyHandle.create`` from
     ``digits_mlp_search`` (its experiment is only stored, never trained) and
     ``ensure_slots(N)`` queues N WAITING trials (``--coord-trials``, 400). Then
     ``--coord-workers`` (8) processes (multiprocessing, spawn) open it with
     ``StudyHandle.load``, wait at a barrier, and loop: ``claim()``; stop if it returns None;
-    ``study.tell(trial, random value)``. The objective does no training, so the times are the
+    ``handle.tell(trial, random value)`` (``study.tell`` without its closing re-read). The objective does no training, so the times are the
     storage coordination alone. It reports the median and 95th percentile of claim + tell per
     trial, the trials per second over all workers, the number of *duplicate claims* (a trial
     number that two claims returned: must be 0) and whether exactly N trials ended COMPLETE with
@@ -43,8 +35,8 @@ Two measurements, run side by side in one invocation:
 
 Run it from the repository root with the project's virtualenv::
 
-    .venv/bin/python benchmarks/tuning.py                      # both parts, default sizes
-    .venv/bin/python benchmarks/tuning.py --trials 30 --seed 7  # another pruning comparison
+    .venv/bin/python benchmarks/tuning.py --save /tmp/prune    # both parts, default sizes
+    .venv/bin/python benchmarks/tuning.py --skip-coordination --load /tmp/prune  # report again
     .venv/bin/python benchmarks/tuning.py --skip-pruning        # coordination only
     .venv/bin/python benchmarks/tuning.py --skip-postgres       # where PostgreSQL cannot run
 
@@ -78,12 +70,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the worker processes import only what coordination needs
     from multiprocessing.synchronize import Barrier
 
-    from labkit.config import Experiment
 
 REPO = Path(__file__).resolve().parents[1]
-SEARCH_YAML = REPO / "experiments" / "digits_mlp_search.yaml"
+SEARCH_YAML = REPO / "experiments" / "digits_mlp_search.yaml"  # (b) stores it, never trains it
 SERVICES = REPO / "tests" / "services"
-PRUNING_GOAL = 0.40  # epochs to target, pruned / unpruned
 COORD_GOAL_S = 0.050  # median claim + tell per trial
 
 _QUIET = (
@@ -112,220 +102,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-# ================================================================= (a) pruning savings
-@dataclass(frozen=True)
-class TrialRow:
-    number: int
-    state: str  #: COMPLETE, PRUNED or FAIL
-    value: float | None  #: the value told to Optuna (the trial's best val_loss), COMPLETE only
-    epochs: int  #: validation values reported = epochs trained
-    seconds: float  #: wall time of claim + run_trial
-    params: dict[str, Any]
-
-
-@dataclass
-class StudyRun:
-    label: str
-    pruner: str
-    rows: list[TrialRow] = field(default_factory=list)
-
-    @property
-    def wall_seconds(self) -> float:
-        return sum(r.seconds for r in self.rows)
-
-    @property
-    def epochs(self) -> int:
-        return sum(r.epochs for r in self.rows)
-
-    @property
-    def best(self) -> float | None:
-        values = [r.value for r in self.rows if r.value is not None]
-        return min(values) if values else None
-
-    def count(self, state: str) -> int:
-        return sum(r.state == state for r in self.rows)
-
-    def epochs_to(self, target: float) -> tuple[int, int] | None:
-        """Epochs of all trials up to and including the first COMPLETE one with value <= target,
-        and that trial's number; None if no trial reached it."""
-        total = 0
-        for row in self.rows:  # in trial order: the order they ran in
-            total += row.epochs
-            if row.value is not None and row.value <= target:
-                return total, row.number
-        return None
-
-
-def search_experiment(pruner: str, trials: int, epochs: int, seed: int | None, workdir: Path) -> Experiment:
-    """digits_mlp_search with a fixed number of epochs, the given pruner, tracked under workdir."""
-    from labkit.config import load_experiment, validate_experiment
-
-    exp = load_experiment(
-        SEARCH_YAML,
-        (
-            f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-            f"runs_root={workdir / 'runs'}",
-            f"trainer.max_epochs={epochs}",
-            "trainer.early_stopping=null",
-        ),
-    )
-    data = exp.model_dump(mode="json")
-    assert data["search"]["direction"] == "minimize", "the figures below assume minimize"
-    data["search"]["params"].pop("trainer.max_epochs")
-    data["search"].update(pruner=pruner, trials=trials, sampler="tpe")
-    data["name"] = f"bench_prune_{pruner}"
-    data["tracking"].update(experiment=f"bench-tuning-{pruner}", run_name=f"prune-{pruner}")
-    if seed is not None:
-        data["seed"] = seed
-    return validate_experiment(data, source=f"{SEARCH_YAML.name} (pruner {pruner})")
-
-
-def warm_up(workdir: Path) -> float:
-    """One uncounted 1-epoch run: imports, the MLflow store's tables, lazy initialisation."""
-    import labkit
-    from labkit.config import load_experiment
-
-    start = time.perf_counter()
-    exp = load_experiment(
-        SEARCH_YAML,
-        (
-            f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-            f"runs_root={workdir / 'runs'}",
-            "trainer.max_epochs=1",
-            "tracking.experiment=bench-tuning-warmup",
-            "search=null",
-        ),
-    )
-    labkit.run(exp, progress="none")
-    return time.perf_counter() - start
-
-
-def run_pruning(
-    trials: int, epochs: int, seed: int | None, workdir: Path
-) -> tuple[StudyRun, StudyRun, float]:
-    import lightning.pytorch  # noqa: F401 - its import sets its loggers' levels: quiet them after
-
-    from labkit.tuning._objective import run_trial
-    from labkit.tuning._study import StudyHandle
-
-    quiet()
-    warm = warm_up(workdir)
-    storage = f"sqlite:///{workdir / 'optuna.db'}"
-    runs = {p: StudyRun(label=f"pruner {p}", pruner=p) for p in ("median", "none")}
-    handles = {}
-    for pruner in runs:
-        exp = search_experiment(pruner, trials, epochs, seed, workdir)
-        handles[pruner] = StudyHandle.create(exp, f"prune-{pruner}", storage)
-        handles[pruner].ensure_slots(trials)
-    active = list(runs)
-    while active:
-        for pruner in list(active):
-            handle = handles[pruner]
-            start = time.perf_counter()
-            claimed = handle.claim()
-            if claimed is None:
-                active.remove(pruner)
-                continue
-            trial, trial_id = claimed
-            run_trial(handle, trial, trial_id, progress="none")
-            seconds = time.perf_counter() - start
-            frozen = handle.storage.get_trial(trial_id)
-            runs[pruner].rows.append(
-                TrialRow(
-                    number=frozen.number,
-                    state=frozen.state.name,
-                    value=frozen.value if frozen.state.name == "COMPLETE" else None,
-                    epochs=len(frozen.intermediate_values),
-                    seconds=seconds,
-                    params=handle.values(frozen),
-                )
-            )
-            row = runs[pruner].rows[-1]
-            shown = {"COMPLETE": "best val_loss", "PRUNED": "last val_loss"}.get(row.state)
-            values = list(frozen.intermediate_values.values())
-            value = row.value if row.state == "COMPLETE" else (values[-1] if values else None)
-            lr, hidden = row.params.get("optimizer.lr"), row.params.get("model.hidden")
-            print(
-                f"  {pruner:>6} trial {row.number:2d}: lr {lr:.2e} hidden {hidden!s:9s} {row.state:8s} "
-                f"{row.epochs:2d} epochs {row.seconds:5.1f} s"
-                + (f"  {shown} {value:.4f}" if shown and value is not None else ""),
-                flush=True,
-            )
-    return runs["median"], runs["none"], warm
-
-
-def pruning_floor(epochs: int, number: int) -> tuple[int, int, int] | None:
-    """Fewest epochs in which a study with labkit's median pruner can have finished trial
-    ``number`` (all trials before it pruned as early as the pruner allows, the startup trials
-    and trial ``number`` itself trained in full): (epochs, startup trials, least epochs of a
-    pruned trial). None if the pruner's settings cannot be read."""
-    from labkit.config import load_experiment
-    from labkit.tuning._optuna import make_pruner
-
-    exp = load_experiment(SEARCH_YAML, ("search.pruner=median",))
-    assert exp.search is not None
-    pruner = make_pruner(exp.search)
-    startup = getattr(pruner, "_n_startup_trials", None)
-    warmup = getattr(pruner, "_n_warmup_steps", None)
-    if not isinstance(startup, int) or not isinstance(warmup, int):
-        return None
-    least = min(epochs, warmup + 1)  # steps are 0-based epochs; pruning starts after step `warmup`
-    before = range(number)
-    total = sum(epochs if i < startup else least for i in before) + epochs
-    return total, startup, least
-
-
-def report_pruning(pruned: StudyRun, unpruned: StudyRun, epochs: int, warm: float) -> bool | None:
-    """Print the comparison; return whether the goal is met (None if it cannot be computed)."""
-    print()
-    print(f"(a) pruning savings: {len(pruned.rows)} trials each, {epochs} epochs a trial at most")
-    print(f"    (warm-up run, not counted: {warm:.1f} s)")
-    print(
-        f"{'study':16s} {'best val_loss':>13s} {'complete':>8s} {'pruned':>6s} {'failed':>6s} "
-        f"{'epochs':>6s} {'wall s':>7s}"
-    )
-    for s in (pruned, unpruned):
-        best = "-" if s.best is None else f"{s.best:.4f}"
-        print(
-            f"{s.label:16s} {best:>13s} {s.count('COMPLETE'):8d} {s.count('PRUNED'):6d} "
-            f"{s.count('FAIL'):6d} {s.epochs:6d} {s.wall_seconds:7.1f}"
-        )
-    for s in (pruned, unpruned):
-        print(f"  epochs per trial, {s.label}: {' '.join(str(r.epochs) for r in s.rows)}")
-    if unpruned.epochs and unpruned.wall_seconds:
-        print(
-            f"total epochs, pruned / unpruned: {pruned.epochs / unpruned.epochs:.0%}; "
-            f"wall time: {pruned.wall_seconds / unpruned.wall_seconds:.0%}"
-        )
-    if pruned.best is None or unpruned.best is None:
-        print("epochs to target: cannot compute, a study has no COMPLETE trial")
-        return None
-    target = max(pruned.best, unpruned.best)
-    reached_p, reached_u = pruned.epochs_to(target), unpruned.epochs_to(target)
-    assert reached_p is not None and reached_u is not None  # each study's best is <= target
-    ratio = reached_p[0] / reached_u[0]
-    print(
-        f"target = the worse of the two best val_loss values = {target:.4f} (both studies reached it).\n"
-        f"epochs to target = epochs of all trials up to and including the first COMPLETE trial\n"
-        f"  whose val_loss <= target, in the order the trials ran:\n"
-        f"  pruned: {reached_p[0]} epochs (trial {reached_p[1]}); "
-        f"unpruned: {reached_u[0]} epochs (trial {reached_u[1]})"
-    )
-    floor = pruning_floor(epochs, reached_p[1])
-    if floor is not None:
-        print(
-            f"  the least the pruned study could have spent to reach trial {reached_p[1]} with labkit's "
-            f"median pruner\n  ({floor[1]} startup trials never pruned, a pruned trial trains >= "
-            f"{floor[2]} epochs): {floor[0]} epochs = {floor[0] / reached_u[0]:.0%} of the unpruned figure"
-        )
-    met = ratio <= PRUNING_GOAL
-    print(
-        f"epochs to target, pruned / unpruned: {ratio:.0%} "
-        f"(goal <= {PRUNING_GOAL:.0%}): {'PASS' if met else 'MISS'}"
-    )
-    return met
 
 
 # ================================================================= (b) coordination overhead
@@ -367,7 +143,7 @@ def coord_worker(url: str, study: str, index: int, barrier: Barrier, out: str) -
         trial, trial_id = claimed
         error = None
         try:
-            handle.study.tell(trial, rng.random())
+            handle.tell(trial, rng.random())
         except Exception as exc:  # noqa: BLE001
             error = f"tell trial {trial.number}: {type(exc).__name__}: {exc}"[:300]
             errors.append(error)
@@ -625,15 +401,28 @@ def code_state() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0].replace("``", "`"))
-    parser.add_argument("--trials", type=int, default=20, help="trials per pruning study (20)")
-    parser.add_argument("--epochs", type=int, default=10, help="trainer.max_epochs of every trial (10)")
-    parser.add_argument("--seed", type=int, default=None, help="experiment and TPE seed (the file's: 42)")
+    parser.add_argument("--trials", type=int, default=60, help="trials per pruning study (60)")
+    parser.add_argument("--epochs", type=int, default=30, help="trainer.max_epochs of every trial (30)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="experiment seeds (1 2 3)")
+    parser.add_argument(
+        "--pruners",
+        nargs="*",
+        default=["asha"],
+        choices=["asha", "median", "hyperband"],
+        help="labkit pruners trained for real beside the unpruned study (asha; none: the unpruned only)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="studies trained at once, a process each (2)")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="keep the studies' JSON here (and reuse them)"
+    )
+    parser.add_argument("--load", type=Path, default=None, help="report the studies saved here; train none")
     parser.add_argument(
         "--coord-trials", type=int, default=400, help="trials of the coordination study (400)"
     )
     parser.add_argument("--coord-workers", type=int, default=8, help="worker processes for (b) (8)")
     parser.add_argument("--no-reference", action="store_true", help="skip the 1-worker reference rows of (b)")
     parser.add_argument("--skip-pruning", action="store_true", help="skip (a), the training part")
+    parser.add_argument("--skip-coordination", action="store_true", help="skip (b)")
     parser.add_argument("--skip-postgres", action="store_true", help="skip (b) on PostgreSQL")
     parser.add_argument("--skip-sqlite", action="store_true", help="skip (b) on SQLite")
     args = parser.parse_args(argv)
@@ -651,11 +440,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-tuning-") as tmp:
         workdir = Path(tmp)
         if not args.skip_pruning:
-            print("(a) running both pruning studies, one trial of each in turn ...", flush=True)
-            pruned, unpruned, warm = run_pruning(args.trials, args.epochs, args.seed, workdir)
-            met = report_pruning(pruned, unpruned, args.epochs, warm)
+            import tuning_pruning
+
+            if args.load is not None:
+                studies = tuning_pruning.load_studies(args.load)
+            else:
+                save = args.save or workdir / "studies"
+                count = len(args.seeds) * (1 + len(args.pruners))
+                print(f"(a) training {count} studies, {args.jobs} at a time ...")
+                studies = tuning_pruning.run_studies(
+                    args.seeds, args.pruners, args.trials, args.epochs, args.jobs, workdir, save
+                )
+            met = tuning_pruning.report(studies, args.epochs, args.pruners)
             if met is not True:
                 status = 2
+        if args.skip_coordination:
+            return status
 
         results: list[CoordResult] = []
         counts = [args.coord_workers]

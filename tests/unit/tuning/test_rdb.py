@@ -144,3 +144,40 @@ def test_a_read_is_two_statements(storage: FastTrialStorage) -> None:
     finally:
         sa.event.remove(storage.engine, "before_cursor_execute", count)
     assert (fast, slow) == (2, 6)
+
+
+def test_a_connection_is_pinged_only_after_sitting_idle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from labkit.tuning import _rdb
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}", poolclass=sa.pool.QueuePool)
+    clock = [1000.0]
+    monkeypatch.setattr(_rdb.time, "monotonic", lambda: clock[0])
+    pings: list[int] = []
+    fail = [False]
+
+    def ping(dbapi_connection: Any) -> bool:
+        pings.append(id(dbapi_connection))
+        if fail[0]:
+            fail[0] = False
+            raise engine.dialect.loaded_dbapi.OperationalError("server closed the connection")
+        return True
+
+    monkeypatch.setattr(engine.dialect, "do_ping", ping)
+    _rdb.ping_when_idle(engine, idle=2.0)
+
+    def use() -> None:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+    use()
+    assert len(pings) == 1  # a new connection: pinged once
+    clock[0] += 1.0
+    use()
+    use()
+    assert len(pings) == 1  # back in the pool a moment ago: used as it is
+    clock[0] += 2.5
+    fail[0] = True  # idle for 2.5 s and dropped by the server meanwhile
+    use()
+    assert len(pings) == 3  # the dead one pinged and discarded, a fresh one pinged and used

@@ -20,7 +20,8 @@ __all__, _lazy_getattr = lazy_exports(
         "labkit.runner._reproduce": ("RerunPlan", "compare_metrics", "plan_reproduction", "plan_rerun"),
         "labkit.runner._run": ("RunHooks", "run"),
         "labkit.runner._runlog": ("record_prediction",),
-        "labkit.runner._session": ("RunOptions", "RunResult", "RunSession"),
+        "labkit.runner._outcome": ("RunOptions", "RunResult"),
+        "labkit.runner._session": ("RunSession",),
         "labkit.runner._simulate": ("write_simulation",),
         "labkit.runner._trained": ("TrainedRun", "load_trained"),
     },
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.runner._generate import find_run_dir as find_run_dir
     from labkit.runner._generate import generate_showers as generate_showers
     from labkit.runner._generate import load_surrogate as load_surrogate
+    from labkit.runner._outcome import RunOptions as RunOptions
+    from labkit.runner._outcome import RunResult as RunResult
     from labkit.runner._predict import PredictSummary as PredictSummary
     from labkit.runner._predict import predict as predict
     from labkit.runner._reproduce import RerunPlan as RerunPlan
@@ -43,8 +46,6 @@ if TYPE_CHECKING:  # the same names for type checkers; test_public_surface check
     from labkit.runner._run import RunHooks as RunHooks
     from labkit.runner._run import run as run
     from labkit.runner._runlog import record_prediction as record_prediction
-    from labkit.runner._session import RunOptions as RunOptions
-    from labkit.runner._session import RunResult as RunResult
     from labkit.runner._session import RunSession as RunSession
     from labkit.runner._simulate import write_simulation as write_simulation
     from labkit.runner._trained import TrainedRun as TrainedRun

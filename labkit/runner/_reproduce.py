@@ -22,7 +22,7 @@ from labkit.errors import ConfigError, ReproduceError
 if TYPE_CHECKING:
     from labkit._rundir import JobOptions
     from labkit.cluster import Profile, Submission
-    from labkit.runner._session import RunResult
+    from labkit.runner._outcome import RunResult
 
 __all__ = [
     "Rerun",

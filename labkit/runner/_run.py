@@ -7,7 +7,8 @@ from typing import TextIO
 
 from labkit._rundir import JobOptions
 from labkit.config import Experiment
-from labkit.runner._session import RunOptions, RunResult, RunSession
+from labkit.runner._outcome import RunOptions, RunResult
+from labkit.runner._session import RunSession
 
 __all__ = ["RunHooks", "RunOptions", "RunResult", "run"]
 

@@ -13,25 +13,25 @@ Two measurements, run side by side in one invocation:
     missing) and ``--load DIR`` reports saved studies without training.
 
 (b) **Coordination overhead.** A study is created with ``StudyHandle.create`` from
-    ``digits_mlp_search`` (its experiment is only stored, never trained) and
-    ``ensure_slots(N)`` queues N WAITING trials (``--coord-trials``, 400). Then
-    ``--coord-workers`` (8) processes (multiprocessing, spawn) open it with
-    ``StudyHandle.load``, wait at a barrier, and loop: ``claim()``; stop if it returns None;
-    ``handle.tell(trial, random value)`` (``study.tell`` without its closing re-read). The objective does no training, so the times are the
-    storage coordination alone. It reports the median and 95th percentile of claim + tell per
-    trial, the trials per second over all workers, the number of *duplicate claims* (a trial
-    number that two claims returned: must be 0) and whether exactly N trials ended COMPLETE with
-    none WAITING or RUNNING. Goal: median claim + tell at most 50 ms, no duplicate claim. It
-    runs on PostgreSQL (a throwaway cluster started with ``tests/services/pg-up.sh``, as the
-    integration tests' fixture does, and stopped at the end; needs root) and, for comparison,
-    with the same number of processes on a SQLite file. On each storage the same N trials are
-    then run by a single worker process as a reference without contention (``--no-reference``
-    skips it); the time goal applies to the ``--coord-workers`` rows on PostgreSQL (on SQLite
-    only where PostgreSQL was skipped), no duplicate to every row. It also counts the claim
-    transactions of each claim (``SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1`` on the head of the
-    WAITING queue, then ``UPDATE`` to RUNNING; one beyond the first means every WAITING row was
-    being taken by other workers at that instant) and compares the claim time of the first and
-    last tenth of the trials (a claim reads one row, so it should not depend on the queue's length).
+    ``digits_mlp_search`` (its experiment is only stored, never trained) and ``ensure_slots(N)``
+    queues N WAITING trials (``--coord-trials``, 400). Then ``--coord-workers`` (8) processes
+    (multiprocessing, spawn) open it with ``StudyHandle.load``, wait at a barrier, and loop:
+    ``claim()``; stop if it returns None; ``handle.tell(trial, random value)`` (``study.tell``
+    without its closing re-read). The objective does no training, so the times are the storage
+    coordination alone. It reports the median and 95th percentile of claim + tell per trial, the
+    trials per second over all workers, the number of *duplicate claims* (a trial number that
+    two claims returned: must be 0) and whether exactly N trials ended COMPLETE with none
+    WAITING or RUNNING. Goal: median claim + tell at most 50 ms, no duplicate claim. It runs on
+    PostgreSQL (a throwaway cluster started with ``tests/services/pg-up.sh``, as the integration
+    tests' fixture does, and stopped at the end; needs root) and, for comparison, with the same
+    number of processes on a SQLite file. On each storage the same N trials are then run by a
+    single worker process as a reference without contention (``--no-reference`` skips it); the
+    time goal applies to the ``--coord-workers`` rows on PostgreSQL (on SQLite only where
+    PostgreSQL was skipped), no duplicate to every row. It also counts the claim transactions of
+    each claim (``SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1`` on the head of the WAITING queue,
+    then ``UPDATE`` to RUNNING; one beyond the first means every WAITING row was being taken by
+    other workers at that instant) and compares the claim time of the first and last tenth of
+    the trials (a claim reads one row, so it should not depend on the queue's length).
 
 Run it from the repository root with the project's virtualenv::
 
@@ -411,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["asha", "median", "hyperband"],
         help="labkit pruners trained for real beside the unpruned study (asha; none: the unpruned only)",
     )
+    parser.add_argument(
+        "--cap", type=float, default=1.0, help="a pruned study's epochs at most, x the unpruned study's (1.0)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="studies trained at once, a process each (2)")
     parser.add_argument(
         "--save", type=Path, default=None, help="keep the studies' JSON here (and reuse them)"
@@ -449,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 count = len(args.seeds) * (1 + len(args.pruners))
                 print(f"(a) training {count} studies, {args.jobs} at a time ...")
                 studies = tuning_pruning.run_studies(
-                    args.seeds, args.pruners, args.trials, args.epochs, args.jobs, workdir, save
+                    args.seeds, args.pruners, args.trials, args.epochs, args.jobs, workdir, save, args.cap
                 )
             met = tuning_pruning.report(studies, args.epochs, args.pruners)
             if met is not True:

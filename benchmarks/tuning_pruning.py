@@ -275,17 +275,17 @@ def candidates(epochs: int) -> dict[str, Callable[[], Any]]:
 
     out: dict[str, Callable[[], Any]] = {}
     for startup in (3, 5, 10):
-        for warmup in (1, 3, 5):
+        for warmup in (1, 3, 5, 10):
             out[f"median startup={startup} warmup={warmup}"] = lambda s=startup, w=warmup: (
                 optuna.pruners.MedianPruner(n_startup_trials=s, n_warmup_steps=w)
             )
-    for low in (1, 2, 3):
+    for low in (1, 2, 3, 5, 8):
         for rf in (2, 3, 4):
             out[f"asha min_resource={low} rf={rf}"] = lambda m=low, r=rf: (
                 optuna.pruners.SuccessiveHalvingPruner(min_resource=m, reduction_factor=r)
             )
-    for low in (1, 2, 3):
-        for rf in (3, 4):
+    for low in (1, 2, 3, 5):
+        for rf in (2, 3, 4):
             out[f"hyperband min_resource={low} rf={rf}"] = lambda m=low, r=rf: optuna.pruners.HyperbandPruner(
                 min_resource=m, max_resource=epochs, reduction_factor=r
             )

@@ -161,13 +161,22 @@ def directions(search: SearchConfig) -> list[Literal["minimize", "maximize"]]:
     return [o.direction for o in search.objectives]
 
 
-def make_pruner(search: SearchConfig) -> optuna.pruners.BasePruner:
-    if search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
-    if search.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+def make_pruner(search: SearchConfig, *, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The search's pruner, scaled to the trials' length (``trainer.max_epochs``).
+
+    The settings are those that did best in ``benchmarks/tuning.py`` (docs/benchmarks.md, section
+    3): on a physics search the trials that end best are often middling in their first epochs
+    (regularised, slower to start), so no pruner acts in the first sixth to third of a trial."""
+    if search.pruner == "median":  # never in the first third of a trial
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, max_epochs // 3))
+    if search.pruner == "hyperband":  # first rung after a fifteenth of the epochs, a quarter go on
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(1, max_epochs // 15), max_resource=max(2, max_epochs), reduction_factor=4
+        )
+    if search.pruner == "asha":  # first rung after a sixth of the epochs, half go on
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, max_epochs // 6), reduction_factor=2
+        )
     return optuna.pruners.NopPruner()
 
 

@@ -109,7 +109,7 @@ class StudyHandle:
             study_name=name,
             directions=wanted,
             sampler=make_sampler(exp.search, exp.seed),
-            pruner=make_pruner(exp.search),
+            pruner=make_pruner(exp.search, max_epochs=_longest(exp)),
             load_if_exists=True,
         )
         have = [d.name.lower() for d in study.directions]
@@ -164,7 +164,7 @@ class StudyHandle:
         exp = handle.experiment()
         assert exp.search is not None
         study.sampler = make_sampler(exp.search, exp.seed)
-        study.pruner = make_pruner(exp.search)
+        study.pruner = make_pruner(exp.search, max_epochs=_longest(exp))
         return handle
 
     def experiment(self) -> Experiment:
@@ -395,6 +395,14 @@ class StudyHandle:
         return {
             k: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for k, v in trial.params.items()
         }
+
+
+def _longest(exp: Experiment) -> int:
+    """The most epochs a trial may train: the file's, or the top of a searched ``trainer.max_epochs``."""
+    assert exp.search is not None
+    searched = exp.search.params.get("trainer.max_epochs")
+    high = getattr(searched, "high", None)
+    return max(exp.trainer.max_epochs, int(high)) if isinstance(high, int) else exp.trainer.max_epochs
 
 
 def _lock_head(

@@ -1,0 +1,69 @@
+"""The pruners' settings scale with the trials' length, as benchmarks/tuning.py chose them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from labkit.config import Experiment
+from labkit.tuning import StudyHandle
+from labkit.tuning._optuna import make_pruner
+
+Load = Callable[..., Experiment]
+
+
+def _search(load: Load, pruner: str, *extra: str) -> Experiment:
+    return load("digits_mlp_search", f"search.pruner={pruner}", *extra)
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(30, 10), (10, 3), (2, 1), (1, 1)])
+def test_median_never_prunes_in_the_first_third(load: Load, epochs: int, warmup: int) -> None:
+    exp = _search(load, "median")
+    assert exp.search is not None
+    pruner = make_pruner(exp.search, max_epochs=epochs)
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert (pruner._n_warmup_steps, pruner._n_startup_trials) == (warmup, 3)
+
+
+@pytest.mark.parametrize(("epochs", "first"), [(30, 2), (60, 4), (10, 1), (1, 1)])
+def test_hyperband_starts_after_a_fifteenth_and_keeps_a_quarter(load: Load, epochs: int, first: int) -> None:
+    exp = _search(load, "hyperband")
+    assert exp.search is not None
+    pruner = make_pruner(exp.search, max_epochs=epochs)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert (pruner._min_resource, pruner._max_resource, pruner._reduction_factor) == (
+        first,
+        max(2, epochs),
+        4,
+    )
+
+
+@pytest.mark.parametrize(("epochs", "first"), [(30, 5), (12, 2), (5, 1)])
+def test_successive_halving_starts_after_a_sixth_and_keeps_half(load: Load, epochs: int, first: int) -> None:
+    exp = _search(load, "asha")
+    assert exp.search is not None
+    pruner = make_pruner(exp.search, max_epochs=epochs)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert (pruner._min_resource, pruner._reduction_factor) == (first, 2)
+
+
+def test_a_study_scales_its_pruner_to_the_longest_trial(load: Load, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    searched = _search(load, "median")  # the file searches trainer.max_epochs in [3, 10]
+    assert searched.search is not None and "trainer.max_epochs" in searched.search.params
+    handle = StudyHandle.create(
+        load(
+            "digits_mlp_search",
+            "search.pruner=median",
+            "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.01},"
+            " trainer.max_epochs: {type: int, low: 3, high: 45}}",
+        ),
+        "long",
+        url,
+    )
+    assert handle.study.pruner._n_warmup_steps == 15  # a third of 45, not of the file's 10
+    again = StudyHandle.load("long", url)
+    assert again.study.pruner._n_warmup_steps == 15

@@ -5,10 +5,11 @@ trial, twice in ``study.tell``: a running trial is never served from Optuna's ca
 ``RDBStorage.get_trial`` loads the trial row and then each of its five relations lazily: seven
 statements, each a round trip and a batch of ORM objects. With many workers sharing a few cores
 that read is most of what coordination costs. :class:`FastTrialStorage` reads the same trial in
-two statements (the row; one ``UNION ALL`` over params, values, intermediate values, user and
-system attributes), as plain rows, and builds the same :class:`~optuna.trial.FrozenTrial` Optuna
-builds. Should Optuna's tables change under it, the read falls back to Optuna's own, once and for
-all (tested against Optuna's on every kind of value in tests/unit/tuning/test_rdb.py).
+one statement (a ``UNION ALL`` of the trial's row and its params, values, intermediate values,
+user and system attributes) without a transaction around it, as plain rows, and builds the same
+:class:`~optuna.trial.FrozenTrial` Optuna builds. Should Optuna's tables change under it, the
+read falls back to Optuna's own, once and for all (tested against Optuna's on every kind of
+value in tests/unit/tuning/test_rdb.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 import optuna
 from optuna.distributions import json_to_distribution
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["FastTrialStorage", "ping_when_idle", "read_in"]
 
@@ -30,12 +32,13 @@ __all__ = ["FastTrialStorage", "ping_when_idle", "read_in"]
 IDLE_PING_SECONDS = 2.0
 _USED = "labkit_used"
 
-# what each row of the UNION ALL holds: (kind, key, integer, number, text)
-_PARAM, _VALUE, _STEP, _USER, _SYSTEM = range(5)
+# what each row of the UNION ALL holds: (kind, key, integer, number, text, start, complete)
+_HEAD, _PARAM, _VALUE, _STEP, _USER, _SYSTEM = range(6)
 
 
 class FastTrialStorage(optuna.storages.RDBStorage):
-    """:class:`optuna.storages.RDBStorage` whose ``get_trial`` takes two statements, not seven."""
+    """:class:`optuna.storages.RDBStorage` whose ``get_trial`` is one statement, not seven in a
+    transaction."""
 
     _fast_read = True
     _claimed: FrozenTrial | None = None
@@ -64,25 +67,32 @@ class FastTrialStorage(optuna.storages.RDBStorage):
 
 
 def _read_trial(storage: optuna.storages.RDBStorage, trial_id: int) -> FrozenTrial:
-    """The trial as ``RDBStorage.get_trial`` returns it; KeyError for an unknown id, as there."""
-    session = storage.scoped_session()
-    try:
-        frozen = read_in(session, trial_id)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    return frozen
+    """The trial as ``RDBStorage.get_trial`` returns it; KeyError for an unknown id, as there.
+    One statement in autocommit: no BEGIN and COMMIT round trips, and one statement sees one
+    snapshot of the tables."""
+    from optuna.storages._rdb import models
+
+    statement = _statement(trial_id)
+    with storage.engine.connect() as conn:
+        rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(statement).all()
+    return _frozen(trial_id, rows, models)
 
 
 def read_in(session: Any, trial_id: int) -> FrozenTrial:
-    """The trial, read in ``session`` (its transaction: a claim reads what it just wrote)."""
+    """The trial, read in ``session``'s transaction (a claim reads back what it just wrote)."""
+    from optuna.storages._rdb import models
+
+    session.flush()
+    return _frozen(trial_id, session.execute(_statement(trial_id)).all(), models)
+
+
+def _statement(trial_id: int) -> Any:
+    """The trial's row and its rows in the five tables of its relations, as one ``UNION ALL`` of
+    (kind, key, integer, number, text, start, complete)."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
-    trial = models.TrialModel
+    trial = models.TrialModel.__table__.c
     param, value = models.TrialParamModel, models.TrialValueModel
     step, user, system = (
         models.TrialIntermediateValueModel,
@@ -90,31 +100,34 @@ def read_in(session: Any, trial_id: int) -> FrozenTrial:
         models.TrialSystemAttributeModel,
     )
 
-    def branch(kind: int, model: Any, key: Any, integer: Any, number: Any, text: Any) -> Any:
-        """One table's rows of the trial as (kind, key, integer, number, text)."""
+    def branch(kind: int, model: Any, key: Any, integer: Any, number: Any, text: Any, *when: Any) -> Any:
         return sa.select(
             sa.literal_column(str(kind), sa.Integer),
-            sa.null().cast(sa.Text) if key is None else key.cast(sa.Text),
+            sa.null().cast(sa.Text) if key is None else key.cast(sa.Text),  # the enums as their names
             sa.null().cast(sa.Integer) if integer is None else integer,
             sa.null().cast(sa.Float) if number is None else number,
-            text.cast(sa.Text),  # the enum types as their names
+            sa.null().cast(sa.Text) if text is None else text.cast(sa.Text),
+            *(when or (sa.null().cast(sa.DateTime), sa.null().cast(sa.DateTime))),
         ).where(model.trial_id == trial_id)
 
-    parts = sa.union_all(
+    return sa.union_all(
+        branch(
+            _HEAD, trial, trial.state, trial.number, None, None, trial.datetime_start, trial.datetime_complete
+        ),
         branch(_PARAM, param, param.param_name, param.param_id, param.param_value, param.distribution_json),
         branch(_VALUE, value, None, value.objective, value.value, value.value_type),
         branch(_STEP, step, None, step.step, step.intermediate_value, step.intermediate_value_type),
         branch(_USER, user, user.key, None, None, user.value_json),
         branch(_SYSTEM, system, system.key, None, None, system.value_json),
     )
-    row = session.get(trial, trial_id)  # no relation loaded; a claim's own row is in the session
-    if row is None:
-        raise KeyError(models.NOT_FOUND_MSG)
-    head = (row.number, row.state, row.datetime_start, row.datetime_complete)
-    return _frozen(trial_id, head, session.execute(parts).all(), models)
 
 
-def _frozen(trial_id: int, head: tuple[Any, ...], rows: Sequence[Any], models: Any) -> FrozenTrial:
+def _local(utc: datetime | None) -> datetime | None:
+    """Optuna stores naive UTC and gives naive local time (``TrialModel.datetime_start``)."""
+    return None if utc is None else utc.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
+
+
+def _frozen(trial_id: int, rows: Sequence[Any], models: Any) -> FrozenTrial:
     """Optuna's ``_build_frozen_trial_from_trial_model`` on plain rows."""
     value_type = models.TrialValueModel.TrialValueType
     step_type = models.TrialIntermediateValueModel.TrialIntermediateValueType
@@ -123,8 +136,11 @@ def _frozen(trial_id: int, head: tuple[Any, ...], rows: Sequence[Any], models: A
     steps: dict[int, float] = {}
     user_attrs: dict[str, Any] = {}
     system_attrs: dict[str, Any] = {}
-    for kind, key, number, amount, text in rows:
-        if kind == _PARAM:
+    head = None
+    for kind, key, number, amount, text, start, complete in rows:
+        if kind == _HEAD:
+            head = (number, TrialState[key], _local(start), _local(complete))
+        elif kind == _PARAM:
             params.append((number, key, amount, text))
         elif kind == _VALUE:
             objectives[number] = models.TrialValueModel.stored_repr_to_value(amount, value_type[text])
@@ -136,6 +152,8 @@ def _frozen(trial_id: int, head: tuple[Any, ...], rows: Sequence[Any], models: A
             user_attrs[key] = json.loads(text)
         else:
             system_attrs[key] = json.loads(text)
+    if head is None:
+        raise KeyError(models.NOT_FOUND_MSG)
     params.sort()
     distributions = {name: json_to_distribution(dist) for _, name, _, dist in params}
     values = [objectives[i] for i in range(len(objectives))] if objectives else None

@@ -173,9 +173,9 @@ def make_pruner(search: SearchConfig, *, max_epochs: int) -> optuna.pruners.Base
         return optuna.pruners.HyperbandPruner(
             min_resource=max(1, max_epochs // 15), max_resource=max(2, max_epochs), reduction_factor=4
         )
-    if search.pruner == "asha":  # first rung after a sixth of the epochs, half go on
+    if search.pruner == "asha":  # first rung after a fifteenth of the epochs, a quarter go on
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(1, max_epochs // 6), reduction_factor=2
+            min_resource=max(1, max_epochs // 15), reduction_factor=4
         )
     return optuna.pruners.NopPruner()
 

@@ -41,13 +41,15 @@ def test_hyperband_starts_after_a_fifteenth_and_keeps_a_quarter(load: Load, epoc
     )
 
 
-@pytest.mark.parametrize(("epochs", "first"), [(30, 5), (12, 2), (5, 1)])
-def test_successive_halving_starts_after_a_sixth_and_keeps_half(load: Load, epochs: int, first: int) -> None:
+@pytest.mark.parametrize(("epochs", "first"), [(30, 2), (60, 4), (5, 1)])
+def test_successive_halving_starts_after_a_fifteenth_and_keeps_a_quarter(
+    load: Load, epochs: int, first: int
+) -> None:
     exp = _search(load, "asha")
     assert exp.search is not None
     pruner = make_pruner(exp.search, max_epochs=epochs)
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
-    assert (pruner._min_resource, pruner._reduction_factor) == (first, 2)
+    assert (pruner._min_resource, pruner._reduction_factor) == (first, 4)
 
 
 def test_a_study_scales_its_pruner_to_the_longest_trial(load: Load, tmp_path: Path) -> None:

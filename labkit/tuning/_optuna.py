@@ -162,13 +162,13 @@ def directions(search: SearchConfig) -> list[Literal["minimize", "maximize"]]:
 
 
 def make_pruner(search: SearchConfig, *, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The search's pruner, scaled to the trials' length (``trainer.max_epochs``).
+    """The search's pruner; Hyperband and successive halving scaled to the trials' length.
 
     The settings are those that did best in ``benchmarks/tuning.py`` (docs/benchmarks.md, section
-    3): on a physics search the trials that end best are often middling in their first epochs
-    (regularised, slower to start), so no pruner acts in the first sixth to third of a trial."""
-    if search.pruner == "median":  # never in the first third of a trial
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, max_epochs // 3))
+    3), a replay of 180 calo_pid trials of 30 epochs: a first rung after one epoch stopped the
+    trials that ended best (they start slowly), one after a fifteenth of the epochs kept them."""
+    if search.pruner == "median":  # never in a trial's first epoch
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if search.pruner == "hyperband":  # first rung after a fifteenth of the epochs, a quarter go on
         return optuna.pruners.HyperbandPruner(
             min_resource=max(1, max_epochs // 15), max_resource=max(2, max_epochs), reduction_factor=4

@@ -1,4 +1,5 @@
-"""The pruners' settings scale with the trials' length, as benchmarks/tuning.py chose them."""
+"""The pruners' settings, as benchmarks/tuning.py chose them; Hyperband and successive halving
+scale with the trials' length."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ def _search(load: Load, pruner: str, *extra: str) -> Experiment:
     return load("digits_mlp_search", f"search.pruner={pruner}", *extra)
 
 
-@pytest.mark.parametrize(("epochs", "warmup"), [(30, 10), (10, 3), (2, 1), (1, 1)])
-def test_median_never_prunes_in_the_first_third(load: Load, epochs: int, warmup: int) -> None:
+@pytest.mark.parametrize("epochs", [30, 10, 1])
+def test_median_waits_for_three_trials_and_one_epoch(load: Load, epochs: int) -> None:
     exp = _search(load, "median")
     assert exp.search is not None
     pruner = make_pruner(exp.search, max_epochs=epochs)
     assert isinstance(pruner, optuna.pruners.MedianPruner)
-    assert (pruner._n_warmup_steps, pruner._n_startup_trials) == (warmup, 3)
+    assert (pruner._n_warmup_steps, pruner._n_startup_trials) == (1, 3)
 
 
 @pytest.mark.parametrize(("epochs", "first"), [(30, 2), (60, 4), (10, 1), (1, 1)])
@@ -54,18 +55,19 @@ def test_successive_halving_starts_after_a_fifteenth_and_keeps_a_quarter(
 
 def test_a_study_scales_its_pruner_to_the_longest_trial(load: Load, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    searched = _search(load, "median")  # the file searches trainer.max_epochs in [3, 10]
+    searched = _search(load, "hyperband")  # the file searches trainer.max_epochs in [3, 10]
     assert searched.search is not None and "trainer.max_epochs" in searched.search.params
     handle = StudyHandle.create(
         load(
             "digits_mlp_search",
-            "search.pruner=median",
+            "search.pruner=hyperband",
             "search.params={optimizer.lr: {type: float, low: 0.001, high: 0.01},"
             " trainer.max_epochs: {type: int, low: 3, high: 45}}",
         ),
         "long",
         url,
     )
-    assert handle.study.pruner._n_warmup_steps == 15  # a third of 45, not of the file's 10
+    assert handle.study.pruner._min_resource == 3  # a fifteenth of 45, not of the file's 10
+    assert handle.study.pruner._max_resource == 45
     again = StudyHandle.load("long", url)
-    assert again.study.pruner._n_warmup_steps == 15
+    assert (again.study.pruner._min_resource, again.study.pruner._max_resource) == (3, 45)

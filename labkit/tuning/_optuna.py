@@ -165,17 +165,17 @@ def make_pruner(search: SearchConfig, *, max_epochs: int) -> optuna.pruners.Base
     """The search's pruner; Hyperband and successive halving scaled to the trials' length.
 
     The settings are those that did best in ``benchmarks/tuning.py`` (docs/benchmarks.md, section
-    3), a replay of 180 calo_pid trials of 30 epochs: a first rung after one epoch stopped the
-    trials that ended best (they start slowly), one after a fifteenth of the epochs kept them."""
+    3), a replay of 180 calo_pid trials of 30 epochs: a first rung after one or two epochs stopped
+    the trials that ended best (they start slowly), one after a tenth of the epochs kept them."""
     if search.pruner == "median":  # never in a trial's first epoch
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if search.pruner == "hyperband":  # first rung after a fifteenth of the epochs, a quarter go on
+    if search.pruner == "hyperband":  # first rung after a tenth of the epochs, a quarter go on
         return optuna.pruners.HyperbandPruner(
-            min_resource=max(1, max_epochs // 15), max_resource=max(2, max_epochs), reduction_factor=4
+            min_resource=max(1, max_epochs // 10), max_resource=max(2, max_epochs), reduction_factor=4
         )
-    if search.pruner == "asha":  # first rung after a fifteenth of the epochs, a quarter go on
+    if search.pruner == "asha":  # first rung after a tenth of the epochs, a quarter go on
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(1, max_epochs // 15), reduction_factor=4
+            min_resource=max(1, max_epochs // 10), reduction_factor=4
         )
     return optuna.pruners.NopPruner()
 

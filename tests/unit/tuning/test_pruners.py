@@ -29,8 +29,8 @@ def test_median_waits_for_three_trials_and_one_epoch(load: Load, epochs: int) ->
     assert (pruner._n_warmup_steps, pruner._n_startup_trials) == (1, 3)
 
 
-@pytest.mark.parametrize(("epochs", "first"), [(30, 2), (60, 4), (10, 1), (1, 1)])
-def test_hyperband_starts_after_a_fifteenth_and_keeps_a_quarter(load: Load, epochs: int, first: int) -> None:
+@pytest.mark.parametrize(("epochs", "first"), [(30, 3), (60, 6), (10, 1), (1, 1)])
+def test_hyperband_starts_after_a_tenth_and_keeps_a_quarter(load: Load, epochs: int, first: int) -> None:
     exp = _search(load, "hyperband")
     assert exp.search is not None
     pruner = make_pruner(exp.search, max_epochs=epochs)
@@ -42,8 +42,8 @@ def test_hyperband_starts_after_a_fifteenth_and_keeps_a_quarter(load: Load, epoc
     )
 
 
-@pytest.mark.parametrize(("epochs", "first"), [(30, 2), (60, 4), (5, 1)])
-def test_successive_halving_starts_after_a_fifteenth_and_keeps_a_quarter(
+@pytest.mark.parametrize(("epochs", "first"), [(30, 3), (60, 6), (5, 1)])
+def test_successive_halving_starts_after_a_tenth_and_keeps_a_quarter(
     load: Load, epochs: int, first: int
 ) -> None:
     exp = _search(load, "asha")
@@ -67,7 +67,7 @@ def test_a_study_scales_its_pruner_to_the_longest_trial(load: Load, tmp_path: Pa
         "long",
         url,
     )
-    assert handle.study.pruner._min_resource == 3  # a fifteenth of 45, not of the file's 10
+    assert handle.study.pruner._min_resource == 4  # a tenth of 45, not of the file's 10
     assert handle.study.pruner._max_resource == 45
     again = StudyHandle.load("long", url)
-    assert (again.study.pruner._min_resource, again.study.pruner._max_resource) == (3, 45)
+    assert (again.study.pruner._min_resource, again.study.pruner._max_resource) == (4, 45)

@@ -39,6 +39,7 @@ trial where that pruner would have. Candidates: the median pruner, successive ha
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -364,7 +365,8 @@ def report(studies: list[Study], epochs: int, real_pruners: Sequence[str]) -> bo
         table.append((median_ratio(ratios), label, ratios, share))
     for med, label, ratios, share in sorted(table, key=lambda row: (row[0], row[3])):
         cells = " ".join(f"{r:8.0%}" if r is not None else f"{'missed':>8s}" for r in ratios)
-        print(f"  {label:36s} {cells}   {med:6.0%}  {share:9.0%}")
+        shown = f"{med:6.0%}" if math.isfinite(med) else "missed"
+        print(f"  {label:36s} {cells}   {shown:>6s}  {share:9.0%}")
     met: bool | None = None
     print("\nreal studies (labkit tune's own pruner; TPE sees the pruned trials):")
     for name in real_pruners:
@@ -384,7 +386,10 @@ def report(studies: list[Study], epochs: int, real_pruners: Sequence[str]) -> bo
             )
         med = median_ratio(ratios)
         ok = med <= GOAL
-        print(f"  {name}: median epochs to target {med:.0%} (goal <= {GOAL:.0%}): {'PASS' if ok else 'MISS'}")
+        shown_med = f"{med:.0%}" if math.isfinite(med) else "missed (most seeds never reached the target)"
+        print(
+            f"  {name}: median epochs to target {shown_med} (goal <= {GOAL:.0%}): {'PASS' if ok else 'MISS'}"
+        )
         if met is None:
             met = ok
     return met

@@ -54,6 +54,16 @@ class FastTrialStorage(optuna.storages.RDBStorage):
         finally:
             self._claimed = None
 
+    def read_claimed(self, session: Any, trial_id: int) -> FrozenTrial | None:
+        """The trial, read in ``session``'s transaction (a claim reads back what it just wrote);
+        None where Optuna's tables are not the ones this reads (``optuna.Trial()`` reads it)."""
+        if self._fast_read:
+            try:
+                return read_in(session, trial_id)
+            except (ImportError, AttributeError):  # another Optuna's tables: its own read from now on
+                type(self)._fast_read = False
+        return None
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
         claimed, self._claimed = self._claimed, None
         if claimed is not None and claimed._trial_id == trial_id:

@@ -34,7 +34,7 @@ from labkit.config import Experiment, redact_uri, validate_experiment
 from labkit.errors import ConfigError
 from labkit.tuning._budget import DEVICES, STARTED, STOPPED, Spent, spent, stop_reason
 from labkit.tuning._optuna import Heartbeat, directions, make_pruner, make_sampler, open_storage
-from labkit.tuning._rdb import FastTrialStorage, read_in
+from labkit.tuning._rdb import FastTrialStorage
 
 __all__ = ["MAX_STUDY_NAME", "SLURM_JOB", "StudyHandle", "Tally", "check_study_name"]
 
@@ -432,12 +432,8 @@ def _lock_head(
         row.datetime_start = datetime.now()  # as Optuna's set_trial_state_values does
         if devices is not None:
             _upsert_user_attr(session, storage.engine.name, head[0], DEVICES, devices)
-        frozen = None
-        if isinstance(storage, FastTrialStorage):
-            try:
-                frozen = read_in(session, head[0])  # what Trial() would read next, in one statement
-            except (ImportError, AttributeError):  # another Optuna's tables: Trial() reads it
-                frozen = None
+        # what Trial() would read next, in one statement
+        frozen = storage.read_claimed(session, head[0]) if isinstance(storage, FastTrialStorage) else None
         session.commit()
         return (*head, frozen)
     except BaseException:

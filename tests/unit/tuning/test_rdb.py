@@ -200,3 +200,24 @@ def test_a_connection_is_pinged_only_after_sitting_idle(
     fail[0] = True  # idle for 2.5 s and dropped by the server meanwhile
     use()
     assert len(pings) == 3  # the dead one pinged and discarded, a fresh one pinged and used
+
+
+def test_a_claim_reads_its_trial_in_its_session_unless_the_tables_are_unknown(
+    storage: FastTrialStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    monkeypatch.setattr(FastTrialStorage, "_fast_read", True)
+    session = storage.scoped_session()
+    try:
+        read = storage.read_claimed(session, trial._trial_id)
+        assert read is not None
+        _same(read, _optunas(storage, trial._trial_id))
+        from optuna.storages._rdb import models
+
+        monkeypatch.delattr(models, "TrialParamModel")  # as if Optuna renamed its table
+        assert storage.read_claimed(session, trial._trial_id) is None
+        assert FastTrialStorage._fast_read is False  # not tried again on the next claim
+    finally:
+        session.close()
